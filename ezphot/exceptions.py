@@ -1,0 +1,47 @@
+"""Exceptions raised by ezphot.
+
+Every exception names the file it is about (when there is one) and the problem, so that a
+message read in a batch summary is enough to act on.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "EzphotError",
+    "ImageError",
+    "MissingWCSError",
+    "SExtractorNotFoundError",
+    "SExtractorError",
+    "SExtractorConfigError",
+]
+
+
+class EzphotError(Exception):
+    """Base class of every error ezphot raises on purpose."""
+
+
+class ImageError(EzphotError, ValueError):
+    """An input image cannot be used (missing, not FITS, no 2-D data, all NaN...)."""
+
+
+class MissingWCSError(ImageError):
+    """Sky coordinates were asked for an image without a celestial WCS."""
+
+
+class SExtractorNotFoundError(EzphotError, FileNotFoundError):
+    """The SExtractor binary could not be found or is not executable."""
+
+    INSTALL_HINT = (
+        "Install SExtractor: 'apt-get install source-extractor' (Debian/Ubuntu), "
+        "'conda install -c conda-forge astromatic-source-extractor', or use the ezphot "
+        "Docker image (make docker). Point ezphot to a binary with the environment "
+        "variable EZPHOT_SEXTRACTOR."
+    )
+
+
+class SExtractorError(EzphotError, RuntimeError):
+    """The SExtractor binary failed; the message carries its stderr."""
+
+
+class SExtractorConfigError(EzphotError, ValueError):
+    """An unknown or invalid SExtractor configuration keyword or output parameter."""

@@ -1,0 +1,299 @@
+"""Lazy FITS images: header first, pixels on first use (memory-mapped), metadata normalised."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import re
+import warnings
+from pathlib import Path
+
+import numpy as np
+from astropy.io import fits
+from astropy.utils.exceptions import AstropyUserWarning
+
+from ..exceptions import ImageError, MissingWCSError
+from ..profiles import TelescopeProfile, select_profile
+from .header import HEADER_KEYS, first_value, header_float, header_obsdate
+
+log = logging.getLogger(__name__)
+
+__all__ = ["BaseImage", "open_image_hdu"]
+
+_EXT_SUFFIX = re.compile(r"^(.*)\[(\d+)\]$")
+
+
+def _split_extension(path: str | os.PathLike, hdu: int | None) -> tuple[Path, int | None]:
+    m = _EXT_SUFFIX.match(str(path))
+    if m and not Path(path).exists():
+        return Path(m.group(1)), int(m.group(2)) if hdu is None else hdu
+    return Path(path), hdu
+
+
+def open_image_hdu(path: Path, hdu: int | None) -> tuple[int, fits.Header, bool, int]:
+    """Find the image HDU of a FITS file without reading pixels.
+
+    Returns
+    -------
+    (index, header, compressed, n_image_hdus)
+    """
+    if not path.exists():
+        raise ImageError(f"{path}: no such file")
+    if path.is_dir():
+        raise ImageError(f"{path}: is a directory, not a FITS file")
+    try:
+        with warnings.catch_warnings():
+            # real headers carry non-standard cards (ESO-LOG ...): keep them, quietly
+            warnings.simplefilter("ignore", fits.verify.VerifyWarning)
+            warnings.simplefilter("ignore", AstropyUserWarning)
+            with fits.open(path, memmap=True, lazy_load_hdus=True) as hdul:
+                images = []
+                for i, h in enumerate(hdul):
+                    if isinstance(h, fits.CompImageHDU | fits.ImageHDU | fits.PrimaryHDU):
+                        if h.header.get("NAXIS", 0) >= 2 or h.header.get("ZNAXIS", 0) >= 2:
+                            images.append(i)
+                if hdu is None:
+                    if not images:
+                        raise ImageError(f"{path}: no HDU with 2-D image data")
+                    hdu = images[0]
+                elif hdu >= len(hdul) or hdu not in images:
+                    raise ImageError(f"{path}: HDU {hdu} is not a 2-D image")
+                h = hdul[hdu]
+                header = h.header.copy()
+                compressed = isinstance(h, fits.CompImageHDU)
+                naxis = [header.get(f"NAXIS{k}", 1) for k in range(3, header.get("NAXIS", 2) + 1)]
+                if any(n > 1 for n in naxis):
+                    raise ImageError(f"{path}: HDU {hdu} is a data cube, not a 2-D image")
+                return hdu, header, compressed, len(images)
+    except ImageError:
+        raise
+    except (OSError, ValueError, TypeError, IndexError) as exc:
+        raise ImageError(f"{path}: not a readable FITS file ({exc})") from exc
+
+
+class BaseImage:
+    """A 2-D FITS image, opened lazily.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The FITS file; ``'file.fits[1]'`` selects an extension.
+    hdu : int, optional
+        HDU index; default: the first HDU with 2-D image data.
+    telescope_profile : TelescopeProfile or str, optional
+        Force a telescope profile instead of choosing it from the header.
+
+    Notes
+    -----
+    Nothing here writes to the file: every method that makes a product returns a new object.
+    Pickling keeps the path only, so images travel to worker processes cheaply.
+    """
+
+    image_type = "image"
+
+    def __init__(self, path: str | os.PathLike, *, hdu: int | None = None,
+                 telescope_profile: TelescopeProfile | str | None = None) -> None:
+        self.path, hdu = _split_extension(path, hdu)
+        self.path = self.path.expanduser().absolute()
+        self.hdu, self._header, self.compressed, self._n_images = open_image_hdu(self.path, hdu)
+        self._profile_arg = telescope_profile
+        self._data: np.ndarray | None = None
+
+    # -- pickling: paths, never pixels ------------------------------------------------------
+    def __getstate__(self) -> dict:
+        return {"path": str(self.path), "hdu": self.hdu, "profile": self._profile_arg}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["path"], hdu=state["hdu"], telescope_profile=state["profile"])
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self.path)!r}, hdu={self.hdu})"
+
+    def __eq__(self, other) -> bool:
+        return type(self) is type(other) and (self.path, self.hdu) == (other.path, other.hdu)
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, self.path, self.hdu))
+
+    # -- raw access ------------------------------------------------------------------------
+    @property
+    def header(self) -> fits.Header:
+        """A copy of the image HDU's header (editing it never touches the file)."""
+        return self._header
+
+    @property
+    def data(self) -> np.ndarray:
+        """The pixels, memory-mapped when the file allows it (read-only)."""
+        if self._data is None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", fits.verify.VerifyWarning)
+                data = fits.getdata(self.path, self.hdu, memmap=True)
+            if data.ndim != 2:
+                data = data.reshape(data.shape[-2:])
+            data.flags.writeable = False
+            self._data = data
+        return self._data
+
+    def clear(self) -> None:
+        """Forget cached pixels (they are read again on next use)."""
+        self._data = None
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(ny, nx) without reading the pixels."""
+        h = self._header
+        if self.compressed:
+            return int(h["ZNAXIS2"]), int(h["ZNAXIS1"])
+        return int(h["NAXIS2"]), int(h["NAXIS1"])
+
+    @property
+    def sextractor_path(self) -> str | None:
+        """How the binary can open this image itself, or None when it cannot (compressed)."""
+        if self.compressed:
+            return None
+        if self.hdu == 0 and self._n_images == 1:
+            return str(self.path)
+        return f"{self.path}[{self.hdu}]"
+
+    # -- normalised metadata (CONTRACT §3) --------------------------------------------------
+    @functools.cached_property
+    def profile(self) -> TelescopeProfile:
+        """The telescope profile chosen from the header (or forced at construction)."""
+        if isinstance(self._profile_arg, TelescopeProfile):
+            return self._profile_arg
+        if isinstance(self._profile_arg, str):
+            from ..profiles import get_profile
+
+            return get_profile(self._profile_arg)
+        return select_profile(self._header, source=str(self.path))
+
+    def _get(self, prop: str):
+        return first_value(self._header, HEADER_KEYS[prop])
+
+    @property
+    def exptime(self) -> float | None:
+        """Exposure time in seconds."""
+        return header_float(self._header, HEADER_KEYS["exptime"])
+
+    @property
+    def filter(self) -> str | None:
+        """Filter name (7DT: m400..m875, u, g, r, i, z)."""
+        value = self._get("filter")
+        return None if value is None else str(value)
+
+    @property
+    def telname(self) -> str | None:
+        """Telescope name (7DT units are 7DT01..7DT20)."""
+        value = self._get("telname")
+        return None if value is None else str(value)
+
+    @property
+    def objname(self) -> str | None:
+        """Target / field name (7DT tiles like T00528)."""
+        value = self._get("objname")
+        return None if value is None else str(value)
+
+    @property
+    def observatory(self) -> str | None:
+        """Observatory: header OBSERVAT, else the profile's."""
+        value = self._get("observatory")
+        return str(value) if value is not None else self.profile.observatory
+
+    @property
+    def telkey(self) -> str | None:
+        """Configuration key of the data tree (e.g. ``7DT_C361K_HIGH_1x1``); None if generic."""
+        return None if self.profile.name == "generic" else self.profile.name
+
+    @property
+    def obsdate(self) -> str | None:
+        """Observation start, ISO string (DATE-OBS, else JD/MJD)."""
+        return header_obsdate(self._header)
+
+    @property
+    def egain(self) -> float | None:
+        """Gain in e-/ADU: EGAIN, else GAIN when the profile says it is e-/ADU, else profile."""
+        value = header_float(self._header, HEADER_KEYS["egain"])
+        if value is None and self.profile.gain_key_is_egain:
+            value = header_float(self._header, ("GAIN",))
+        if value is None and self.profile.egain > 0:
+            value = self.profile.egain
+        return value if value is not None and value > 0 else None
+
+    @property
+    def rdnoise(self) -> float | None:
+        """Read noise in e-: header, else profile."""
+        value = header_float(self._header, HEADER_KEYS["rdnoise"])
+        return value if value is not None else (self.profile.read_noise or None)
+
+    @property
+    def saturation(self) -> float:
+        """Saturation level in ADU: SATURATE, else profile."""
+        value = header_float(self._header, HEADER_KEYS["saturation"])
+        return value if value is not None else self.profile.saturation
+
+    @property
+    def seeing(self) -> float | None:
+        """Seeing FWHM in arcsec from the header; None when unknown."""
+        value = header_float(self._header, HEADER_KEYS["seeing"])
+        return value if value is not None and value > 0 else None
+
+    @property
+    def depth(self) -> float | None:
+        """5-sigma limiting magnitude from the header, if any."""
+        return header_float(self._header, HEADER_KEYS["depth"])
+
+    @property
+    def ncombine(self) -> int | None:
+        """Number of combined frames."""
+        value = header_float(self._header, HEADER_KEYS["ncombine"])
+        return None if value is None else int(value)
+
+    @functools.cached_property
+    def wcs(self):
+        """The celestial WCS (with SIP/TPV distortion) or None when the image has none."""
+        from astropy.wcs import WCS, FITSFixedWarning
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FITSFixedWarning)
+            try:
+                w = WCS(self._header, naxis=2, relax=True)
+            except Exception as exc:  # astropy raises many kinds on broken headers
+                log.warning("%s: WCS cannot be read (%s)", self.path, exc)
+                return None
+        return w if w.has_celestial else None
+
+    def require_wcs(self):
+        """The WCS, or a `MissingWCSError` naming the file."""
+        if self.wcs is None:
+            raise MissingWCSError(f"{self.path}: no celestial WCS in the header, but sky "
+                                  "coordinates were asked for")
+        return self.wcs
+
+    @functools.cached_property
+    def pixelscale(self) -> float | None:
+        """Pixel scale in arcsec/pixel: from the WCS, else the profile; None if unknown."""
+        if self.wcs is not None:
+            from astropy.wcs.utils import proj_plane_pixel_scales
+
+            scales = proj_plane_pixel_scales(self.wcs.celestial) * 3600.0
+            return float(np.sqrt(scales[0] * scales[1]))
+        return self.profile.pixel_scale or None
+
+    @functools.cached_property
+    def center(self):
+        """Sky position (SkyCoord) of the image centre, or None without a WCS."""
+        if self.wcs is None:
+            return None
+        ny, nx = self.shape
+        return self.wcs.pixel_to_world((nx - 1) / 2.0, (ny - 1) / 2.0)
+
+    @property
+    def fovx(self) -> float | None:
+        """Field of view along x in degrees."""
+        return None if self.pixelscale is None else self.shape[1] * self.pixelscale / 3600.0
+
+    @property
+    def fovy(self) -> float | None:
+        """Field of view along y in degrees."""
+        return None if self.pixelscale is None else self.shape[0] * self.pixelscale / 3600.0

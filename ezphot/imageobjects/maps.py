@@ -1,0 +1,152 @@
+"""Per-pixel products of an image: `Background`, `Errormap` (background RMS) and `Mask`.
+
+Each holds its array and its own header (with provenance), can be saved atomically as FITS
+beside the image (``<F>.bkgmap``, ``<F>.bkgrms``, ``<F>.srcmask``) and loaded back. Creating
+or computing one never touches a file that already exists; only ``save()`` writes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+from astropy.io import fits
+
+from .._io import atomic_write
+from ..exceptions import ImageError
+
+log = logging.getLogger(__name__)
+
+__all__ = ["ImageMap", "Background", "Errormap", "Mask"]
+
+
+class ImageMap:
+    """A 2-D array that belongs to an image.
+
+    Parameters
+    ----------
+    source : path-like or array_like
+        A saved map to load, or the data.
+    header : astropy.io.fits.Header, optional
+        Provenance header (copied).
+    target_img : path-like, optional
+        The image the map belongs to.
+    """
+
+    suffix = ".map"
+    kind = "map"
+
+    def __init__(self, source: str | os.PathLike | np.ndarray, *, header: fits.Header | None = None,
+                 target_img: str | os.PathLike | None = None) -> None:
+        self.path: Path | None = None
+        if isinstance(source, str | os.PathLike):
+            self.path = Path(source)
+            if not self.path.is_file():
+                raise ImageError(f"{self.path}: no such {self.kind} file")
+            try:
+                with fits.open(self.path) as hdul:
+                    data = np.asarray(hdul[0].data)
+                    header = hdul[0].header.copy()
+            except OSError as exc:
+                raise ImageError(f"{self.path}: not a readable FITS {self.kind} ({exc})") from exc
+            target_img = target_img or header.get("EZTARGET")
+        else:
+            data = np.asarray(source)
+        if data.ndim != 2:
+            raise ImageError(f"{self.kind} must be 2-D, got shape {data.shape}")
+        self.data = self._validate(data)
+        self.header = fits.Header() if header is None else header.copy()
+        self.target_img = None if target_img is None else str(target_img)
+
+    def _validate(self, data: np.ndarray) -> np.ndarray:
+        return data
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.data.shape
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(shape={self.shape}, target_img={self.target_img!r})"
+
+    def check_shape(self, shape: tuple[int, int], image_path: object = "image") -> None:
+        """Raise `ImageError` unless the map matches an image of ``shape``."""
+        if tuple(self.shape) != tuple(shape):
+            raise ImageError(f"{self.kind} of shape {self.shape} does not match {image_path} of "
+                             f"shape {tuple(shape)}")
+
+    @classmethod
+    def default_path(cls, image_path: str | os.PathLike) -> Path:
+        """Where the product of ``image_path`` is saved: ``<image><suffix>``."""
+        return Path(f"{image_path}{cls.suffix}")
+
+    def save(self, path: str | os.PathLike | None = None) -> Path:
+        """Save atomically as FITS (default: beside the target image)."""
+        if path is None:
+            if self.target_img is None:
+                raise ValueError(f"{self.kind}: no path given and no target image known")
+            path = self.default_path(self.target_img)
+        header = self.header.copy()
+        if self.target_img:
+            header["EZTARGET"] = str(self.target_img)
+        header["EZKIND"] = self.kind
+        data = self.data.astype(np.uint8) if self.data.dtype == bool else self.data
+
+        def write(tmp: Path) -> None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", fits.verify.VerifyWarning)
+                fits.PrimaryHDU(data, header=header).writeto(tmp)
+
+        self.path = atomic_write(path, write)
+        log.info("%s saved: %s", self.kind, self.path)
+        return self.path
+
+
+class Background(ImageMap):
+    """A background map in ADU (or a constant broadcast to the image shape)."""
+
+    suffix = ".bkgmap"
+    kind = "background"
+
+    def _validate(self, data: np.ndarray) -> np.ndarray:
+        return data.astype(np.float32, copy=False)
+
+    @property
+    def value(self) -> float:
+        """Median level of the map (ADU)."""
+        return float(np.nanmedian(self.data))
+
+
+class Errormap(ImageMap):
+    """A background-RMS map in ADU (1-sigma per pixel)."""
+
+    suffix = ".bkgrms"
+    kind = "background RMS map"
+
+    def _validate(self, data: np.ndarray) -> np.ndarray:
+        data = data.astype(np.float32, copy=False)
+        bad = ~np.isfinite(data) | (data < 0)
+        if bad.any():
+            raise ImageError(f"{self.kind} has {int(bad.sum())} negative or non-finite pixels")
+        return data
+
+
+class Mask(ImageMap):
+    """A boolean mask: True marks pixels to exclude."""
+
+    suffix = ".srcmask"
+    kind = "mask"
+
+    def _validate(self, data: np.ndarray) -> np.ndarray:
+        if data.dtype == bool:
+            return data
+        if np.issubdtype(data.dtype, np.integer):
+            return data != 0
+        raise ImageError(f"mask must be boolean or integer, got dtype {data.dtype}")
+
+    def __or__(self, other: Mask) -> Mask:
+        other = other if isinstance(other, Mask) else Mask(np.asarray(other))
+        self.check_shape(other.shape, "other mask")
+        return Mask(self.data | other.data, header=self.header, target_img=self.target_img)

@@ -1,0 +1,1 @@
+"""Photometry methods: SExtractor detection photometry, photutils detection and forced photometry."""

@@ -1,0 +1,342 @@
+"""`sex_photometry`: detection photometry with the real SExtractor binary (CONTRACT §4.1)."""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import astropy.units as u
+import numpy as np
+from astropy.io import fits
+from astropy.table import Table
+
+from .._io import run_directory
+from ..config import sextractor_config_dir
+from ..dataobjects.catalog import Catalog
+from ..exceptions import ImageError
+from ..imageobjects import Background, BaseImage, Errormap, Mask
+from ..sextractor import SExtractorBinary, find_sextractor, run_sextractor
+from ..sextractor.configfile import read_param_file
+from ..sextractor.ldac import LDACCatalog
+from .common import aperture_diameters, as_image, as_list, catalog_info, finish_catalog
+
+log = logging.getLogger(__name__)
+
+__all__ = ["sex_photometry", "measure_seeing", "default_parameters", "zero_based_columns"]
+
+# Keywords ezphot sets so that header values (SATURATE, GAIN) never override the arguments:
+# SExtractor reads SATUR_KEY/GAIN_KEY from the image header when present.
+_NO_KEY = "EZNOKEY"
+# Pixel positions SExtractor reports 1-based: X/Y..._IMAGE columns in pixels.
+_POSITION = re.compile(r"^[XY][A-Z]*_IMAGE(_DBL)?(_\d+)?$")
+# Weight threshold above which MAP_RMS pixels are treated as bad (masked).
+_MASKED_RMS = 1.0e30
+
+
+def default_parameters() -> list[str]:
+    """ezphot's default output parameters (``sextractor_configs/default.param``)."""
+    return read_param_file(sextractor_config_dir() / "default.param")
+
+
+def zero_based_columns(table: Table) -> list[str]:
+    """Columns holding pixel positions (X_IMAGE, XWIN_IMAGE, XPEAK_IMAGE, XMIN_IMAGE, ...)."""
+    return [c for c in table.colnames if _POSITION.match(c) and table[c].unit == u.pix]
+
+
+def _numbers(value) -> list[float]:
+    """Configuration value (``'2.5,3.5'``, ``[2.5, 3.5]`` or ``2.5``) as a list of floats."""
+    if isinstance(value, str):
+        return [float(v) for v in re.split(r"[,\s]+", value.strip()) if v]
+    return [float(v) for v in np.atleast_1d(value)]
+
+
+def _first_number(value) -> float:
+    return _numbers(value)[0]
+
+
+def measure_seeing(img: BaseImage, *, binary: SExtractorBinary | None = None,
+                   saturation_level: float | None = None, min_stars: int = 5) -> float | None:
+    """Seeing FWHM (arcsec) measured by SExtractor on bright, unsaturated, round stars.
+
+    One quick pass at 20 sigma with a handful of parameters; the result is the median
+    FWHM_IMAGE of isolated point-like sources with S/N > 20, converted with the pixel scale.
+    Returns None when fewer than ``min_stars`` stars qualify.
+    """
+    pixelscale = img.pixelscale
+    if not pixelscale:
+        return None
+    binary = binary or find_sextractor()
+    config = dict(img.profile.sextractor)
+    config.update(DETECT_THRESH=20, ANALYSIS_THRESH=20, PHOT_APERTURES=10,
+                  SATUR_LEVEL=saturation_level or img.saturation, SATUR_KEY=_NO_KEY,
+                  GAIN=0.0, GAIN_KEY=_NO_KEY, PIXEL_SCALE=pixelscale, CLEAN="Y")
+    params = ["FWHM_IMAGE", "FLAGS", "ELONGATION", "FLUX_AUTO", "FLUXERR_AUTO", "CLASS_STAR"]
+    with run_directory("ezphot-seeing-") as workdir:
+        image_path = _sextractor_input(img, workdir)
+        run = run_sextractor(image_path, workdir=workdir, config=config, parameters=params,
+                             n_apertures=1, binary=binary)
+    t = run.catalogs[0].table
+    with np.errstate(divide="ignore", invalid="ignore"):
+        snr = t["FLUX_AUTO"] / t["FLUXERR_AUTO"]
+    good = (t["FLAGS"] == 0) & (t["ELONGATION"] < 1.3) & (snr > 20) & (t["FWHM_IMAGE"] > 0.5)
+    fwhm = np.asarray(t["FWHM_IMAGE"][good], dtype=float)
+    if fwhm.size < min_stars:
+        log.warning("%s: only %d stars to measure the seeing", img.path, fwhm.size)
+        return None
+    # Clip galaxies and blends (broad) before the median.
+    med = np.median(fwhm)
+    mad = 1.4826 * np.median(np.abs(fwhm - med))
+    fwhm = fwhm[np.abs(fwhm - med) < 3 * max(mad, 0.05 * med)]
+    seeing = float(np.median(fwhm) * pixelscale)
+    log.info("%s: seeing measured on %d stars: %.3f arcsec", img.path, fwhm.size, seeing)
+    return seeing
+
+
+def _sextractor_input(img: BaseImage, workdir: Path) -> str:
+    """A path the binary can read: the file itself, or a plain copy (tile-compressed input)."""
+    path = img.sextractor_path
+    if path is not None:
+        return path
+    plain = workdir / "image.fits"
+    header = img.header.copy()
+    for key in [k for k in header if k.startswith("Z") or k in ("XTENSION", "PCOUNT", "GCOUNT")]:
+        del header[key]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", fits.verify.VerifyWarning)
+        fits.PrimaryHDU(np.asarray(img.data), header=header).writeto(plain)
+    log.debug("%s is tile-compressed: measuring a plain copy", img.path)
+    return str(plain)
+
+
+def _write_map(workdir: Path, name: str, data: np.ndarray, header: fits.Header | None = None) -> str:
+    path = workdir / name
+    fits.PrimaryHDU(np.ascontiguousarray(data, dtype=np.float32), header=header).writeto(path)
+    return str(path)
+
+
+def _as_map(value, cls, img: BaseImage, name: str):
+    """Accept a map object, an array, or a saved file for a Background/Errormap/Mask."""
+    if value is None or isinstance(value, cls):
+        obj = value
+    elif isinstance(value, str | Path):
+        obj = cls(value)
+    elif isinstance(value, np.ndarray):
+        obj = cls(value, target_img=img.path)
+    else:
+        raise TypeError(f"{name} must be a {cls.__name__}, an array or a path, "
+                        f"got {type(value).__name__}")
+    if obj is not None:
+        obj.check_shape(img.shape, img.path)
+    return obj
+
+
+def _postprocess(table: Table, ldac: LDACCatalog, img: BaseImage, *, detect_thresh: float,
+                 diam_px: list[float]) -> Table:
+    """Apply the column contract: 0-based positions, world-coordinate check, extra columns."""
+    shifted = zero_based_columns(table)
+    for name in shifted:
+        col = table[name]
+        if col.dtype.kind == "f":  # float64 keeps the shift exact for float32 columns
+            table[name] = col.astype(np.float64) - 1.0
+            table[name].unit = col.unit
+        else:
+            table[name] = col - 1
+    table.meta["pixel_origin"] = 0
+    table.meta["zero_based_columns"] = shifted
+    _check_world(table, img)
+    n = len(table)
+    table["SKYSIG"] = np.full(n, ldac.background_rms, dtype=float) * u.ct
+    table["SKYVAL"] = np.full(n, ldac.background, dtype=float) * u.ct
+    table["DETECT_THRESH"] = np.full(n, detect_thresh, dtype=float)
+    if {"KRON_RADIUS", "A_IMAGE", "B_IMAGE"} <= set(table.colnames):
+        kron = np.asarray(table["KRON_RADIUS"], dtype=float)
+        table["NPIX_AUTO"] = (np.pi * kron * np.asarray(table["A_IMAGE"], dtype=float)
+                              * kron * np.asarray(table["B_IMAGE"], dtype=float)) * u.pix**2
+    for i, d in enumerate(diam_px):
+        suffix = "" if i == 0 else f"_{i}"
+        table[f"NPIX_APER{suffix}"] = np.full(n, np.pi * (d / 2.0) ** 2) * u.pix**2
+        table[f"PIXSIZE_APER{suffix}"] = np.full(n, d) * u.pix
+    return table
+
+
+# (world x, world y, pixel x, pixel y, J2000?) pairs SExtractor derives from the WCS.
+_WORLD_PAIRS = [
+    ("X_WORLD", "Y_WORLD", "X_IMAGE", "Y_IMAGE", False),
+    ("ALPHA_J2000", "DELTA_J2000", "X_IMAGE", "Y_IMAGE", True),
+    ("XWIN_WORLD", "YWIN_WORLD", "XWIN_IMAGE", "YWIN_IMAGE", False),
+    ("ALPHAWIN_J2000", "DELTAWIN_J2000", "XWIN_IMAGE", "YWIN_IMAGE", True),
+    ("XPEAK_WORLD", "YPEAK_WORLD", "XPEAK_IMAGE", "YPEAK_IMAGE", False),
+    ("ALPHAPEAK_J2000", "DELTAPEAK_J2000", "XPEAK_IMAGE", "YPEAK_IMAGE", True),
+]
+
+
+def _check_world(table: Table, img: BaseImage, tol_arcsec: float = 0.01) -> None:
+    """Make world coordinates agree with astropy's WCS of the image.
+
+    SExtractor 2.25 ignores SIP distortion and misreads some headers; astropy's WCS is the
+    reference. When they disagree (or there is no celestial WCS) the columns are replaced
+    (or set to NaN) with a warning — never silently wrong.
+    """
+    present = [p for p in _WORLD_PAIRS if p[0] in table.colnames and p[2] in table.colnames]
+    if not present or len(table) == 0:
+        return
+    wcs = img.wcs
+    if wcs is None:
+        log.warning("%s has no celestial WCS: world-coordinate columns set to NaN", img.path)
+        for wx, wy, *_ in present:
+            table[wx] = np.full(len(table), np.nan)
+            table[wy] = np.full(len(table), np.nan)
+        return
+    from astropy.coordinates import FK5, SkyCoord
+
+    cache: dict[tuple[str, str], SkyCoord] = {}
+
+    def sky(px: str, py: str) -> SkyCoord:
+        if (px, py) not in cache:
+            x = np.asarray(table[px], dtype=float)
+            y = np.asarray(table[py], dtype=float)
+            cache[(px, py)] = wcs.pixel_to_world(x, y)  # positions are 0-based here
+        return cache[(px, py)]
+
+    wx, wy, px, py, j2000 = present[0]
+    ref = sky(px, py)
+    ref = ref.transform_to(FK5(equinox="J2000")) if j2000 else ref
+    lon, lat = ref.spherical.lon.deg, ref.spherical.lat.deg
+    ra1, dec1 = np.radians(np.asarray(table[wx], float)), np.radians(np.asarray(table[wy], float))
+    ra2, dec2 = np.radians(lon), np.radians(lat)
+    cos_sep = (np.sin(dec1) * np.sin(dec2) + np.cos(dec1) * np.cos(dec2) * np.cos(ra1 - ra2))
+    sep = np.degrees(np.arccos(np.clip(cos_sep, -1, 1))) * 3600.0
+    worst = float(np.nanmax(sep)) if np.isfinite(sep).any() else math.inf
+    if worst <= tol_arcsec:
+        return
+    log.warning("%s: SExtractor's world coordinates differ from astropy's WCS by up to %.3g "
+                "arcsec; recomputed with astropy", img.path, worst)
+    for wx, wy, px, py, j2000 in present:
+        c = sky(px, py)
+        c = c.transform_to(FK5(equinox="J2000")) if j2000 else c
+        table[wx] = c.spherical.lon.deg
+        table[wy] = c.spherical.lat.deg
+        table[wx].unit = table[wy].unit = u.deg
+    table.meta["world_from"] = "astropy"
+
+
+def sex_photometry(
+    target_img: BaseImage | str | Path,
+    *,
+    target_bkg: Background | float | np.ndarray | None = None,
+    target_bkgrms: Errormap | np.ndarray | None = None,
+    target_mask: Mask | np.ndarray | None = None,
+    sex_params: Mapping[str, object] | None = None,
+    detection_sigma: float = 5,
+    aperture_diameter_arcsec: float | Sequence[float] | None = (5, 7, 10),
+    aperture_diameter_seeing: float | Sequence[float] | None = (3.5, 4.5),
+    annulus_width_arcsec: float | None = None,
+    saturation_level: float = 60000,
+    kron_factor: float = 2.5,
+    parameters: Sequence[str] | None = None,
+    egain: float | None = None,
+    zeropoint: float | None = None,
+    seeing: float | None = None,
+    binary: SExtractorBinary | str | None = None,
+    save: bool = True,
+) -> Catalog:
+    """Detect and measure sources with SExtractor; see `AperturePhotometry.sex_photometry`."""
+    img = as_image(target_img)
+    binary = binary if isinstance(binary, SExtractorBinary) else find_sextractor(binary)
+    params = list(parameters) if parameters is not None else default_parameters()
+    user = {str(k).upper(): v for k, v in dict(sex_params or {}).items()}  # never mutate theirs
+    from ..sextractor.configfile import validate_keywords
+
+    validate_keywords(user, binary)
+    if not math.isfinite(detection_sigma) or detection_sigma <= 0:
+        raise ValueError(f"detection_sigma must be positive, got {detection_sigma}")
+    bkg = target_bkg if isinstance(target_bkg, int | float) else _as_map(
+        target_bkg, Background, img, "target_bkg")
+    rms = _as_map(target_bkgrms, Errormap, img, "target_bkgrms")
+    mask = _as_map(target_mask, Mask, img, "target_mask")
+
+    pixelscale = float(user["PIXEL_SCALE"]) if float(user.get("PIXEL_SCALE", 0) or 0) > 0 \
+        else img.pixelscale
+    if seeing is None:
+        seeing = img.seeing
+    needs_seeing = bool(as_list(aperture_diameter_seeing, "aperture_diameter_seeing")) \
+        or "CLASS_STAR" in params
+    if seeing is None and pixelscale and needs_seeing and "PHOT_APERTURES" not in user:
+        seeing = measure_seeing(img, binary=binary, saturation_level=saturation_level)
+    if "PHOT_APERTURES" in user:  # explicit pixel diameters win over arcsec/seeing ones
+        diam_px = _numbers(user["PHOT_APERTURES"])
+        diam_arcsec = [d * pixelscale for d in diam_px] if pixelscale else None
+    else:
+        diam_arcsec, diam_px = aperture_diameters(img, aperture_diameter_arcsec,
+                                                  aperture_diameter_seeing, seeing, pixelscale)
+    gain = egain if egain is not None else (img.egain or 0.0)
+
+    config = dict(img.profile.sextractor)
+    min_radius = _numbers(config.get("PHOT_AUTOPARAMS", "2.5,3.5"))[-1]
+    config.update(
+        DETECT_THRESH=detection_sigma, ANALYSIS_THRESH=detection_sigma,
+        PHOT_APERTURES=diam_px, PHOT_AUTOPARAMS=(kron_factor, min_radius),
+        SATUR_LEVEL=saturation_level, SATUR_KEY=_NO_KEY, GAIN=gain, GAIN_KEY=_NO_KEY,
+        PIXEL_SCALE=pixelscale or 0.0, MAG_ZEROPOINT=zeropoint or 0.0,
+    )
+    if seeing:
+        config["SEEING_FWHM"] = seeing
+    if annulus_width_arcsec is not None:
+        if not pixelscale or annulus_width_arcsec <= 0:
+            raise ValueError("annulus_width_arcsec must be positive and needs a pixel scale")
+        config.update(BACKPHOTO_TYPE="LOCAL", BACKPHOTO_THICK=annulus_width_arcsec / pixelscale)
+
+    with run_directory("ezphot-sex-") as workdir:
+        image_path = _sextractor_input(img, workdir)
+        if bkg is not None:
+            if isinstance(bkg, Background):
+                # SExtractor takes no background map: measure the subtracted image instead,
+                # and lower the saturation level by the background it no longer contains.
+                sub = np.asarray(img.data, dtype=np.float32) - bkg.data
+                image_path = _write_map(workdir, "image_subbkg.fits", sub, img.header)
+                del sub
+                config["SATUR_LEVEL"] = saturation_level - float(np.nanmedian(bkg.data))
+                config.update(BACK_TYPE="MANUAL", BACK_VALUE=0.0)
+            else:
+                config.update(BACK_TYPE="MANUAL", BACK_VALUE=float(bkg))
+        if rms is not None or mask is not None:
+            weight = rms.data if rms is not None else None
+            if weight is None:
+                weight = np.ones(img.shape, dtype=np.float32)  # with RESCALE_WEIGHTS: relative
+                config["RESCALE_WEIGHTS"] = "Y"
+            else:
+                weight = weight.copy()
+                config["RESCALE_WEIGHTS"] = "N"
+            if mask is not None:
+                weight[mask.data] = _MASKED_RMS
+            config.update(WEIGHT_TYPE="MAP_RMS", WEIGHT_IMAGE=_write_map(workdir, "rms.fits", weight),
+                          WEIGHT_THRESH=_MASKED_RMS / 10, WEIGHT_GAIN="N")
+            del weight
+        config.update(user)
+        run = run_sextractor(image_path, workdir=workdir, config=config, parameters=params,
+                             n_apertures=len(diam_px), binary=binary)
+    ldac = run.catalogs[0]
+    table = ldac.table
+    if len(table) == 0 and not np.isfinite(img.data).any():
+        raise ImageError(f"{img.path}: every pixel is NaN or infinite")
+    table = _postprocess(table, ldac, img, detect_thresh=_first_number(run.config["DETECT_THRESH"]),
+                         diam_px=diam_px)
+    info = catalog_info(img, "all", seeing=seeing, aperture_diameter_arcsec=diam_arcsec, path=None)
+    meta = {
+        "method": "sextractor",
+        "sextractor_version": binary.version,
+        "sextractor_path": binary.path,
+        "sextractor_config": {k: str(v) for k, v in run.config.items()},
+        "sextractor_parameters": run.parameters,
+        "aperture_diameter_pixel": diam_px,
+        "background": "sextractor" if bkg is None else ("map" if isinstance(bkg, Background)
+                                                        else "constant"),
+        "profile": img.profile.name,
+        "seconds_binary": run.seconds,
+    }
+    catalog = Catalog(table, info=info, meta=meta)
+    return finish_catalog(catalog, img, ".cat", save)
