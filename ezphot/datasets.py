@@ -14,6 +14,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import astropy.units as u
 import numpy as np
 from astropy.io import fits
 from astropy.table import Table
@@ -28,7 +29,7 @@ __all__ = ["FrameSpec", "make_frame", "make_scene", "render_frame", "make_sample
            "moffat_enclosed_fraction", "true_sky", "FULL_SHAPE"]
 
 FULL_SHAPE = (6388, 9576)  # (ny, nx) of a 7DT C361K 1x1 frame
-_FULL_STARS = 6000         # stars from mag 10 to 21 on a full frame (~1.2 deg^2)
+_FULL_STARS = 12000        # stars from mag 10 to 21 on a full frame (~1.2 deg^2)
 
 
 @dataclass
@@ -52,7 +53,8 @@ class FrameSpec:
     egain: float = 0.2561         # e-/ADU
     gain_setting: int = 2750      # 7DT header GAIN (camera setting, HIGH mode)
     rdnoise: float = 6.0          # e-
-    saturation: float = 60000.0   # ADU
+    saturation: float = 60000.0   # ADU: end of the linear range (what SATUR_LEVEL should be)
+    full_well: float = 64000.0    # ADU: where saturated pixels pile up (below the ADC's 65535)
     zeropoint: float = 28.0       # mag of 1 ADU in the exposure
     star_density: float = 1.0     # multiple of the 7DT-like star density
     mag_range: tuple[float, float] = (10.0, 21.0)
@@ -205,8 +207,7 @@ def render_frame(spec: FrameSpec, scene: Table, noise_seed: int = 0):
     electrons = rng.poisson(expected_e).astype(np.float64)
     electrons += rng.normal(0.0, spec.rdnoise, size=electrons.shape)
     image = electrons / spec.egain
-    saturated = image >= spec.saturation
-    image[saturated] = spec.saturation
+    np.minimum(image, spec.full_well, out=image)
     return image.astype(spec.dtype), on_image, peaks
 
 
@@ -312,7 +313,7 @@ def make_sample_tree(root: str | os.PathLike, n_frames: int = 4, *,
     for i in range(n_frames):
         spec = FrameSpec(shape=shape, telname=telnames[i % len(telnames)],
                          filter=filters[(i // len(telnames)) % len(filters)],
-                         obsdate=(Time("2025-09-06T02:58:55") + i * 137.0 / 86400).isot[:19],
+                         obsdate=(Time("2025-09-06T02:58:55") + i * 137.0 * u.s).isot[:19],
                          seeing=2.6 + 0.1 * (i % 4))
         path, _ = make_frame(spec=spec, seed=seed, noise_seed=seed + i, root=root)
         paths.append(path)

@@ -39,11 +39,18 @@ def private_tmpdir(tmp_path_factory, monkeypatch):
 
 @pytest.fixture(scope="session")
 def frame(tmp_path_factory):
-    """A generated 7DT-like frame (1024x1536, ~170 sources) and its truth table."""
-    from ezphot.datasets import FrameSpec, make_frame
+    """A generated 7DT-like frame (1024x1536, ~500 sources) and its truth table."""
+    from ezphot.datasets import FrameSpec, make_frame, make_scene
 
     root = tmp_path_factory.mktemp("frame") / "scidata"
-    path, truth = make_frame(spec=FrameSpec(shape=(1024, 1536)), seed=7, root=root)
+    spec = FrameSpec(shape=(1024, 1536), star_density=3.0)
+    scene = make_scene(spec, seed=7)
+    # three bright stars well inside the frame: their cores saturate at 60000 ADU
+    stars = [i for i, t in enumerate(scene["TYPE"]) if t == "star"][:3]
+    for k, i in enumerate(stars):
+        scene["X"][i], scene["Y"][i], scene["MAG"][i] = 300 + 400 * k, 500 + 50 * k, 10.0
+    scene["FLUX"] = 10 ** (-0.4 * (scene["MAG"] - spec.zeropoint))
+    path, truth = make_frame(spec=spec, seed=7, root=root, scene=scene)
     return path, truth
 
 

@@ -1,0 +1,208 @@
+"""Photometry over many images: a local process pool by default, Dask distributed on request.
+
+Workers receive paths, never pixel arrays. Each image's catalogue is written atomically, so an
+interrupted batch leaves only complete catalogues, and a re-run with ``resume=True`` measures
+only the images whose catalogue is missing.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import time
+import traceback
+from collections.abc import Iterable, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from pathlib import Path
+
+from astropy.table import Table
+from tqdm.auto import tqdm
+
+from .exceptions import EzphotError
+
+log = logging.getLogger(__name__)
+
+__all__ = ["run_batch", "process_image", "catalog_suffix", "METHODS"]
+
+METHODS = ("sextractor", "photutils", "circular", "elliptical")
+_SUFFIX = {"sextractor": ".cat", "photutils": ".phot.cat", "circular": ".circ.cat",
+           "elliptical": ".ellip.cat"}
+
+
+class BatchError(EzphotError, RuntimeError):
+    """An image of a batch failed with ``on_error='raise'``."""
+
+
+def catalog_suffix(method: str) -> str:
+    """File suffix of the catalogue a method writes beside the image."""
+    if method not in _SUFFIX:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    return _SUFFIX[method]
+
+
+def _measure(img, method: str, options: Mapping) -> object:
+    from .methods import AperturePhotometry
+
+    ap = AperturePhotometry()
+    options = dict(options)
+    if options.pop("use_saved_maps", False):
+        options.setdefault("target_bkg", img.bkgmap)
+        options.setdefault("target_bkgrms", img.bkgrms)
+    common = dict(save=True, verbose=False, visualize=False)
+    common.update(options)
+    if method == "sextractor":
+        return ap.sex_photometry(img, **common)
+    if method == "photutils":
+        return ap.photutils_photometry(img, **common)
+    if method == "circular":
+        return ap.circular_photometry(img, **common)
+    return ap.elliptical_photometry(img, **common)
+
+
+def process_image(path: str, method: str, options: Mapping, resume: bool) -> dict:
+    """Measure one image (runs in a worker). Never raises: failures become a summary row."""
+    from .dataobjects import Catalog
+    from .imageobjects import ScienceImage
+    from .photometry.common import catalog_path
+
+    t0 = time.perf_counter()
+    row = {"image": str(path), "status": "done", "sources": -1, "seconds": 0.0, "error": "",
+           "catalog": ""}
+    try:
+        img = ScienceImage(path)
+        target = catalog_path(img, catalog_suffix(method))
+        if resume and Catalog.is_complete(target):
+            row.update(status="skipped", catalog=str(target),
+                       sources=len(Catalog(target).data))
+        else:
+            catalog = _measure(img, method, options)
+            row.update(sources=len(catalog.data), catalog=str(catalog.info.path or ""))
+    except Exception as exc:  # a batch reports every failure instead of dying on the first
+        row.update(status="failed", error=f"{type(exc).__name__}: {exc}")
+        log.debug("%s failed:\n%s", path, traceback.format_exc())
+    row["seconds"] = round(time.perf_counter() - t0, 3)
+    return row
+
+
+def _paths(images: Iterable) -> list[str]:
+    out = []
+    for item in images:
+        out.append(str(getattr(item, "path", item)))
+    return out
+
+
+def _summary(rows: list[dict]) -> Table:
+    names = ["image", "status", "sources", "seconds", "error", "catalog"]
+    table = Table(rows=[[r[n] for n in names] for r in rows], names=names) if rows else \
+        Table(names=names, dtype=[str, str, int, float, str, str])
+    table["seconds"].unit = "s"
+    return table
+
+
+def run_batch(images: Iterable, method: str = "sextractor", *, workers: int | None = None,
+              client=None, scheduler: str | None = None, on_error: str = "skip",
+              resume: bool = True, progress: bool | None = None, **options) -> Table:
+    """Apply a photometry method to many images.
+
+    Parameters
+    ----------
+    images : ImageSet or iterable of paths/images
+    method : {'sextractor', 'photutils', 'circular', 'elliptical'}
+    workers : int, optional
+        Local worker processes (default: the number of cores). 1 runs in this process.
+    client : dask.distributed.Client, optional
+        Run on this Dask cluster instead of a local pool (e.g. a dask-jobqueue cluster).
+    scheduler : str, optional
+        Address of a Dask scheduler to connect to (``'tcp://host:8786'``).
+    on_error : {'skip', 'raise'}
+        'skip' records failures in the summary; 'raise' stops at the first failure with an
+        exception naming the file (outputs already written are kept).
+    resume : bool
+        Skip images whose catalogue is already complete.
+    **options
+        Passed to the photometry method (e.g. ``detection_sigma``, ``aperture_diameter_arcsec``;
+        ``use_saved_maps=True`` uses each image's saved ``.bkgmap``/``.bkgrms``).
+
+    Returns
+    -------
+    astropy.table.Table
+        One row per image: image, status ('done', 'skipped', 'failed'), sources, seconds,
+        error, catalog.
+    """
+    catalog_suffix(method)
+    if on_error not in ("skip", "raise"):
+        raise ValueError(f"on_error must be 'skip' or 'raise', got {on_error!r}")
+    paths = _paths(images)
+    options = dict(options)
+    desc = f"Photometry ({method})"
+    if client is not None or scheduler is not None:
+        rows = _run_dask(paths, method, options, resume, client, scheduler, on_error, progress, desc)
+    elif (workers or os.cpu_count() or 1) == 1 or len(paths) <= 1:
+        rows = []
+        for p in tqdm(paths, desc=desc, disable=progress is False):
+            rows.append(process_image(p, method, options, resume))
+            _check(rows[-1], on_error)
+    else:
+        rows = _run_local(paths, method, options, resume, workers or os.cpu_count() or 1,
+                          on_error, progress, desc)
+    order = {p: i for i, p in enumerate(paths)}
+    rows.sort(key=lambda r: order[r["image"]])
+    summary = _summary(rows)
+    n_failed = sum(r["status"] == "failed" for r in rows)
+    log.info("Batch %s: %d images, %d failed", method, len(rows), n_failed)
+    return summary
+
+
+def _check(row: dict, on_error: str) -> None:
+    if on_error == "raise" and row["status"] == "failed":
+        raise BatchError(f"{row['image']}: {row['error']}")
+
+
+def _run_local(paths, method, options, resume, workers, on_error, progress, desc) -> list[dict]:
+    # 'spawn' is safe whatever threads the parent runs (fork is not), on every platform.
+    ctx = multiprocessing.get_context("spawn")
+    rows: list[dict] = []
+    with ProcessPoolExecutor(max_workers=min(workers, len(paths)), mp_context=ctx) as pool, \
+            tqdm(total=len(paths), desc=desc, disable=progress is False) as bar:
+        pending: set[Future] = {pool.submit(process_image, p, method, options, resume)
+                                for p in paths}
+        try:
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    row = fut.result()
+                    rows.append(row)
+                    bar.update(1)
+                    _check(row, on_error)
+        except BaseException:
+            for fut in pending:
+                fut.cancel()
+            raise
+    return rows
+
+
+def _run_dask(paths, method, options, resume, client, scheduler, on_error, progress, desc):
+    try:
+        from distributed import Client, as_completed
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise ImportError("Dask runs need 'pip install ezphot[dask]'") from exc
+    own = client is None
+    if own:
+        client = Client(scheduler)
+    rows: list[dict] = []
+    try:
+        futures = client.map(process_image, paths, method=method, options=options,
+                             resume=resume, pure=False)
+        with tqdm(total=len(paths), desc=desc, disable=progress is False) as bar:
+            for fut in as_completed(futures):
+                row = fut.result()
+                rows.append(row)
+                bar.update(1)
+                if on_error == "raise" and row["status"] == "failed":
+                    client.cancel(futures)
+                    _check(row, on_error)
+    finally:
+        if own:
+            client.close()
+    return rows
