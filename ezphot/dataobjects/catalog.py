@@ -168,6 +168,11 @@ class Catalog:
                 data = Table.read(hdul["CATALOG"], format="fits", character_as_bytes=False)
         except OSError as exc:
             raise ValueError(f"{path}: not a readable catalogue ({exc})") from exc
+        for name in data.colnames:  # FITS is big-endian; hand back native arrays
+            col = data[name]
+            if col.dtype.byteorder not in ("=", "|"):
+                data[name] = col.astype(col.dtype.newbyteorder("="))
+                data[name].unit = col.unit
         data.meta.clear()
         data.meta.update(meta.pop("table_meta", {}))
         info.path = str(path)

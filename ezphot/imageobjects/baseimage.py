@@ -128,7 +128,10 @@ class BaseImage:
         if self._data is None:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", fits.verify.VerifyWarning)
-                data = fits.getdata(self.path, self.hdu, memmap=True)
+                try:
+                    data = fits.getdata(self.path, self.hdu, memmap=True)
+                except ValueError:  # scaled integers (BZERO/BSCALE) cannot be memory-mapped
+                    data = fits.getdata(self.path, self.hdu, memmap=False)
             if data.ndim != 2:
                 data = data.reshape(data.shape[-2:])
             data.flags.writeable = False
@@ -142,8 +145,8 @@ class BaseImage:
     @property
     def shape(self) -> tuple[int, int]:
         """(ny, nx) without reading the pixels."""
-        h = self._header
-        if self.compressed:
+        h = self._header  # astropy shows a compressed HDU's image header (NAXISn, not ZNAXISn)
+        if "ZNAXIS1" in h:
             return int(h["ZNAXIS2"]), int(h["ZNAXIS1"])
         return int(h["NAXIS2"]), int(h["NAXIS1"])
 

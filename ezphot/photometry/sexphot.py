@@ -33,6 +33,11 @@ __all__ = ["sex_photometry", "measure_seeing", "default_parameters", "zero_based
 _NO_KEY = "EZNOKEY"
 # Pixel positions SExtractor reports 1-based: X/Y..._IMAGE columns in pixels.
 _POSITION = re.compile(r"^[XY][A-Z]*_IMAGE(_DBL)?(_\d+)?$")
+# Keywords of the tile-compression convention (and of extensions), dropped from a plain copy.
+_COMPRESSION_KEY = re.compile(
+    r"^(XTENSION|PCOUNT|GCOUNT|ZIMAGE|ZSIMPLE|ZEXTEND|ZBLOCKED|ZTENSION|ZPCOUNT|ZGCOUNT|ZBITPIX|"
+    r"ZNAXIS\d*|ZTILE\d+|ZCMPTYPE|ZNAME\d+|ZVAL\d+|ZMASKCMP|ZQUANTIZ|ZDITHER0|ZHECKSUM|"
+    r"ZDATASUM)$")
 # Weight threshold above which MAP_RMS pixels are treated as bad (masked).
 _MASKED_RMS = 1.0e30
 
@@ -103,7 +108,7 @@ def _sextractor_input(img: BaseImage, workdir: Path) -> str:
         return path
     plain = workdir / "image.fits"
     header = img.header.copy()
-    for key in [k for k in header if k.startswith("Z") or k in ("XTENSION", "PCOUNT", "GCOUNT")]:
+    for key in [k for k in header if _COMPRESSION_KEY.match(k)]:
         del header[key]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", fits.verify.VerifyWarning)

@@ -1,0 +1,138 @@
+"""DataBrowser, ImageSet, the batch runner (local pool, Dask) and the CLI."""
+
+from __future__ import annotations
+
+import glob
+import os
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from ezphot.batch import run_batch
+from ezphot.dataobjects import Catalog
+from ezphot.datasets import make_sample_tree
+from ezphot.utils import DataBrowser, ImageSet
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tree")
+    paths = make_sample_tree(root / "scidata", 8, shape=(384, 512), seed=1)
+    return root, paths
+
+
+def test_browser_filters_equal_hand_glob(tree, monkeypatch):
+    root, paths = tree
+    monkeypatch.setenv("EZPHOT_DATA_DIR", str(root))
+    b = DataBrowser("scidata")
+    assert b.basepath == root / "scidata"
+    assert b.search("*.fits") == sorted(map(type(paths[0]), glob.glob(
+        str(root / "scidata/*/*/*/*/*/*.fits"))))
+    for level, value, pattern in [("telname", "7DT16", "*/*/*/7DT16/*/*.fits"),
+                                  ("filter", "m625", "*/*/*/*/m625/*.fits"),
+                                  ("objname", "T00528", "*/*/T00528/*/*/*100.fits")]:
+        b = DataBrowser(root / "scidata")
+        setattr(b, level, value)
+        found = b.search("*100.fits" if level == "objname" else "*.fits")
+        assert found == sorted(map(type(paths[0]), glob.glob(str(root / "scidata" / pattern))))
+        assert found
+    b = DataBrowser(root / "scidata")
+    keys = b.keys
+    assert keys["telname"] == ["7DT03", "7DT14", "7DT16"]
+    assert keys["filter"] == ["m600", "m625", "m650"] or set(keys["filter"]) <= {"m600", "m625", "r"}
+    assert keys["telkey"] == ["7DT_C361K_HIGH_1x1"]
+
+
+def test_imageset_reports_unreadable(tree, tmp_path):
+    root, paths = tree
+    bad = tmp_path / "scidata/7DT/7DT_C361K_HIGH_1x1/T00528/7DT14/m600"
+    bad.mkdir(parents=True)
+    (bad / "calib_broken_100.fits").write_text("not fits")
+    os.symlink(paths[0], bad / paths[0].name)
+    imgs = DataBrowser(tmp_path / "scidata").search("*100.fits", return_type="science")
+    assert isinstance(imgs, ImageSet) and len(imgs) == 1
+    assert len(imgs.failed) == 1 and "calib_broken_100.fits" in imgs.failed[0][0]
+    assert len(pickle.dumps(imgs)) < 5000
+    assert imgs.select(telname="7DT14")[0].telname == "7DT14"
+    assert len(imgs.exclude(telname="7DT14")) == 0
+
+
+def test_batch_local_pool_equals_one_by_one(tree, tmp_path):
+    root, paths = tree
+    import shutil
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    for d in (a, b):
+        d.mkdir()
+        for p in paths[:4]:
+            shutil.copy(p, d / p.name)
+    opts = dict(detection_sigma=3, aperture_diameter_arcsec=[5, 10])
+    pool = run_batch(sorted(a.glob("*.fits")), workers=2, progress=False, **opts)
+    one = run_batch(sorted(b.glob("*.fits")), workers=1, progress=False, **opts)
+    assert list(pool["status"]) == ["done"] * 4 == list(one["status"])
+    for pa, pb in zip(pool["catalog"], one["catalog"]):
+        ta, tb = Catalog(pa).data, Catalog(pb).data
+        np.testing.assert_array_equal(ta["FLUX_APER_1"], tb["FLUX_APER_1"])
+    again = run_batch(sorted(a.glob("*.fits")), workers=2, progress=False, **opts)
+    assert list(again["status"]) == ["skipped"] * 4
+
+
+def test_batch_reports_corrupt_frame(tree, tmp_path):
+    root, paths = tree
+    import shutil
+
+    for p in paths[:2]:
+        shutil.copy(p, tmp_path / p.name)
+    corrupt = tmp_path / "calib_7DT01_T00528_20250906_000000_m600_100.fits"
+    corrupt.write_bytes(paths[0].read_bytes()[:20000])
+    files = sorted(tmp_path.glob("*.fits"))
+    summary = run_batch(files, workers=2, progress=False, on_error="skip")
+    status = dict(zip(summary["image"], summary["status"]))
+    assert status[str(corrupt)] == "failed"
+    assert sum(s == "done" for s in status.values()) == 2
+    err = summary["error"][list(summary["image"]).index(str(corrupt))]
+    assert "SExtractorError" in err
+    from ezphot.batch import BatchError
+
+    with pytest.raises(BatchError, match=corrupt.name):
+        run_batch(files, workers=1, progress=False, on_error="raise", resume=False)
+
+
+def test_batch_dask_local_cluster(tree, tmp_path):
+    distributed = pytest.importorskip("distributed")
+    root, paths = tree
+    import shutil
+
+    for p in paths[:3]:
+        shutil.copy(p, tmp_path / p.name)
+    files = sorted(tmp_path.glob("*.fits"))
+    opts = dict(detection_sigma=3, aperture_diameter_arcsec=[5])
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        summary = run_batch(files, client=client, progress=False, **opts)
+    assert list(summary["status"]) == ["done"] * 3
+    local = run_batch([paths[0]], workers=1, progress=False, resume=False, save=False, **opts)
+    row = list(summary["image"]).index(str(tmp_path / paths[0].name))
+    assert local["sources"][0] == len(Catalog(summary["catalog"][row]).data) > 0
+
+
+def run_cli(*args, **kw):
+    return subprocess.run([sys.executable, "-m", "ezphot.cli", *args], capture_output=True,
+                          text=True, timeout=300, **kw)
+
+
+def test_cli_end_to_end(tree, tmp_path):
+    root, paths = tree
+    r = run_cli("--help")
+    assert r.returncode == 0 and "photometry" in r.stdout
+    r = run_cli("browse", str(root / "scidata"), "--telname", "7DT16")
+    assert r.returncode == 0
+    assert r.stdout.split() == [str(p) for p in sorted(p for p in paths if "7DT16" in p.name)]
+    r = run_cli("photometry", str(root / "scidata"), "--bogus")
+    assert r.returncode == 2 and "unrecognized arguments" in r.stderr
+    r = run_cli("browse", str(tmp_path / "missing"))
+    assert r.returncode == 2 and "no such data directory" in r.stderr
