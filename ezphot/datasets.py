@@ -124,7 +124,7 @@ def make_scene(spec: FrameSpec, seed: int = 0) -> Table:
     u_ = rng.uniform(size=n_stars)
     mags = np.log(np.exp(k * lo) + u_ * (np.exp(k * hi) - np.exp(k * lo))) / k
     n_gal = int(round(n_stars * spec.n_galaxies_per_1000_stars / 1000))
-    gmags = rng.uniform(lo + 4, hi - 1, size=n_gal)
+    gmags = rng.uniform(lo + 0.35 * (hi - lo), hi - 0.1 * (hi - lo), size=n_gal)
     n = n_stars + n_gal
     t = Table()
     t["ID"] = np.arange(1, n + 1)

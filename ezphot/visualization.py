@@ -18,7 +18,7 @@ from ._io import atomic_write
 
 log = logging.getLogger(__name__)
 
-__all__ = ["show_image", "show_position", "plot_catalog", "save_figure"]
+__all__ = ["show_image", "show_position", "plot_catalog", "plot_map", "save_figure"]
 
 
 def _norm(data: np.ndarray, scale: str):
@@ -163,4 +163,24 @@ def plot_catalog(catalog, save: bool = False, max_sources: int = 20000, downsamp
         base = catalog.info.path or f"{img.path}.cat"
         path = save_figure(fig, f"{base}.png")
         log.info("Figure saved: %s", path)
+    return fig
+
+
+def plot_map(product, title: str = "", downsample: int | None = None):
+    """A picture of a Background, Errormap or Mask (downsampled for large frames)."""
+    data = np.asarray(product.data)
+    ny, nx = data.shape
+    step = downsample or max(1, int(np.ceil(max(nx, ny) / 2000)))
+    shown = data[::step, ::step].astype(float)
+    fig = Figure(figsize=(8, 8 * ny / nx + 0.6))
+    ax = fig.add_subplot(1, 1, 1)
+    extent = (-0.5, -0.5 + shown.shape[1] * step, -0.5, -0.5 + shown.shape[0] * step)
+    cmap = "gray_r" if data.dtype == bool else "viridis"
+    im = ax.imshow(shown, origin="lower", cmap=cmap, extent=extent,
+                   norm=None if data.dtype == bool else _norm(shown, "minmax"))
+    if data.dtype != bool:
+        fig.colorbar(im, ax=ax, label="ADU")
+    ax.set_title(title or type(product).__name__)
+    ax.set_xlabel("x [pixel]")
+    ax.set_ylabel("y [pixel]")
     return fig

@@ -2,8 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
+
 from .baseimage import BaseImage
-from .maps import Background, Errormap, Mask
+from .maps import Background, Errormap, ImageMap, Mask
+
+_log = logging.getLogger("ezphot")
+
+
+@contextlib.contextmanager
+def _verbosity(verbose: bool):
+    previous = _log.level
+    if not verbose:
+        _log.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        _log.setLevel(previous)
 
 __all__ = ["ScienceImage", "ReferenceImage", "CalibrationImage"]
 
@@ -29,6 +45,92 @@ class _ProductsMixin:
     def sourcemask(self) -> Mask | None:
         """The saved source mask, or None."""
         return self._product(Mask)
+
+    # -- making products (new objects; the image is never modified) ------------------------
+    def _finish(self, product: ImageMap, save: bool, visualize: bool, save_fig: bool, title: str):
+        if save:
+            product.save()
+        if visualize or save_fig:
+            from ..visualization import plot_map, save_figure
+
+            product.figure = plot_map(product, title=f"{self.path.name}: {title}")
+            if save_fig:
+                save_figure(product.figure, f"{product.default_path(self.path)}.png")
+        return product
+
+    def calculate_circularmask(self, target_srcmask=None, *, x_position: float,
+                               y_position: float, radius_arcsec: float, unit: str = "coord",
+                               save: bool = False, verbose: bool = True, visualize: bool = False,
+                               save_fig: bool = False) -> Mask:
+        """A `Mask` of the pixels within ``radius_arcsec`` of a position (OR-ed with the
+        given mask); see `ezphot.masks.calculate_circularmask`."""
+        from ..masks import calculate_circularmask
+
+        with _verbosity(verbose):
+            mask = calculate_circularmask(self, x_position=x_position, y_position=y_position,
+                                          radius_arcsec=radius_arcsec, unit=unit,
+                                          target_srcmask=target_srcmask)
+            return self._finish(mask, save, visualize, save_fig, "circular mask")
+
+    def calculate_sourcemask(self, target_srcmask=None, *, sigma: float = 5,
+                             mask_radius_factor: float = 3, saturation_level: float = 50000,
+                             save: bool = False, verbose: bool = True, visualize: bool = False,
+                             save_fig: bool = False) -> Mask:
+        """A `Mask` of the detected sources; see `ezphot.masks.calculate_sourcemask`."""
+        from ..masks import calculate_sourcemask
+
+        with _verbosity(verbose):
+            mask = calculate_sourcemask(self, target_srcmask=target_srcmask, sigma=sigma,
+                                        mask_radius_factor=mask_radius_factor,
+                                        saturation_level=saturation_level)
+            return self._finish(mask, save, visualize, save_fig, "source mask")
+
+    def calculate_bkg(self, target_srcmask=None, target_ivpmask=None, *, is_2D_bkg: bool = True,
+                      box_size: int = 64, filter_size: int = 3, estimator: str = "sextractor",
+                      save: bool = False, verbose: bool = True, visualize: bool = False,
+                      save_fig: bool = False) -> Background:
+        """SExtractor-style `Background`; see `ezphot.background.calculate_bkg`."""
+        from ..background import calculate_bkg
+
+        with _verbosity(verbose):
+            bkg = calculate_bkg(self, target_srcmask=target_srcmask, target_ivpmask=target_ivpmask,
+                                is_2D_bkg=is_2D_bkg, box_size=box_size, filter_size=filter_size,
+                                estimator=estimator)
+            return self._finish(bkg, save, visualize, save_fig, "background")
+
+    def calculate_bkgrms_from_propagation(self, target_bkg, *, mbias=None, mdark=None,
+                                          mflat=None, ncombine: int | None = None,
+                                          save: bool = False, verbose: bool = True,
+                                          visualize: bool = False,
+                                          save_fig: bool = False) -> Errormap:
+        """Background RMS from the noise model; see
+        `ezphot.background.calculate_bkgrms_from_propagation`."""
+        from ..background import calculate_bkgrms_from_propagation
+
+        with _verbosity(verbose):
+            rms = calculate_bkgrms_from_propagation(self, target_bkg, mbias=mbias, mdark=mdark,
+                                                    mflat=mflat, ncombine=ncombine)
+            return self._finish(rms, save, visualize, save_fig, "background RMS")
+
+    # -- pictures ----------------------------------------------------------------------------
+    def show(self, coord_type: str = "pixel", scale: str = "zscale", downsample: int = 4,
+             figsize=(8, 6)):
+        """The image, zscaled; ``'coord'`` draws RA/Dec axes. Returns ``(fig, ax)``."""
+        from ..visualization import show_image
+
+        return show_image(self, coord_type=coord_type, scale=scale, downsample=downsample,
+                          figsize=figsize)
+
+    def show_position(self, x: float, y: float, coord_type: str = "pixel", radius_arcsec=None,
+                      a_arcsec=None, b_arcsec=None, theta_deg=None, zoom_radius_pixel: int = 100,
+                      downsample: int = 1, scale: str = "zscale", figsize=(6, 6)):
+        """A cut-out around a position with its aperture at true size. Returns ``(fig, ax)``."""
+        from ..visualization import show_position
+
+        return show_position(self, x, y, coord_type=coord_type, radius_arcsec=radius_arcsec,
+                             a_arcsec=a_arcsec, b_arcsec=b_arcsec, theta_deg=theta_deg,
+                             zoom_radius_pixel=zoom_radius_pixel, downsample=downsample,
+                             scale=scale, figsize=figsize)
 
 
 class ScienceImage(_ProductsMixin, BaseImage):

@@ -101,26 +101,88 @@ def measure_seeing(img: BaseImage, *, binary: SExtractorBinary | None = None,
     return seeing
 
 
+_STRUCTURAL = re.compile(r"^(SIMPLE|BITPIX|NAXIS\d*|EXTEND|BZERO|BSCALE|BLANK|CHECKSUM|DATASUM)$")
+
+
+def _plain_header(header: fits.Header, shape: tuple[int, int]) -> fits.Header:
+    """A float32 primary header with the image's metadata and WCS (no structure/compression)."""
+    out = fits.Header([("SIMPLE", True), ("BITPIX", -32), ("NAXIS", 2), ("NAXIS1", shape[1]),
+                       ("NAXIS2", shape[0])])
+    for card in header.cards:
+        if card.keyword and not (_STRUCTURAL.match(card.keyword)
+                                 or _COMPRESSION_KEY.match(card.keyword)):
+            out.append(card, end=True)
+    return out
+
+
+def write_float_image(path: Path, shape: tuple[int, int], rows, header: fits.Header | None = None,
+                      chunk: int = 512) -> str:
+    """Write a float32 FITS image row block by row block (no full-frame temporary array).
+
+    ``rows(y0, y1)`` returns the rows ``y0:y1`` of the image.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", fits.verify.VerifyWarning)
+        stream = fits.StreamingHDU(path, _plain_header(header or fits.Header(), shape))
+        try:
+            for y0 in range(0, shape[0], chunk):
+                y1 = min(shape[0], y0 + chunk)
+                stream.write(np.ascontiguousarray(rows(y0, y1), dtype=">f4"))
+        finally:
+            stream.close()
+    return str(path)
+
+
 def _sextractor_input(img: BaseImage, workdir: Path) -> str:
     """A path the binary can read: the file itself, or a plain copy (tile-compressed input)."""
     path = img.sextractor_path
     if path is not None:
         return path
-    plain = workdir / "image.fits"
-    header = img.header.copy()
-    for key in [k for k in header if _COMPRESSION_KEY.match(k)]:
-        del header[key]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", fits.verify.VerifyWarning)
-        fits.PrimaryHDU(np.asarray(img.data), header=header).writeto(plain)
     log.debug("%s is tile-compressed: measuring a plain copy", img.path)
-    return str(plain)
+    return write_float_image(workdir / "image.fits", img.shape, lambda a, b: img.data[a:b],
+                             img.header)
 
 
-def _write_map(workdir: Path, name: str, data: np.ndarray, header: fits.Header | None = None) -> str:
-    path = workdir / name
-    fits.PrimaryHDU(np.ascontiguousarray(data, dtype=np.float32), header=header).writeto(path)
-    return str(path)
+def _prepare_maps(img: BaseImage, workdir: Path, image_path: str, config: dict, bkg, rms, mask,
+                  saturation_level: float) -> str:
+    """Write the background-subtracted image and the weight map the binary needs.
+
+    SExtractor takes no background map: a map is subtracted into a copy and the binary told
+    BACK_TYPE MANUAL 0, with the saturation level lowered by the background removed. RMS map
+    and mask become one MAP_RMS weight image in which masked pixels are beyond WEIGHT_THRESH,
+    hence neither detected nor measured.
+    """
+    if isinstance(bkg, Background):
+        image_path = write_float_image(
+            workdir / "image_subbkg.fits", img.shape,
+            lambda a, b: np.asarray(img.data[a:b], dtype=np.float32) - bkg.data[a:b], img.header)
+        config["SATUR_LEVEL"] = saturation_level - float(np.nanmedian(bkg.data))
+        config.update(BACK_TYPE="MANUAL", BACK_VALUE=0.0)
+    elif bkg is not None:
+        config.update(BACK_TYPE="MANUAL", BACK_VALUE=float(bkg))
+    if rms is None and mask is None:
+        return image_path
+
+    if rms is not None:
+        # absolute RMS map; masked pixels beyond WEIGHT_THRESH are bad
+        def weight_rows(a: int, b: int) -> np.ndarray:
+            rows = np.array(rms.data[a:b], dtype=np.float32)
+            if mask is not None:
+                rows[mask.data[a:b]] = _MASKED_RMS
+            return rows
+
+        config.update(WEIGHT_TYPE="MAP_RMS", WEIGHT_THRESH=_MASKED_RMS / 10, RESCALE_WEIGHTS="N")
+    else:
+        # mask only: relative weights 1/0, rescaled by SExtractor to the measured noise
+        def weight_rows(a: int, b: int) -> np.ndarray:
+            return (~mask.data[a:b]).astype(np.float32)
+
+        config.update(WEIGHT_TYPE="MAP_WEIGHT", WEIGHT_THRESH=0.5, RESCALE_WEIGHTS="Y")
+    config.update(WEIGHT_GAIN="N",
+                  WEIGHT_IMAGE=write_float_image(workdir / "weight.fits", img.shape, weight_rows))
+    if mask is not None:
+        config["INTERP_TYPE"] = "NONE"  # masked pixels stay excluded, not filled in
+    return image_path
 
 
 def _as_map(value, cls, img: BaseImage, name: str):
@@ -136,6 +198,8 @@ def _as_map(value, cls, img: BaseImage, name: str):
                         f"got {type(value).__name__}")
     if obj is not None:
         obj.check_shape(img.shape, img.path)
+        if obj.target_img and Path(obj.target_img).absolute() != img.path:
+            raise ImageError(f"{name} belongs to {obj.target_img}, not to {img.path}")
     return obj
 
 
@@ -296,31 +360,8 @@ def sex_photometry(
         config.update(BACKPHOTO_TYPE="LOCAL", BACKPHOTO_THICK=annulus_width_arcsec / pixelscale)
 
     with run_directory("ezphot-sex-") as workdir:
-        image_path = _sextractor_input(img, workdir)
-        if bkg is not None:
-            if isinstance(bkg, Background):
-                # SExtractor takes no background map: measure the subtracted image instead,
-                # and lower the saturation level by the background it no longer contains.
-                sub = np.asarray(img.data, dtype=np.float32) - bkg.data
-                image_path = _write_map(workdir, "image_subbkg.fits", sub, img.header)
-                del sub
-                config["SATUR_LEVEL"] = saturation_level - float(np.nanmedian(bkg.data))
-                config.update(BACK_TYPE="MANUAL", BACK_VALUE=0.0)
-            else:
-                config.update(BACK_TYPE="MANUAL", BACK_VALUE=float(bkg))
-        if rms is not None or mask is not None:
-            weight = rms.data if rms is not None else None
-            if weight is None:
-                weight = np.ones(img.shape, dtype=np.float32)  # with RESCALE_WEIGHTS: relative
-                config["RESCALE_WEIGHTS"] = "Y"
-            else:
-                weight = weight.copy()
-                config["RESCALE_WEIGHTS"] = "N"
-            if mask is not None:
-                weight[mask.data] = _MASKED_RMS
-            config.update(WEIGHT_TYPE="MAP_RMS", WEIGHT_IMAGE=_write_map(workdir, "rms.fits", weight),
-                          WEIGHT_THRESH=_MASKED_RMS / 10, WEIGHT_GAIN="N")
-            del weight
+        image_path = _prepare_maps(img, workdir, _sextractor_input(img, workdir), config, bkg,
+                                   rms, mask, saturation_level)
         config.update(user)
         run = run_sextractor(image_path, workdir=workdir, config=config, parameters=params,
                              n_apertures=len(diam_px), binary=binary)
