@@ -101,9 +101,85 @@ class AperturePhotometry:
             return self.photutils_photometry(target_img, **kwargs)
         raise ValueError(f"method must be 'sextractor' or 'photutils', got {method!r}")
 
-    def photutils_photometry(self, target_img, **kwargs) -> Catalog:
-        """Detection photometry with photutils (segmentation, Kron and circular apertures)."""
-        raise NotImplementedError("photutils_photometry is not available yet (issue 4)")
+    def photutils_photometry(self, target_img, *, target_bkg=None, target_bkgrms=None,
+                             target_mask=None, detection_sigma: float = 1.5,
+                             aperture_diameter_arcsec=(5, 7, 10), kron_factor: float = 2.5,
+                             minarea_pixels: int = 5, save: bool = True, verbose: bool = True,
+                             visualize: bool = True, save_fig: bool = False, **kwargs) -> Catalog:
+        """Detection photometry with photutils (segmentation, deblending, Kron and circular
+        apertures); columns named as SExtractor's. The background is always subtracted
+        (estimated when not given). ``**kwargs``: ``deblend_contrast``, ``deblend_nlevels``,
+        ``egain``, ``seeing``, ``zeropoint``.
+        """
+        from ..photometry.detect import photutils_photometry
+
+        with _verbosity(verbose):
+            catalog = photutils_photometry(
+                target_img, target_bkg=target_bkg, target_bkgrms=target_bkgrms,
+                target_mask=target_mask, detection_sigma=detection_sigma,
+                aperture_diameter_arcsec=aperture_diameter_arcsec, kron_factor=kron_factor,
+                minarea_pixels=minarea_pixels, save=save, **kwargs)
+            return self._figure(catalog, visualize, save_fig)
+
+    def circular_photometry(self, target_img, x_arr, y_arr, *, aperture_diameter_arcsec=(5, 7, 10),
+                            aperture_diameter_seeing=(3.5, 4.5), annulus_width_arcsec=None,
+                            unit: str = "pixel", target_bkg=None, target_mask=None,
+                            target_bkgrms=None, save: bool = True, verbose: bool = True,
+                            visualize: bool = True, save_fig: bool = False, **kwargs) -> Catalog:
+        """Forced photometry in circular apertures at given positions.
+
+        Parameters
+        ----------
+        x_arr, y_arr : float, list or array (or a SkyCoord as ``x_arr``)
+            0-based pixels (``unit='pixel'``) or RA/Dec in degrees (``unit='coord'``).
+        aperture_diameter_arcsec, aperture_diameter_seeing : float, list or Quantity
+            Diameters: fixed (arcsec, or a Quantity in angle or pixels), then seeing multiples.
+        annulus_width_arcsec : float, optional
+            Local sky from an annulus of this width outside the largest aperture (used when
+            no ``target_bkg`` is given).
+        target_bkg, target_bkgrms, target_mask
+            Background map or value, RMS map, mask. Without them the background and RMS are
+            estimated on tiles around the positions.
+        **kwargs
+            ``method`` ('exact', 'center', 'subpixel'), ``subpixels``, ``egain``, ``seeing``,
+            ``zeropoint``.
+
+        Returns
+        -------
+        Catalog
+            See `ezphot.photometry.forced` for the columns and formulas.
+        """
+        from ..photometry.forced import circular_photometry
+
+        with _verbosity(verbose):
+            catalog = circular_photometry(
+                target_img, x_arr, y_arr, aperture_diameter_arcsec=aperture_diameter_arcsec,
+                aperture_diameter_seeing=aperture_diameter_seeing,
+                annulus_width_arcsec=annulus_width_arcsec, unit=unit, target_bkg=target_bkg,
+                target_mask=target_mask, target_bkgrms=target_bkgrms, save=save, **kwargs)
+            return self._figure(catalog, visualize, save_fig)
+
+    def elliptical_photometry(self, target_img, x_arr, y_arr, sma_arr, smi_arr, theta_arr, *,
+                              unit: str = "pixel", annulus_ratio: float | None = None,
+                              target_bkg=None, target_mask=None, target_bkgrms=None,
+                              save: bool = True, verbose: bool = True, visualize: bool = True,
+                              save_fig: bool = False, **kwargs) -> Catalog:
+        """Forced photometry in elliptical apertures at given positions.
+
+        ``unit='coord'``: RA/Dec (deg), semi-axes in arcsec, theta = position angle east of
+        north (deg, as THETA_J2000). ``unit='pixel'``: pixels, theta counter-clockwise from +x
+        (deg, as THETA_IMAGE). ``annulus_ratio``: local sky in an elliptical annulus from the
+        aperture to ``annulus_ratio`` times its size. ``**kwargs``: ``method``, ``subpixels``,
+        ``egain``, ``zeropoint``.
+        """
+        from ..photometry.forced import elliptical_photometry
+
+        with _verbosity(verbose):
+            catalog = elliptical_photometry(
+                target_img, x_arr, y_arr, sma_arr, smi_arr, theta_arr, unit=unit,
+                annulus_ratio=annulus_ratio, target_bkg=target_bkg, target_mask=target_mask,
+                target_bkgrms=target_bkgrms, save=save, **kwargs)
+            return self._figure(catalog, visualize, save_fig)
 
     @staticmethod
     def _figure(catalog: Catalog, visualize: bool, save_fig: bool) -> Catalog:

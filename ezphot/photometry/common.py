@@ -44,41 +44,42 @@ def as_list(value, name: str) -> list[float]:
     return arr.tolist()
 
 
-def _to_arcsec(value, pixelscale: float | None, name: str):
-    """Quantity apertures (angle or pixel) -> plain arcsec numbers; numbers pass through."""
-    if not isinstance(value, u.Quantity):
-        return value
-    if value.unit.physical_type == "angle":
-        return value.to_value(u.arcsec)
-    if value.unit == u.pix:
-        if not pixelscale:
-            raise ImageError(f"{name} in pixels needs a pixel scale")
-        return value.value * pixelscale
-    raise u.UnitsError(f"{name} must be an angle or in pixels, got unit {value.unit}")
-
-
 def aperture_diameters(img: BaseImage, arcsec, seeing_multiples, seeing: float | None,
-                       pixelscale: float | None) -> tuple[list[float], list[float]]:
-    """Aperture diameters: fixed arcsec first, then multiples of the seeing.
+                       pixelscale: float | None) -> tuple[list[float] | None, list[float]]:
+    """Aperture diameters: fixed ones first, then multiples of the seeing.
+
+    ``arcsec`` holds numbers in arcsec, or an astropy Quantity in angle units or in pixels
+    (pixels need no pixel scale).
 
     Returns
     -------
     (diameters_arcsec, diameters_pixel)
+        ``diameters_arcsec`` is None when the image has no pixel scale.
     """
-    fixed = as_list(_to_arcsec(arcsec, pixelscale, "aperture_diameter_arcsec"),
-                    "aperture_diameter_arcsec")
+    in_pixels = isinstance(arcsec, u.Quantity) and arcsec.unit == u.pix
+    if isinstance(arcsec, u.Quantity) and not in_pixels:
+        if arcsec.unit.physical_type != "angle":
+            raise u.UnitsError(f"aperture_diameter_arcsec must be an angle or in pixels, got "
+                               f"unit {arcsec.unit}")
+        arcsec = arcsec.to_value(u.arcsec)
+    fixed = as_list(arcsec.value if in_pixels else arcsec, "aperture_diameter_arcsec")
     multiples = as_list(seeing_multiples, "aperture_diameter_seeing")
     if multiples and seeing is None:
-        raise ImageError(f"{img.path}: aperture_diameter_seeing needs the seeing, which is "
-                         "neither in the header (SEEING) nor measurable")
-    diam_arcsec = fixed + [m * seeing for m in multiples]
-    if not diam_arcsec:
+        raise ImageError(f"{img.path}: aperture_diameter_seeing needs the seeing, which is not "
+                         "in the header (SEEING); pass seeing=")
+    if not fixed and not multiples:
         raise ValueError("no aperture given (aperture_diameter_arcsec and "
                          "aperture_diameter_seeing are both empty)")
-    if pixelscale is None or pixelscale <= 0:
+    has_scale = pixelscale is not None and pixelscale > 0
+    if not has_scale and (multiples or not in_pixels):
         raise ImageError(f"{img.path}: apertures in arcsec need the pixel scale, but the image "
                          "has no WCS and its telescope profile none")
-    return diam_arcsec, [d / pixelscale for d in diam_arcsec]
+    if in_pixels:
+        diam_px = fixed + [m * seeing / pixelscale for m in multiples]
+    else:
+        diam_px = [d / pixelscale for d in fixed + [m * seeing for m in multiples]]
+    diam_arcsec = [d * pixelscale for d in diam_px] if has_scale else None
+    return diam_arcsec, diam_px
 
 
 def catalog_info(img: BaseImage, catalog_type: str, *, seeing: float | None,

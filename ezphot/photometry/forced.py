@@ -1,0 +1,372 @@
+"""Forced photometry at given positions with photutils apertures (CONTRACT §4.4, §4.5).
+
+Everything is measured on cut-outs around the positions: no full-frame temporary array is
+made. The background comes from a map, a local annulus, or (when neither is given) from a
+SExtractor-style estimate on tiles around the positions; the per-pixel noise from an RMS map,
+or the same estimate.
+
+Formulas (per aperture, ADU; g = gain in e-/ADU)::
+
+    FLUX    = Σ w (data − sky)                 w: aperture weights (exact overlap by default)
+    SKYSIG  = sqrt(Σ w rms²)
+    FLUXERR = sqrt(SKYSIG² + max(FLUX, 0)/g [+ NPIX² σ_ann² / N_ann in annulus mode])
+    MAG     = −2.5 log10(FLUX) + ZP  (NaN if FLUX ≤ 0);  MAGERR = 1.0857 FLUXERR / FLUX
+    UL5/UL3 = −2.5 log10(5 or 3 × SKYSIG) + ZP
+
+FLAGS bits: 1 aperture partly off the image, 2 fully off, 4 masked pixels inside,
+8 non-finite pixels inside. An aperture with any of these has NaN flux, never an exception.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import astropy.units as u
+import numpy as np
+from astropy.coordinates import SkyCoord
+from astropy.table import Table
+
+from ..dataobjects.catalog import Catalog
+from ..exceptions import ImageError
+from ..imageobjects import Background, BaseImage, Errormap, Mask
+from .common import aperture_diameters, as_image, as_list, catalog_info, finish_catalog
+from .geometry import sky_to_pixel_ellipse, to_pixel
+
+log = logging.getLogger(__name__)
+
+__all__ = ["circular_photometry", "elliptical_photometry", "FLAG_PARTIAL", "FLAG_OFF",
+           "FLAG_MASKED", "FLAG_NONFINITE"]
+
+FLAG_PARTIAL, FLAG_OFF, FLAG_MASKED, FLAG_NONFINITE = 1, 2, 4, 8
+_TILE, _MARGIN = 512, 128
+
+
+class _TileEstimate:
+    """Background and RMS estimated with sep on tiles around the positions (cached)."""
+
+    def __init__(self, img: BaseImage, mask: np.ndarray | None, box: int = 64, filt: int = 3):
+        self.img, self.mask, self.box, self.filt = img, mask, box, filt
+        self._tiles: dict[tuple[int, int, int, int], tuple[np.ndarray, np.ndarray]] = {}
+
+    def _tile(self, y0: int, y1: int, x0: int, x1: int):
+        key = (y0, y1, x0, x1)
+        if key not in self._tiles:
+            import sep
+
+            data = np.array(self.img.data[y0:y1, x0:x1], dtype=np.float32)
+            ignore = ~np.isfinite(data)
+            if self.mask is not None:
+                ignore |= self.mask[y0:y1, x0:x1]
+            data[~np.isfinite(data)] = 0.0
+            if ignore.all():
+                nan = np.full(data.shape, np.nan, np.float32)
+                self._tiles[key] = (nan, nan)
+            else:
+                b = sep.Background(data, mask=ignore if ignore.any() else None, bw=self.box,
+                                   bh=self.box, fw=self.filt, fh=self.filt)
+                self._tiles[key] = (b.back(dtype=np.float32), b.rms(dtype=np.float32))
+        return self._tiles[key]
+
+    def cutouts(self, slc: tuple[slice, slice]):
+        """(background, rms) over the full-frame slices ``slc``."""
+        ny, nx = self.img.shape
+        ys, xs = slc
+        cy, cx = (ys.start + ys.stop) // 2, (xs.start + xs.stop) // 2
+        ty, tx = cy // _TILE, cx // _TILE
+        y0, x0 = max(0, ty * _TILE - _MARGIN), max(0, tx * _TILE - _MARGIN)
+        y1, x1 = min(ny, (ty + 1) * _TILE + _MARGIN), min(nx, (tx + 1) * _TILE + _MARGIN)
+        if ys.start < y0 or ys.stop > y1 or xs.start < x0 or xs.stop > x1:
+            # an aperture larger than the tile margins: a box of its own
+            pad = 2 * self.box
+            y0, y1 = max(0, ys.start - pad), min(ny, ys.stop + pad)
+            x0, x1 = max(0, xs.start - pad), min(nx, xs.stop + pad)
+        back, rms = self._tile(y0, y1, x0, x1)
+        local = (slice(ys.start - y0, ys.stop - y0), slice(xs.start - x0, xs.stop - x0))
+        return back[local], rms[local]
+
+
+@dataclass
+class _Sky:
+    """Where sky level and per-pixel noise come from."""
+
+    bkg: Background | float | None
+    rms: Errormap | None
+    estimate: _TileEstimate | None
+
+    def cutouts(self, slc):
+        est = self.estimate.cutouts(slc) if self.estimate is not None else (None, None)
+        if isinstance(self.bkg, Background):
+            back = self.bkg.data[slc]
+        elif self.bkg is not None:
+            back = float(self.bkg)
+        else:
+            back = est[0]
+        rms = self.rms.data[slc] if self.rms is not None else est[1]
+        return back, rms
+
+
+def _annulus_sky(data: np.ndarray, mask: np.ndarray | None, ann_masks) -> tuple[np.ndarray, ...]:
+    """Sigma-clipped (3σ, 5 iterations) median, std and count of each annulus."""
+    n = len(ann_masks)
+    med, std, cnt = np.full(n, np.nan), np.full(n, np.nan), np.zeros(n, int)
+    for i, m in enumerate(ann_masks):
+        slc_l, slc_s = m.get_overlap_slices(data.shape)
+        if slc_l is None:
+            continue
+        w = m.data[slc_s] > 0
+        v = np.asarray(data[slc_l], dtype=float)[w]
+        good = np.isfinite(v)
+        if mask is not None:
+            good &= ~mask[slc_l][w]
+        v = v[good]
+        for _ in range(5):
+            if v.size < 5:
+                break
+            c, s = np.median(v), np.std(v)
+            keep = np.abs(v - c) <= 3 * s
+            if keep.all():
+                break
+            v = v[keep]
+        if v.size >= 5:
+            med[i], std[i], cnt[i] = np.median(v), np.std(v), v.size
+    return med, std, cnt
+
+
+def _measure(img: BaseImage, masks_per_aperture: list[list], areas: list[np.ndarray],
+             sky: _Sky, mask: np.ndarray | None, annulus=None):
+    """Sum data, sky and variance in every aperture mask. Returns per-aperture arrays."""
+    data = img.data
+    shape = data.shape
+    n = len(masks_per_aperture[0])
+    ann_med = ann_std = ann_cnt = None
+    if annulus is not None:
+        ann_med, ann_std, ann_cnt = _annulus_sky(data, mask, annulus)
+    results = []
+    flags_all = np.zeros(n, dtype=np.int32)
+    for apmasks, area in zip(masks_per_aperture, areas):
+        flux = np.full(n, np.nan)
+        var_sky = np.full(n, np.nan)
+        var_est = np.zeros(n)
+        flags = np.zeros(n, dtype=np.int32)
+        for i, m in enumerate(apmasks):
+            slc_l, slc_s = m.get_overlap_slices(shape)
+            if slc_l is None:
+                flags[i] |= FLAG_OFF
+                continue
+            w = m.data[slc_s]
+            if slc_s[0].stop - slc_s[0].start != m.data.shape[0] or \
+                    slc_s[1].stop - slc_s[1].start != m.data.shape[1]:
+                if w.sum() < m.data.sum() - 1e-9:  # weight really lost off the edge
+                    flags[i] |= FLAG_PARTIAL
+            inside = w > 0
+            d = np.asarray(data[slc_l], dtype=float)
+            finite = np.isfinite(d)
+            if not finite[inside].all():
+                flags[i] |= FLAG_NONFINITE
+            if mask is not None and mask[slc_l][inside].any():
+                flags[i] |= FLAG_MASKED
+            if flags[i]:
+                continue
+            if annulus is not None:
+                back, rms = ann_med[i], (sky.rms.data[slc_l] if sky.rms is not None
+                                         else ann_std[i])
+                if ann_cnt[i] > 0:
+                    var_est[i] = area[i] ** 2 * ann_std[i] ** 2 / ann_cnt[i]
+            else:
+                back, rms = sky.cutouts(slc_l)
+            flux[i] = float(np.sum(w * (d - back)))
+            var_sky[i] = float(np.sum(w * np.broadcast_to(rms, d.shape) ** 2))
+        flags_all |= flags
+        results.append((flux, var_sky, var_est, flags))
+    return results, flags_all
+
+
+def _photometry_columns(table: Table, suffix: str, flux, var_sky, var_est, area, gain,
+                        zeropoint: float, kind: str) -> None:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        skysig = np.sqrt(var_sky)
+        poisson = np.maximum(flux, 0) / gain if gain else np.zeros_like(flux)
+        fluxerr = np.sqrt(var_sky + poisson + var_est)
+        mag = np.where(flux > 0, -2.5 * np.log10(flux) + zeropoint, np.nan)
+        magerr = np.where(flux > 0, 2.5 / math.log(10) * fluxerr / flux, np.nan)
+        ul5 = -2.5 * np.log10(5 * skysig) + zeropoint
+        ul3 = -2.5 * np.log10(3 * skysig) + zeropoint
+    table[f"NPIX_{kind}{suffix}"] = np.asarray(area, float) * u.pix**2
+    table[f"FLUX_{kind}{suffix}"] = flux * u.ct
+    table[f"MAG_{kind}{suffix}"] = mag * u.mag
+    table[f"FLUXERR_{kind}{suffix}"] = fluxerr * u.ct
+    table[f"MAGERR_{kind}{suffix}"] = magerr * u.mag
+    table[f"SKYSIG_{kind}{suffix}"] = skysig * u.ct
+    table[f"UL5_{kind}{suffix}"] = ul5 * u.mag
+    table[f"UL3_{kind}{suffix}"] = ul3 * u.mag
+
+
+def _prepare(img, target_bkg, target_bkgrms, target_mask):
+    from .sexphot import _as_map
+
+    bkg = target_bkg if isinstance(target_bkg, int | float) else _as_map(
+        target_bkg, Background, img, "target_bkg")
+    rms = _as_map(target_bkgrms, Errormap, img, "target_bkgrms")
+    mask = _as_map(target_mask, Mask, img, "target_mask")
+    return bkg, rms, None if mask is None else mask.data
+
+
+def _positions(img, x_arr, y_arr, unit):
+    if isinstance(x_arr, SkyCoord):
+        px, py = to_pixel(img, x_arr)
+    else:
+        if np.ndim(x_arr) != np.ndim(y_arr) or np.size(x_arr) != np.size(y_arr):
+            raise ValueError(f"x_arr and y_arr have different lengths ({np.size(x_arr)} and "
+                             f"{np.size(y_arr)})")
+        px, py = to_pixel(img, x_arr, y_arr, unit)
+    if px.size == 0:
+        raise ValueError("no positions given")
+    if not (np.isfinite(px).all() and np.isfinite(py).all()):
+        raise ValueError("positions must be finite numbers")
+    return px, py
+
+
+def _world(img, px, py):
+    if img.wcs is None:
+        return np.full(px.size, np.nan), np.full(px.size, np.nan)
+    sky = img.wcs.pixel_to_world(px, py).icrs
+    return sky.ra.deg, sky.dec.deg
+
+
+def _sky_source(img, bkg, rms, mask, annulus: bool):
+    need_estimate = (bkg is None and not annulus) or (rms is None and not annulus)
+    return _Sky(bkg, rms, _TileEstimate(img, mask) if need_estimate else None)
+
+
+def _gain(img, egain):
+    gain = egain if egain is not None else img.egain
+    if not gain:
+        log.warning("%s: gain unknown; FLUXERR without the sources' Poisson noise", img.path)
+    return gain
+
+
+def circular_photometry(target_img, x_arr, y_arr, *, aperture_diameter_arcsec=(5, 7, 10),
+                        aperture_diameter_seeing=(3.5, 4.5),
+                        annulus_width_arcsec: float | None = None, unit: str = "pixel",
+                        target_bkg=None, target_mask=None, target_bkgrms=None,
+                        method: str = "exact", subpixels: int = 5, egain: float | None = None,
+                        seeing: float | None = None, zeropoint: float = 0.0,
+                        save: bool = True) -> Catalog:
+    """Forced photometry in circular apertures; see `AperturePhotometry.circular_photometry`."""
+    from photutils.aperture import CircularAnnulus, CircularAperture
+
+    img = as_image(target_img)
+    px, py = _positions(img, x_arr, y_arr, unit)
+    seeing = seeing if seeing is not None else img.seeing
+    diam_arcsec, diam_px = aperture_diameters(img, aperture_diameter_arcsec,
+                                              aperture_diameter_seeing, seeing, img.pixelscale)
+    bkg, rms, mask = _prepare(img, target_bkg, target_bkgrms, target_mask)
+    xy = np.column_stack([px, py])
+    masks, areas = [], []
+    for d in diam_px:
+        aper = CircularAperture(xy, r=d / 2.0)
+        masks.append(aper.to_mask(method=method, subpixels=subpixels))
+        areas.append(np.full(len(px), aper.area))
+    annulus = None
+    if annulus_width_arcsec is not None and bkg is None:
+        width = as_list(annulus_width_arcsec, "annulus_width_arcsec")[0] / img.pixelscale
+        r_in = max(diam_px) / 2.0
+        annulus = CircularAnnulus(xy, r_in=r_in, r_out=r_in + width).to_mask(method="center")
+    sky = _sky_source(img, bkg, rms, mask, annulus is not None)
+    results, flags = _measure(img, masks, areas, sky, mask, annulus)
+    table = Table()
+    table["X_IMAGE"] = px * u.pix
+    table["Y_IMAGE"] = py * u.pix
+    ra, dec = _world(img, px, py)
+    table["X_WORLD"] = ra * u.deg
+    table["Y_WORLD"] = dec * u.deg
+    gain = _gain(img, egain)
+    for i, ((flux, var_sky, var_est, _), area) in enumerate(zip(results, areas)):
+        _photometry_columns(table, "" if i == 0 else f"_{i}", flux, var_sky, var_est, area, gain,
+                            zeropoint, "APER")
+    table["FLAGS"] = flags
+    table.meta.update(pixel_origin=0, aperture_method=method,
+                      subpixels=subpixels if method == "subpixel" else None)
+    meta = {"method": "circular", "aperture_method": method, "aperture_diameter_pixel": diam_px,
+            "background": _bkg_label(bkg, annulus), "egain": gain}
+    info = catalog_info(img, "circular", seeing=seeing, aperture_diameter_arcsec=diam_arcsec,
+                        path=None)
+    return finish_catalog(Catalog(table, info=info, meta=meta), img, ".circ.cat", save)
+
+
+def _bkg_label(bkg, annulus) -> str:
+    if isinstance(bkg, Background):
+        return "map"
+    if bkg is not None:
+        return "constant"
+    return "annulus" if annulus is not None else "estimated"
+
+
+def elliptical_photometry(target_img, x_arr, y_arr, sma_arr, smi_arr, theta_arr, *,
+                          unit: str = "pixel", annulus_ratio: float | None = None,
+                          target_bkg=None, target_mask=None, target_bkgrms=None,
+                          method: str = "exact", subpixels: int = 5, egain: float | None = None,
+                          zeropoint: float = 0.0, save: bool = True) -> Catalog:
+    """Forced photometry in elliptical apertures; see `AperturePhotometry.elliptical_photometry`."""
+    from photutils.aperture import EllipticalAnnulus, EllipticalAperture
+
+    img = as_image(target_img)
+    px, py = _positions(img, x_arr, y_arr, unit)
+    n = px.size
+    try:
+        a = np.broadcast_to(np.asarray(sma_arr, float), (n,)).copy()
+        b = np.broadcast_to(np.asarray(smi_arr, float), (n,)).copy()
+        theta = np.broadcast_to(np.asarray(theta_arr, float), (n,)).copy()
+    except ValueError as exc:
+        raise ValueError(f"sma_arr, smi_arr and theta_arr must be scalars or have one value per "
+                         f"position ({n})") from exc
+    if not (np.all(a > 0) and np.all(b > 0) and np.isfinite(theta).all()):
+        raise ValueError("semi-axes must be positive and theta finite")
+    if unit == "coord":
+        a, b, theta_rad = sky_to_pixel_ellipse(img, px, py, a, b, theta)
+    elif unit == "pixel":
+        theta_rad = np.radians(theta)
+    else:
+        raise ValueError(f"unit must be 'pixel' or 'coord', got {unit!r}")
+    swap = b > a  # "semi-major" given shorter than "semi-minor": the major axis is at +90 deg
+    a, b = np.where(swap, b, a), np.where(swap, a, b)
+    theta_rad = np.where(swap, theta_rad + np.pi / 2, theta_rad)
+    if annulus_ratio is not None and annulus_ratio <= 1:
+        raise ValueError(f"annulus_ratio must be > 1, got {annulus_ratio}")
+    bkg, rms, mask = _prepare(img, target_bkg, target_bkgrms, target_mask)
+    masks, ann = [], [] if annulus_ratio is not None and bkg is None else None
+    for i in range(n):
+        aper = EllipticalAperture((px[i], py[i]), a=float(a[i]), b=float(b[i]),
+                                  theta=float(theta_rad[i]))
+        masks.append(aper.to_mask(method=method, subpixels=subpixels))
+        if ann is not None:
+            ann.append(EllipticalAnnulus((px[i], py[i]), a_in=float(a[i]),
+                                         a_out=float(a[i]) * annulus_ratio,
+                                         b_out=float(b[i]) * annulus_ratio,
+                                         theta=float(theta_rad[i])).to_mask(method="center"))
+    area = np.pi * a * b
+    sky = _sky_source(img, bkg, rms, mask, ann is not None)
+    results, flags = _measure(img, [masks], [area], sky, mask, ann)
+    table = Table()
+    table["X_IMAGE"] = px * u.pix
+    table["Y_IMAGE"] = py * u.pix
+    ra, dec = _world(img, px, py)
+    table["X_WORLD"] = ra * u.deg
+    table["Y_WORLD"] = dec * u.deg
+    table["SMA_IMAGE"] = a * u.pix
+    table["SMI_IMAGE"] = b * u.pix
+    table["THETA_IMAGE"] = np.degrees(theta_rad) * u.deg
+    flux, var_sky, var_est, _ = results[0]
+    _photometry_columns(table, "", flux, var_sky, var_est, area, _gain(img, egain), zeropoint,
+                        "ELIP")
+    table["FLAGS"] = flags
+    table.meta.update(pixel_origin=0, aperture_method=method,
+                      subpixels=subpixels if method == "subpixel" else None)
+    meta = {"method": "elliptical", "aperture_method": method,
+            "background": _bkg_label(bkg, ann)}
+    info = catalog_info(img, "elliptical", seeing=img.seeing, aperture_diameter_arcsec=None,
+                        path=None)
+    return finish_catalog(Catalog(table, info=info, meta=meta), img, ".ellip.cat", save)
