@@ -102,7 +102,162 @@ def bench_core(frames_dir: Path, repeat: int) -> dict:
     return result
 
 
-BENCHES = {"core": bench_core}
+def bench_maps(frames_dir: Path, repeat: int) -> dict:
+    """Background (vs photutils Background2D), source mask, sex_photometry with three maps."""
+    import numpy as np
+    from photutils.background import Background2D, MedianBackground
+
+    from ezphot.imageobjects import ScienceImage
+    from ezphot.methods import AperturePhotometry
+
+    print("maps: calculate_bkg vs photutils Background2D; source mask; sex_photometry + maps")
+    path = full_frame(frames_dir)
+    img = ScienceImage(path)
+    frame_bytes = img.shape[0] * img.shape[1] * 4
+    data = np.asarray(img.data)
+    ours_t, pu_t = [], []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        img.calculate_bkg(box_size=256, filter_size=5, verbose=False)
+        ours_t.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        Background2D(data, 256, filter_size=5, bkg_estimator=MedianBackground())
+        pu_t.append(time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    srcmask = img.calculate_sourcemask(sigma=5, verbose=False)
+    mask_s = time.perf_counter() - t0
+    bkg = img.calculate_bkg(srcmask, box_size=256, filter_size=5, verbose=False)
+    rms = img.calculate_bkgrms_from_propagation(bkg, verbose=False)
+    star = img.calculate_circularmask(x_position=img.shape[1] / 2, y_position=img.shape[0] / 2,
+                                      radius_arcsec=300, unit="pixel", verbose=False)
+    ap = AperturePhotometry()
+    opts = dict(detection_sigma=5, aperture_diameter_arcsec=[5, 7, 10],
+                aperture_diameter_seeing=[2.5, 3.5], save=False, visualize=False, verbose=False)
+    cat = ap.sex_photometry(img, target_bkg=bkg, target_bkgrms=rms, target_mask=star, **opts)
+    config = dict(cat.meta["sextractor_config"])
+    wrapper_t, bare_t = [], []
+    with tempfile.TemporaryDirectory() as d:
+        d = Path(d)
+        # the bare binary gets the same three inputs, prepared beforehand (not timed)
+        from ezphot.photometry.sexphot import _prepare_maps
+
+        cfg = {}
+        image_path = _prepare_maps(img, d, str(path), cfg, bkg, rms, star, 60000)
+        config.update({k: v for k, v in cfg.items() if k in ("WEIGHT_IMAGE",)})
+        (d / "bare.param").write_text("\n".join(cat.meta["sextractor_parameters"]) + "\n")
+        config.update(CATALOG_NAME=str(d / "bare.ldac"), PARAMETERS_NAME=str(d / "bare.param"))
+        (d / "bare.sex").write_text("".join(f"{k} {v}\n" for k, v in config.items()))
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            subprocess.run(["source-extractor", image_path, "-c", str(d / "bare.sex")],
+                           check=True, capture_output=True)
+            bare_t.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            run = ap.sex_photometry(img, target_bkg=bkg, target_bkgrms=rms, target_mask=star,
+                                    **opts)
+            wrapper_t.append(time.perf_counter() - t0)
+            print(f"    bare {bare_t[-1]:.2f} s | sex_photometry {wrapper_t[-1]:.2f} s, of which "
+                  f"the binary {run.meta['seconds_binary']:.2f} s")
+    mem = child(
+        "from ezphot.imageobjects import ScienceImage\n"
+        "from ezphot.methods import AperturePhotometry\n"
+        f"img = ScienceImage({str(path)!r})\n"
+        "m = img.calculate_sourcemask(sigma=5, verbose=False)\n"
+        "b = img.calculate_bkg(m, box_size=256, filter_size=5, verbose=False)\n"
+        "r = img.calculate_bkgrms_from_propagation(b, verbose=False)\n"
+        f"c = AperturePhotometry().sex_photometry(img, target_bkg=b, target_bkgrms=r, "
+        f"target_mask=m, **{opts!r})\n"
+        "res = {'sources': len(c.data)}")
+    result = {
+        "calculate_bkg_s": statistics.median(ours_t),
+        "photutils_background2d_s": statistics.median(pu_t),
+        "ratio_bkg_vs_photutils": statistics.median(ours_t) / statistics.median(pu_t),
+        "sourcemask_s": mask_s,
+        "bare_binary_with_maps_s": statistics.median(bare_t),
+        "sex_photometry_with_maps_s": statistics.median(wrapper_t),
+        "ratio_with_maps": statistics.median(wrapper_t) / statistics.median(bare_t),
+        "peak_rss_over_frame_bytes": mem["maxrss"] / frame_bytes,
+    }
+    print(f"  calculate_bkg(256, 5) {result['calculate_bkg_s']:.2f} s vs photutils Background2D "
+          f"(median) {result['photutils_background2d_s']:.2f} s -> ratio "
+          f"{result['ratio_bkg_vs_photutils']:.3f} (target <= 0.25)")
+    print(f"  calculate_sourcemask(sigma=5) {mask_s:.2f} s (target <= 3)")
+    print(f"  sex_photometry with Background+Errormap+Mask {result['sex_photometry_with_maps_s']:.2f}"
+          f" s vs bare binary with the same files {result['bare_binary_with_maps_s']:.2f} s -> "
+          f"ratio {result['ratio_with_maps']:.3f} (target <= 1.15)")
+    print(f"  peak RSS (mask, background, RMS, photometry): {mem['maxrss'] / 2**20:.0f} MiB = "
+          f"{result['peak_rss_over_frame_bytes']:.2f} x frame bytes (target <= 3)")
+    return result
+
+
+def bench_forced(frames_dir: Path, repeat: int) -> dict:
+    """Forced photometry: one position; 10,000 positions x 5 apertures vs photutils directly;
+    photutils_photometry on the full frame."""
+    import numpy as np
+    from photutils.aperture import CircularAperture, aperture_photometry
+
+    from ezphot.imageobjects import ScienceImage
+    from ezphot.methods import AperturePhotometry
+
+    print("forced: circular_photometry vs photutils aperture_photometry on the same arrays")
+    path = full_frame(frames_dir)
+    img = ScienceImage(path)
+    bkg = img.calculate_bkg(box_size=256, filter_size=5, verbose=False)
+    rms = img.calculate_bkgrms_from_propagation(bkg, verbose=False)
+    ap = AperturePhotometry()
+    opts = dict(target_bkg=bkg, target_bkgrms=rms, aperture_diameter_arcsec=[5, 7, 10],
+                aperture_diameter_seeing=[2.5, 3.5], save=False, visualize=False, verbose=False)
+    ap.circular_photometry(img, 4000.0, 3000.0, **opts)  # warm-up (imports)
+    one = []
+    for _ in range(max(5, repeat)):
+        t0 = time.perf_counter()
+        ap.circular_photometry(ScienceImage(path), 4000.0, 3000.0, **opts)
+        one.append(time.perf_counter() - t0)
+    rng = np.random.default_rng(0)
+    ny, nx = img.shape
+    x, y = rng.uniform(20, nx - 20, 10000), rng.uniform(20, ny - 20, 10000)
+    cat = ap.circular_photometry(img, x, y, **opts)
+    radii = [d / 2 for d in cat.meta["aperture_diameter_pixel"]]
+    # the reference: photutils on arrays prepared beforehand (subtracted data, error)
+    data = np.asarray(img.data, dtype=np.float32) - bkg.data
+    error = rms.data
+    ours_t, ref_t = [], []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        ap.circular_photometry(img, x, y, **opts)
+        ours_t.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        ref = aperture_photometry(data, [CircularAperture(np.column_stack([x, y]), r=r)
+                                         for r in radii], error=error)
+        ref_t.append(time.perf_counter() - t0)
+    agree = float(np.max(np.abs(np.asarray(cat.data["FLUX_APER_2"]) -
+                                np.asarray(ref["aperture_sum_2"])) /
+                         np.abs(np.asarray(ref["aperture_sum_2"]) + 1e-9)))
+    del data
+    t0 = time.perf_counter()
+    det = ap.photutils_photometry(img, save=False, visualize=False, verbose=False)
+    phot_s = time.perf_counter() - t0
+    result = {
+        "one_position_s": statistics.median(one),
+        "positions_10000_s": statistics.median(ours_t),
+        "photutils_direct_s": statistics.median(ref_t),
+        "ratio_10000_vs_photutils": statistics.median(ours_t) / statistics.median(ref_t),
+        "max_rel_diff_vs_photutils": agree,
+        "photutils_photometry_full_frame_s": phot_s,
+        "photutils_photometry_sources": len(det.data),
+    }
+    print(f"  one position (5 apertures, maps given): {result['one_position_s'] * 1e3:.1f} ms "
+          "(target <= 50 ms)")
+    print(f"  10,000 positions x 5 apertures: {result['positions_10000_s']:.2f} s vs photutils "
+          f"directly {result['photutils_direct_s']:.2f} s -> ratio "
+          f"{result['ratio_10000_vs_photutils']:.3f} (target <= 1.2); fluxes agree to "
+          f"{agree:.1e}")
+    print(f"  photutils_photometry on the full frame: {phot_s:.1f} s, {len(det.data)} sources "
+          "(target <= 30 s)")
+    return result
+
+
+BENCHES = {"core": bench_core, "maps": bench_maps, "forced": bench_forced}
 
 
 def main() -> None:

@@ -123,10 +123,7 @@ def calculate_bkg(img, *, target_srcmask=None, target_ivpmask=None, is_2D_bkg: b
 
     if box_size < 1 or filter_size < 1:
         raise ValueError("box_size and filter_size must be positive")
-    data = np.asarray(img.data)
-    if data.dtype.byteorder not in ("=", "|") or data.dtype.kind != "f" or \
-            not data.flags.writeable:
-        data = np.array(data, dtype=np.float32)  # sep wants a native, writeable float buffer
+    data = img.read_native()  # sep wants a native, writeable float buffer
     ignore = ~np.isfinite(data)
     for m in (_mask_array(target_srcmask, data.shape, "target_srcmask"),
               _mask_array(target_ivpmask, data.shape, "target_ivpmask")):
@@ -135,8 +132,8 @@ def calculate_bkg(img, *, target_srcmask=None, target_ivpmask=None, is_2D_bkg: b
     n_ignored = int(ignore.sum())
     if n_ignored == data.size:
         raise ImageError(f"{img.path}: every pixel is masked or non-finite; no background")
-    if ignore.any() and not np.isfinite(data).all():
-        data = np.where(np.isfinite(data), data, 0).astype(np.float32)  # sep must not see NaN
+    if n_ignored and not np.isfinite(data).all():
+        data[~np.isfinite(data)] = 0.0  # sep must not see NaN (they are ignored anyway)
     if estimator not in ("sextractor", "mean"):
         raise ValueError(f"estimator must be 'sextractor' or 'mean', got {estimator!r}")
     bkg = sep.Background(data, mask=ignore if n_ignored else None, bw=box_size, bh=box_size,
@@ -149,16 +146,18 @@ def calculate_bkg(img, *, target_srcmask=None, target_ivpmask=None, is_2D_bkg: b
     header["BKGRMS"] = (float(bkg.globalrms), "global background RMS [ADU]")
     header["BKGNMASK"] = (n_ignored, "masked or non-finite pixels ignored")
     header["BKG2D"] = (bool(is_2D_bkg), "2-D map (else constant)")
+    shape = data.shape
     if estimator == "mean":
         mesh, _ = _clipped_mean_meshes(data, ignore, box_size)
         level = float(np.nanmedian(mesh))
         header["BKGGLOB"] = (level, "global background [ADU]")
-        back = _mesh_to_map(mesh, filter_size, data.shape, box_size) if is_2D_bkg else \
-            np.full(data.shape, level, dtype=np.float32)
-    elif is_2D_bkg:
-        back = bkg.back(dtype=np.float32)
+        del data, ignore
+        back = _mesh_to_map(mesh, filter_size, shape, box_size) if is_2D_bkg else \
+            np.full(shape, level, dtype=np.float32)
     else:
-        back = np.full(data.shape, bkg.globalback, dtype=np.float32)
+        del data, ignore  # sep keeps only its meshes: free the frame before making the map
+        back = bkg.back(dtype=np.float32) if is_2D_bkg else \
+            np.full(shape, bkg.globalback, dtype=np.float32)
     log.info("%s: background %.3f ADU (RMS %.3f, %s), mesh %d, filter %d, %d pixels ignored",
              img.path, header["BKGGLOB"], bkg.globalrms, estimator, box_size, filter_size,
              n_ignored)
@@ -213,9 +212,13 @@ def calculate_bkgrms_from_propagation(img, target_bkg, *, mbias=None, mdark=None
     n_img = ncombine if ncombine is not None else img.ncombine
     if n_img is None:
         n_img = 1
-    back = np.asarray(bkg.data, dtype=np.float64)
-    rn_adu2 = (rdnoise / gain) ** 2
-    var = (np.maximum(back, 0) / gain + rn_adu2) / n_img
+    # float32, in place: full-frame float64 temporaries would triple the memory
+    rn_adu2 = np.float32((rdnoise / gain) ** 2)
+    var = np.maximum(bkg.data, 0, dtype=np.float32)
+    var /= np.float32(gain)
+    var += rn_adu2
+    var /= np.float32(n_img)
+    back = bkg.data
     for name, frame in (("mbias", mbias), ("mdark", mdark), ("mflat", mflat)):
         data, n = _master(frame, name)
         if data is None:
@@ -224,19 +227,19 @@ def calculate_bkgrms_from_propagation(img, target_bkg, *, mbias=None, mdark=None
             n = DEFAULT_NCOMBINE_MASTER
             assumptions.append(f"{name}.ncombine is None: {n} frames assumed")
         if name == "mbias":
-            var = var + rn_adu2 / n
+            var += rn_adu2 / np.float32(n)
         elif name == "mdark":
-            var = var + np.maximum(data, 0) / gain / n
+            var += (np.maximum(data, 0) / (gain * n)).astype(np.float32)
         else:
             # relative Poisson noise of the master flat: 1 / (g · N · counts per flat frame)
             counts = float(np.nanmedian(data))
             if counts <= 100:  # a normalised flat does not tell its counts
                 counts = FLAT_COUNTS_ASSUMED
                 assumptions.append(f"mflat is normalised: {counts:.0f} ADU per flat assumed")
-            var = var + back**2 / (gain * n * counts)
+            var += (back.astype(np.float32) ** 2 / np.float32(gain * n * counts))
     for text in assumptions:
         log.warning("%s: %s", img.path, text)
-    rms = np.sqrt(var).astype(np.float32)
+    rms = np.sqrt(var, out=var)
     header = fits.Header()
     header["RMSMODEL"] = ("propagation", "background RMS from the noise model")
     header["EGAIN"] = (gain, "gain used [e-/ADU]")
@@ -244,7 +247,7 @@ def calculate_bkgrms_from_propagation(img, target_bkg, *, mbias=None, mdark=None
     header["NCOMBINE"] = (n_img, "frames in the image")
     for i, text in enumerate(assumptions, 1):
         header[f"ASSUME{i}"] = text[:68]
-    if not math.isfinite(float(np.nanmedian(rms))):
+    if not math.isfinite(float(np.nanmedian(rms[::8, ::8]))):
         raise ImageError(f"{img.path}: the propagated RMS map is not finite")
     return Errormap(rms, header=header, target_img=img.path)
 

@@ -138,6 +138,43 @@ class BaseImage:
             self._data = data
         return self._data
 
+    def read_native(self, dtype=np.float32) -> np.ndarray:
+        """A private, writeable, native-byte-order copy of the pixels (one full-frame array).
+
+        Unlike `data` it keeps no memory map of the file resident: for algorithms that need
+        the whole frame in memory once (background meshes, detection).
+        """
+        if self.compressed or not np.dtype(dtype).kind == "f":
+            return np.array(self.data, dtype=dtype)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", fits.verify.VerifyWarning)
+            with fits.open(self.path, memmap=False, lazy_load_hdus=True) as hdul:
+                raw = hdul[self.hdu].data
+        raw = raw.reshape(raw.shape[-2:])
+        if raw.dtype.kind == "f" and raw.dtype.itemsize == np.dtype(dtype).itemsize:
+            if raw.dtype.byteorder not in ("=", "|", "<" if np.little_endian else ">"):
+                raw = raw.byteswap(inplace=True).view(raw.dtype.newbyteorder())
+            return raw
+        return raw.astype(dtype)
+
+    def read_rows(self, y0: int, y1: int, dtype=np.float32) -> np.ndarray:
+        """Rows ``y0:y1`` read from the file (no memory map left resident)."""
+        if self.compressed:
+            return np.array(self.data[y0:y1], dtype=dtype)
+        if getattr(self, "_row_hdul", None) is None:
+            self._row_hdul = fits.open(self.path, memmap=False, lazy_load_hdus=True)
+        section = self._row_hdul[self.hdu].section
+        rows = section[y0:y1] if section.shape and len(section.shape) == 2 else \
+            np.asarray(section[..., y0:y1, :]).reshape(-1, self.shape[1])
+        return np.asarray(rows, dtype=dtype)
+
+    def close(self) -> None:
+        """Close the file handle used by `read_rows` (reopened on demand)."""
+        hdul = getattr(self, "_row_hdul", None)
+        if hdul is not None:
+            hdul.close()
+            self._row_hdul = None
+
     def clear(self) -> None:
         """Forget cached pixels (they are read again on next use)."""
         self._data = None

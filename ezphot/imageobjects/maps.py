@@ -127,9 +127,12 @@ class Errormap(ImageMap):
 
     def _validate(self, data: np.ndarray) -> np.ndarray:
         data = data.astype(np.float32, copy=False)
-        bad = ~np.isfinite(data) | (data < 0)
-        if bad.any():
-            raise ImageError(f"{self.kind} has {int(bad.sum())} negative or non-finite pixels")
+        n_bad = 0
+        for y0 in range(0, data.shape[0], 1024):  # by blocks: no full-frame temporaries
+            block = data[y0:y0 + 1024]
+            n_bad += int(np.count_nonzero(~(block >= 0)) + np.count_nonzero(np.isinf(block)))
+        if n_bad:
+            raise ImageError(f"{self.kind} has {n_bad} negative or non-finite pixels")
         return data
 
 

@@ -146,6 +146,8 @@ def _measure(img: BaseImage, masks_per_aperture: list[list], areas: list[np.ndar
         ann_med, ann_std, ann_cnt = _annulus_sky(data, mask, annulus)
     results = []
     flags_all = np.zeros(n, dtype=np.int32)
+    bkg_map = sky.bkg.data if isinstance(sky.bkg, Background) else None
+    rms_map = sky.rms.data if sky.rms is not None else None
     for apmasks, area in zip(masks_per_aperture, areas):
         flux = np.full(n, np.nan)
         var_sky = np.full(n, np.nan)
@@ -154,31 +156,36 @@ def _measure(img: BaseImage, masks_per_aperture: list[list], areas: list[np.ndar
         for i, m in enumerate(apmasks):
             slc_l, slc_s = m.get_overlap_slices(shape)
             if slc_l is None:
-                flags[i] |= FLAG_OFF
+                flags[i] = FLAG_OFF
                 continue
-            w = m.data[slc_s]
-            if slc_s[0].stop - slc_s[0].start != m.data.shape[0] or \
-                    slc_s[1].stop - slc_s[1].start != m.data.shape[1]:
+            w = m.data
+            if w.shape != (slc_l[0].stop - slc_l[0].start, slc_l[1].stop - slc_l[1].start):
+                w = w[slc_s]
                 if w.sum() < m.data.sum() - 1e-9:  # weight really lost off the edge
                     flags[i] |= FLAG_PARTIAL
-            inside = w > 0
-            d = np.asarray(data[slc_l], dtype=float)
-            finite = np.isfinite(d)
-            if not finite[inside].all():
+            d = data[slc_l]
+            if not np.isfinite(d).all() and not np.isfinite(d[w > 0]).all():
                 flags[i] |= FLAG_NONFINITE
-            if mask is not None and mask[slc_l][inside].any():
+            if mask is not None and mask[slc_l][w > 0].any():
                 flags[i] |= FLAG_MASKED
             if flags[i]:
                 continue
+            # fast paths for the common cases (maps given): plain slices, dot products
             if annulus is not None:
-                back, rms = ann_med[i], (sky.rms.data[slc_l] if sky.rms is not None
-                                         else ann_std[i])
+                back = ann_med[i]
+                rms = rms_map[slc_l] if rms_map is not None else ann_std[i]
                 if ann_cnt[i] > 0:
                     var_est[i] = area[i] ** 2 * ann_std[i] ** 2 / ann_cnt[i]
+            elif bkg_map is not None and rms_map is not None:
+                back, rms = bkg_map[slc_l], rms_map[slc_l]
             else:
                 back, rms = sky.cutouts(slc_l)
-            flux[i] = float(np.sum(w * (d - back)))
-            var_sky[i] = float(np.sum(w * np.broadcast_to(rms, d.shape) ** 2))
+            wf = w.ravel()
+            flux[i] = float(wf @ (d - back).ravel())
+            if np.ndim(rms):
+                var_sky[i] = float(wf @ np.square(rms, dtype=np.float64).ravel())
+            else:
+                var_sky[i] = float(wf.sum() * rms * rms)
         flags_all |= flags
         results.append((flux, var_sky, var_est, flags))
     return results, flags_all
