@@ -257,7 +257,84 @@ def bench_forced(frames_dir: Path, repeat: int) -> dict:
     return result
 
 
-BENCHES = {"core": bench_core, "maps": bench_maps, "forced": bench_forced}
+def bench_batch(frames_dir: Path, repeat: int) -> dict:
+    """8 full frames: 1 vs 2 local workers, Dask LocalCluster; memory of a worker; browsing.
+
+    Must run under ``if __name__ == '__main__'`` (process pools use 'spawn').
+    """
+    import shutil
+
+    import numpy as np
+    from astropy.io import fits
+
+    from ezphot.batch import run_batch
+    from ezphot.datasets import FrameSpec, frame_header
+    from ezphot.utils import DataBrowser
+
+    print("batch: 8 full-size frames, 1 vs 2 local workers, Dask LocalCluster of 2")
+    paths = [full_frame(frames_dir, seed) for seed in range(8)]
+    opts = dict(detection_sigma=5, aperture_diameter_arcsec=[5, 7, 10],
+                aperture_diameter_seeing=[2.5, 3.5], resume=False, progress=False)
+    t0 = time.perf_counter()
+    one = run_batch(paths, workers=1, **opts)
+    t1 = time.perf_counter() - t0
+    from distributed import Client, LocalCluster
+
+    two_t, dask_t = [], []
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        client.submit(sum, [1]).result()  # workers up before the clock starts
+        for _ in range(repeat):  # alternate, so drifts in machine state hit both alike
+            t0 = time.perf_counter()
+            two = run_batch(paths, workers=2, **opts)
+            two_t.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            dask = run_batch(paths, client=client, **opts)
+            dask_t.append(time.perf_counter() - t0)
+    t2, td = statistics.median(two_t), statistics.median(dask_t)
+    assert all(s == "done" for s in list(one["status"]) + list(two["status"]) +
+               list(dask["status"]))
+    mem = child(
+        "from ezphot.batch import process_image\n"
+        f"row = process_image({str(paths[0])!r}, 'sextractor', "
+        "{'detection_sigma': 5, 'aperture_diameter_arcsec': [5, 7, 10], "
+        "'aperture_diameter_seeing': [2.5, 3.5]}, False)\n"
+        "res = {'status': row['status']}")
+    frame_bytes = 9576 * 6388 * 4
+    # browsing: 1,000 small frames with 7DT headers in a 7DT tree
+    tree = HERE / "output" / "browse"
+    if not tree.is_dir() or len(list(tree.rglob("*.fits"))) < 1000:
+        shutil.rmtree(tree, ignore_errors=True)
+        for i in range(1000):
+            spec = FrameSpec(shape=(16, 16), telname=f"7DT{1 + i % 20:02d}",
+                             filter=["m400", "m600", "r", "g"][i % 4],
+                             obsdate=f"2025-09-{1 + i % 28:02d}T0{i % 10}:00:{i % 60:02d}")
+            d = spec.tree_dir(tree)
+            d.mkdir(parents=True, exist_ok=True)
+            fits.writeto(d / f"calib_{spec.telname}_{spec.objname}_{i:05d}_100.fits",
+                         np.zeros((16, 16), np.float32), frame_header(spec))
+    browse_t = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        found = DataBrowser(tree).search("*.fits", return_type="science")
+        browse_t.append(time.perf_counter() - t0)
+    assert len(found) == 1000
+    result = {
+        "one_worker_s": t1, "two_workers_s": t2, "throughput_2_vs_1": t1 / t2,
+        "dask_2_workers_s": td, "dask_vs_local_pool": td / t2,
+        "worker_peak_rss_over_frame_bytes": mem["maxrss"] / frame_bytes,
+        "browse_1000_headers_s": statistics.median(browse_t),
+    }
+    print(f"  1 worker {t1:.1f} s, 2 workers {t2:.1f} s -> throughput x{t1 / t2:.2f} "
+          "(target >= 1.7)")
+    print(f"  Dask LocalCluster(2) {td:.1f} s = {td / t2:.2f} x the local pool (target within 10 %)")
+    print(f"  peak RSS of a worker measuring one frame: {mem['maxrss'] / 2**20:.0f} MiB = "
+          f"{result['worker_peak_rss_over_frame_bytes']:.2f} x frame bytes (target <= 2.5)")
+    print(f"  browsing 1,000 frame headers: {result['browse_1000_headers_s']:.2f} s (target <= 2)")
+    return result
+
+
+BENCHES = {"core": bench_core, "maps": bench_maps, "forced": bench_forced, "batch": bench_batch}
 
 
 def main() -> None:

@@ -159,26 +159,50 @@ def _check(row: dict, on_error: str) -> None:
         raise BatchError(f"{row['image']}: {row['error']}")
 
 
-def _run_local(paths, method, options, resume, workers, on_error, progress, desc) -> list[dict]:
+def _run_local(paths, method, options, resume, workers, on_error, progress, desc,
+               max_attempts: int = 2) -> list[dict]:
+    """A process pool; if a worker dies (killed, out of memory) the pool is rebuilt and the
+    unfinished images are tried again, up to ``max_attempts`` times each."""
+    from concurrent.futures.process import BrokenProcessPool
+
     # 'spawn' is safe whatever threads the parent runs (fork is not), on every platform.
     ctx = multiprocessing.get_context("spawn")
     rows: list[dict] = []
-    with ProcessPoolExecutor(max_workers=min(workers, len(paths)), mp_context=ctx) as pool, \
-            tqdm(total=len(paths), desc=desc, disable=progress is False) as bar:
-        pending: set[Future] = {pool.submit(process_image, p, method, options, resume)
-                                for p in paths}
-        try:
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    row = fut.result()
-                    rows.append(row)
-                    bar.update(1)
-                    _check(row, on_error)
-        except BaseException:
-            for fut in pending:
-                fut.cancel()
-            raise
+    attempts = dict.fromkeys(paths, 0)
+    todo = list(paths)
+    with tqdm(total=len(paths), desc=desc, disable=progress is False) as bar:
+        while todo:
+            for p in todo:
+                attempts[p] += 1
+            pool = ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=ctx)
+            pending: dict[Future, str] = {
+                pool.submit(process_image, p, method, options, resume): p for p in todo}
+            todo = []
+            try:
+                while pending:
+                    done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                    for fut in done:
+                        path = pending.pop(fut)
+                        try:
+                            row = fut.result()
+                        except BrokenProcessPool:
+                            if attempts[path] < max_attempts:
+                                todo.append(path)
+                                continue
+                            row = {"image": path, "status": "failed", "sources": -1,
+                                   "seconds": 0.0, "catalog": "",
+                                   "error": "worker process died (killed or out of memory)"}
+                        rows.append(row)
+                        bar.update(1)
+                        _check(row, on_error)
+            except BaseException:
+                for fut in pending:
+                    fut.cancel()
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
+            pool.shutdown(wait=True)
+            if todo:
+                log.warning("A worker died; retrying %d unfinished images", len(todo))
     return rows
 
 

@@ -175,6 +175,10 @@ def main(argv: list[str] | None = None) -> int:
     except (EzphotError, FileNotFoundError, ValueError) as exc:
         print(f"ezphot {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"ezphot {args.command}: interrupted; catalogues already written are complete, "
+              "run again to resume", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -136,3 +136,33 @@ def test_cli_end_to_end(tree, tmp_path):
     assert r.returncode == 2 and "unrecognized arguments" in r.stderr
     r = run_cli("browse", str(tmp_path / "missing"))
     assert r.returncode == 2 and "no such data directory" in r.stderr
+
+
+def _tutorial_cell_11(target_img):
+    from ezphot.methods import AperturePhotometry
+
+    return AperturePhotometry().sex_photometry(
+        target_img=target_img, target_bkg=target_img.bkgmap, target_bkgrms=target_img.bkgrms,
+        target_mask=None, sex_params=None, detection_sigma=5, aperture_diameter_arcsec=[5, 7, 10],
+        aperture_diameter_seeing=[2.5, 3.5], saturation_level=60000, kron_factor=2.5, save=True,
+        verbose=False, visualize=False, save_fig=False)
+
+
+def test_tutorial_cell_11_multiprocessing_pool(tree, tmp_path):
+    """The tutorial's own loop (multiprocessing.Pool over ScienceImages) works as written."""
+    import shutil
+    from multiprocessing import get_context
+
+    root, paths = tree
+    for p in paths[:3]:
+        shutil.copy(p, tmp_path / p.name)
+    from ezphot.utils.imageset import load_images
+
+    target_imglist = load_images(sorted(tmp_path.glob("*.fits"))).target_images
+    for img in target_imglist:  # maps saved beside each frame, as cell 11 expects
+        bkg = img.calculate_bkg(verbose=False, save=True)
+        img.calculate_bkgrms_from_propagation(bkg, verbose=False, save=True)
+    with get_context("spawn").Pool(processes=2) as pool:
+        catalogs = pool.map(_tutorial_cell_11, target_imglist)
+    assert [c.info.path for c in catalogs] == [f"{i.path}.cat" for i in target_imglist]
+    assert all(c.meta["background"] == "map" and len(c.data) > 0 for c in catalogs)

@@ -236,11 +236,19 @@ def _positions(img, x_arr, y_arr, unit):
     return px, py
 
 
-def _world(img, px, py):
+def _position_table(img, px, py) -> Table:
+    """X_IMAGE, Y_IMAGE (0-based) and X_WORLD, Y_WORLD (ICRS; NaN without a WCS)."""
+    table = Table()
+    table["X_IMAGE"] = px * u.pix
+    table["Y_IMAGE"] = py * u.pix
     if img.wcs is None:
-        return np.full(px.size, np.nan), np.full(px.size, np.nan)
-    sky = img.wcs.pixel_to_world(px, py).icrs
-    return sky.ra.deg, sky.dec.deg
+        ra = dec = np.full(px.size, np.nan)
+    else:
+        sky = img.wcs.pixel_to_world(px, py).icrs
+        ra, dec = sky.ra.deg, sky.dec.deg
+    table["X_WORLD"] = ra * u.deg
+    table["Y_WORLD"] = dec * u.deg
+    return table
 
 
 def _sky_source(img, bkg, rms, mask, annulus: bool):
@@ -284,12 +292,7 @@ def circular_photometry(target_img, x_arr, y_arr, *, aperture_diameter_arcsec=(5
         annulus = CircularAnnulus(xy, r_in=r_in, r_out=r_in + width).to_mask(method="center")
     sky = _sky_source(img, bkg, rms, mask, annulus is not None)
     results, flags = _measure(img, masks, areas, sky, mask, annulus)
-    table = Table()
-    table["X_IMAGE"] = px * u.pix
-    table["Y_IMAGE"] = py * u.pix
-    ra, dec = _world(img, px, py)
-    table["X_WORLD"] = ra * u.deg
-    table["Y_WORLD"] = dec * u.deg
+    table = _position_table(img, px, py)
     gain = _gain(img, egain)
     for i, ((flux, var_sky, var_est, _), area) in enumerate(zip(results, areas)):
         _photometry_columns(table, "" if i == 0 else f"_{i}", flux, var_sky, var_est, area, gain,
@@ -357,12 +360,7 @@ def elliptical_photometry(target_img, x_arr, y_arr, sma_arr, smi_arr, theta_arr,
     area = np.pi * a * b
     sky = _sky_source(img, bkg, rms, mask, ann is not None)
     results, flags = _measure(img, [masks], [area], sky, mask, ann)
-    table = Table()
-    table["X_IMAGE"] = px * u.pix
-    table["Y_IMAGE"] = py * u.pix
-    ra, dec = _world(img, px, py)
-    table["X_WORLD"] = ra * u.deg
-    table["Y_WORLD"] = dec * u.deg
+    table = _position_table(img, px, py)
     table["SMA_IMAGE"] = a * u.pix
     table["SMI_IMAGE"] = b * u.pix
     table["THETA_IMAGE"] = np.degrees(theta_rad) * u.deg

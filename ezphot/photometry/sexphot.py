@@ -20,7 +20,7 @@ from ..dataobjects.catalog import Catalog
 from ..exceptions import ImageError
 from ..imageobjects import Background, BaseImage, Errormap, Mask
 from ..sextractor import SExtractorBinary, find_sextractor, run_sextractor
-from ..sextractor.configfile import read_param_file
+from ..sextractor.configfile import format_value, read_param_file, validate_keywords
 from ..sextractor.ldac import LDACCatalog
 from .common import aperture_diameters, as_image, as_list, catalog_info, finish_catalog
 
@@ -325,8 +325,6 @@ def sex_photometry(
     binary = binary if isinstance(binary, SExtractorBinary) else find_sextractor(binary)
     params = list(parameters) if parameters is not None else default_parameters()
     user = {str(k).upper(): v for k, v in dict(sex_params or {}).items()}  # never mutate theirs
-    from ..sextractor.configfile import validate_keywords
-
     validate_keywords(user, binary)
     if not math.isfinite(detection_sigma) or detection_sigma <= 0:
         raise ValueError(f"detection_sigma must be positive, got {detection_sigma}")
@@ -383,7 +381,7 @@ def sex_photometry(
         "method": "sextractor",
         "sextractor_version": binary.version,
         "sextractor_path": binary.path,
-        "sextractor_config": {k: str(v) for k, v in run.config.items()},
+        "sextractor_config": {k: format_value(v) for k, v in run.config.items()},
         "sextractor_parameters": run.parameters,
         "aperture_diameter_pixel": diam_px,
         "background": "sextractor" if bkg is None else ("map" if isinstance(bkg, Background)

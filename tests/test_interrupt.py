@@ -1,0 +1,102 @@
+"""Batches that are interrupted, lose a worker, or run twice at once never leave a bad result."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ezphot.dataobjects import Catalog
+from ezphot.datasets import make_sample_tree
+
+
+@pytest.fixture()
+def tree(tmp_path):
+    make_sample_tree(tmp_path / "scidata", 8, shape=(1536, 2048), seed=2)
+    return tmp_path / "scidata"
+
+
+def start(tree: Path, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "ezphot.cli", "photometry", str(tree),
+                             "--workers", "2", *extra], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def catalogues(tree: Path) -> list[Path]:
+    return sorted(tree.rglob("*.fits.cat"))
+
+
+def all_complete(tree: Path) -> bool:
+    return all(Catalog.is_complete(p) for p in catalogues(tree))
+
+
+def wait_for(cond, timeout=120.0):
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        if cond():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def workers_of(pid: int) -> list[int]:
+    found = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            stat = (d / "stat").read_text()
+            cmd = (d / "cmdline").read_bytes()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == pid and b"spawn_main" in cmd:
+            found.append(int(d.name))
+    return found
+
+
+def test_sigint_then_resume(tree):
+    proc = start(tree)
+    # every catalogue that appears is complete at every moment
+    assert wait_for(lambda: (all_complete(tree) and len(catalogues(tree)) >= 1))
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert all_complete(tree)
+    done_before = len(catalogues(tree))
+    if proc.returncode != 0:
+        assert proc.returncode == 130 and "interrupted" in err
+    again = subprocess.run([sys.executable, "-m", "ezphot.cli", "photometry", str(tree),
+                            "--workers", "2"], capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    status = [line.split()[0] for line in again.stdout.splitlines()[:-1]]
+    assert status.count("skipped") == done_before
+    assert status.count("done") == 8 - done_before
+    assert len(catalogues(tree)) == 8 and all_complete(tree)
+
+
+def test_killed_worker_is_retried(tree):
+    proc = start(tree)
+    assert wait_for(lambda: len(workers_of(proc.pid)) >= 1)
+    time.sleep(0.5)
+    victims = workers_of(proc.pid)
+    os.kill(victims[0], signal.SIGKILL)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert out.strip().splitlines()[-1] == "8 images: 8 ok, 0 failed"
+    assert len(catalogues(tree)) == 8 and all_complete(tree)
+
+
+def test_two_batches_at_once(tree):
+    a, b = start(tree, "--no-resume"), start(tree, "--no-resume")
+    while a.poll() is None or b.poll() is None:
+        assert all_complete(tree)
+        time.sleep(0.05)
+    assert a.returncode == 0 and b.returncode == 0, (a.stderr.read(), b.stderr.read())
+    cats = catalogues(tree)
+    assert len(cats) == 8 and all(len(Catalog(p).data) > 0 for p in cats)
+    assert not list(tree.rglob("*.part"))
