@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -24,6 +25,16 @@ __all__ = ["BaseImage", "open_image_hdu"]
 _EXT_SUFFIX = re.compile(r"^(.*)\[(\d+)\]$")
 
 
+@contextlib.contextmanager
+def _quiet_fits():
+    """Real headers carry non-standard cards (ESO-LOG ...): astropy keeps them; so do we,
+    without a warning on every read."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", fits.verify.VerifyWarning)
+        warnings.simplefilter("ignore", AstropyUserWarning)
+        yield
+
+
 def _split_extension(path: str | os.PathLike, hdu: int | None) -> tuple[Path, int | None]:
     m = _EXT_SUFFIX.match(str(path))
     if m and not Path(path).exists():
@@ -43,10 +54,7 @@ def open_image_hdu(path: Path, hdu: int | None) -> tuple[int, fits.Header, bool,
     if path.is_dir():
         raise ImageError(f"{path}: is a directory, not a FITS file")
     try:
-        with warnings.catch_warnings():
-            # real headers carry non-standard cards (ESO-LOG ...): keep them, quietly
-            warnings.simplefilter("ignore", fits.verify.VerifyWarning)
-            warnings.simplefilter("ignore", AstropyUserWarning)
+        with _quiet_fits():
             with fits.open(path, memmap=True, lazy_load_hdus=True) as hdul:
                 images = []
                 for i, h in enumerate(hdul):
@@ -126,8 +134,7 @@ class BaseImage:
     def data(self) -> np.ndarray:
         """The pixels, memory-mapped when the file allows it (read-only)."""
         if self._data is None:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", fits.verify.VerifyWarning)
+            with _quiet_fits():
                 try:
                     data = fits.getdata(self.path, self.hdu, memmap=True)
                 except ValueError:  # scaled integers (BZERO/BSCALE) cannot be memory-mapped
@@ -146,8 +153,7 @@ class BaseImage:
         """
         if self.compressed or not np.dtype(dtype).kind == "f":
             return np.array(self.data, dtype=dtype)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", fits.verify.VerifyWarning)
+        with _quiet_fits():
             with fits.open(self.path, memmap=False, lazy_load_hdus=True) as hdul:
                 raw = hdul[self.hdu].data
         raw = raw.reshape(raw.shape[-2:])
@@ -161,9 +167,10 @@ class BaseImage:
         """Rows ``y0:y1`` read from the file (no memory map left resident)."""
         if self.compressed:
             return np.array(self.data[y0:y1], dtype=dtype)
-        if getattr(self, "_row_hdul", None) is None:
-            self._row_hdul = fits.open(self.path, memmap=False, lazy_load_hdus=True)
-        section = self._row_hdul[self.hdu].section
+        with _quiet_fits():
+            if getattr(self, "_row_hdul", None) is None:
+                self._row_hdul = fits.open(self.path, memmap=False, lazy_load_hdus=True)
+            section = self._row_hdul[self.hdu].section
         rows = section[y0:y1] if section.shape and len(section.shape) == 2 else \
             np.asarray(section[..., y0:y1, :]).reshape(-1, self.shape[1])
         return np.asarray(rows, dtype=dtype)

@@ -140,7 +140,10 @@ def _sextractor_input(img: BaseImage, workdir: Path) -> str:
     if path is not None:
         return path
     log.debug("%s is tile-compressed: measuring a plain copy", img.path)
-    return write_float_image(workdir / "image.fits", img.shape, img.read_rows, img.header)
+    try:
+        return write_float_image(workdir / "image.fits", img.shape, img.read_rows, img.header)
+    finally:
+        img.close()
 
 
 def _prepare_maps(img: BaseImage, workdir: Path, image_path: str, config: dict, bkg, rms, mask,
@@ -183,10 +186,13 @@ def _prepare_maps(img: BaseImage, workdir: Path, image_path: str, config: dict, 
         config["WEIGHT_GAIN"] = "N"
     if mask is not None:
         config["INTERP_TYPE"] = "NONE"  # masked pixels stay excluded, not filled in
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        written = {k: pool.submit(write_float_image, path, img.shape, rows, header)
-                   for k, (path, rows, header) in jobs.items()}
-        written = {k: f.result() for k, f in written.items()}
+    try:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            written = {k: pool.submit(write_float_image, path, img.shape, rows, header)
+                       for k, (path, rows, header) in jobs.items()}
+            written = {k: f.result() for k, f in written.items()}
+    finally:
+        img.close()  # the file handle read_rows opened
     if "weight" in written:
         config["WEIGHT_IMAGE"] = written["weight"]
     return written.get("image", image_path)
