@@ -133,6 +133,8 @@ def _cmd_demo(args) -> int:
     from .dataobjects import Catalog
     from .visualization import plot_catalog, save_figure
 
+    import numpy as np
+
     out = args.output.absolute()
     scidata = out / "scidata"
     shape = FULL_SHAPE if args.full_size else (2048, 3072)
@@ -149,13 +151,21 @@ def _cmd_demo(args) -> int:
     status = _print_summary(summary)
     done = [r for r in summary if r["status"] != "failed"]
     if done:
+        from .imageobjects import ScienceImage
+
         catalog = Catalog(done[0]["catalog"])
-        png = save_figure(plot_catalog(catalog), out / "sources.png")
+        img = ScienceImage(done[0]["image"])
         t = catalog.data
+        star = t[np.argmax(np.where(t["FLAGS"] == 0, t["FLUX_AUTO"], -np.inf))]
+        pictures = [save_figure(plot_catalog(catalog), out / "sources.png"),
+                    save_figure(img.show("coord")[0], out / "image_radec.png")]
+        fig, _ = img.show_position(star["ALPHA_J2000"], star["DELTA_J2000"], coord_type="coord",
+                                   radius_arcsec=5, zoom_radius_pixel=60)
+        pictures.append(save_figure(fig, out / "star_aperture.png"))
         print(f"\nFirst catalogue: {done[0]['catalog']}")
         print(f"  {len(t)} sources; SKYVAL {t['SKYVAL'][0]:.1f} ADU, SKYSIG {t['SKYSIG'][0]:.2f} "
               f"ADU, seeing {catalog.info.seeing} arcsec")
-        print(f"Picture of its sources: {png}")
+        print("Pictures: " + ", ".join(str(p) for p in pictures))
     print(f"Results: catalogues (<frame>.fits.cat) beside the frames under {scidata}")
     return status
 

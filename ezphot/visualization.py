@@ -110,7 +110,7 @@ def show_position(img, x: float, y: float, coord_type: str = "pixel", radius_arc
     ax.set_ylim(y0 - 0.5, y1 - 0.5)
     ax.set_xlabel("x [pixel]")
     ax.set_ylabel("y [pixel]")
-    ax.set_title(f"{img.path.name} ({px:.1f}, {py:.1f})")
+    ax.set_title(f"{img.path.name}\nx, y = {px:.1f}, {py:.1f}", fontsize="small")
     return fig, ax
 
 

@@ -276,3 +276,36 @@ def test_light_curve(tmp_path):
     assert np.all(lc["UL5_APER"][~det] < expected[~det])  # limits brighter than the truth
     fig = plot_light_curve(lc)
     assert len(fig.axes[0].lines) + len(fig.axes[0].collections) > 0
+
+
+def test_skycoord_positions_and_annulus(frame):
+    """SkyCoord positions equal RA/Dec numbers; an annulus sky agrees with a map's."""
+    from astropy.coordinates import SkyCoord
+
+    path, truth = frame
+    img = ScienceImage(path)
+    stars = truth[(truth["TYPE"] == "star") & ~truth["SATURATED"] & (truth["FLUX"] > 2e4)
+                  & (truth["X"] > 50) & (truth["X"] < 1480) & (truth["Y"] > 50)
+                  & (truth["Y"] < 970)][:10]
+    sky = SkyCoord(stars["RA"], stars["DEC"], unit="deg")
+    kw = dict(aperture_diameter_arcsec=[6], aperture_diameter_seeing=None, **Q)
+    by_sky = AP.circular_photometry(img, sky, None, **kw).data
+    by_num = AP.circular_photometry(img, stars["RA"], stars["DEC"], unit="coord", **kw).data
+    np.testing.assert_allclose(by_sky["FLUX_APER"], by_num["FLUX_APER"], rtol=1e-10)
+    model = Background(true_sky(img.header, img.shape), target_img=img.path)
+    with_map = AP.circular_photometry(img, sky, None, target_bkg=model, **kw).data
+    annulus = AP.circular_photometry(img, sky, None, annulus_width_arcsec=8, **kw)
+    assert annulus.meta["background"] == "annulus"
+    t = annulus.data
+    diff = (t["FLUX_APER"] - with_map["FLUX_APER"]) / t["FLUXERR_APER"]
+    assert np.median(np.abs(diff)) < 1.0
+    # the sky-estimate term makes annulus errors larger than map errors (typically)
+    assert np.median(t["FLUXERR_APER"] / with_map["FLUXERR_APER"]) > 1.0
+
+
+def test_run_photometry_dispatch(frame):
+    cat = AP.run_photometry(frame[0], method="photutils", detection_sigma=3,
+                            aperture_diameter_arcsec=[5], **Q)
+    assert cat.meta["method"] == "photutils" and len(cat.data) > 20
+    with pytest.raises(ValueError, match="method must be"):
+        AP.run_photometry(frame[0], method="psf")

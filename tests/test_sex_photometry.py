@@ -254,3 +254,18 @@ def test_recovery_and_aperture_fraction(dense_frame):
     assert found / len(chosen) >= 0.95
     assert len(ratios) > 20
     assert abs(np.median(ratios) - 1) < 0.03
+
+
+def test_seeing_measured_when_header_has_none(tmp_path, caplog):
+    from ezphot.datasets import FrameSpec, make_frame
+
+    spec = FrameSpec(shape=(1024, 1024), star_density=6, seeing=3.1, write_seeing_keyword=False)
+    path, _ = make_frame(tmp_path / spec.file_name(), spec, seed=12)
+    assert ScienceImage(path).seeing is None
+    with caplog.at_level("INFO", logger="ezphot"):
+        cat = AperturePhotometry().sex_photometry(path, aperture_diameter_arcsec=[5],
+                                                  aperture_diameter_seeing=[2.5], save=False,
+                                                  visualize=False)
+    assert cat.info.seeing == pytest.approx(3.1, rel=0.1)
+    assert "seeing measured" in caplog.text
+    assert cat.info.aperture_diameter_arcsec[1] == pytest.approx(2.5 * cat.info.seeing)

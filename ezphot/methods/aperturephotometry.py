@@ -135,8 +135,9 @@ class AperturePhotometry:
         aperture_diameter_arcsec, aperture_diameter_seeing : float, list or Quantity
             Diameters: fixed (arcsec, or a Quantity in angle or pixels), then seeing multiples.
         annulus_width_arcsec : float, optional
-            Local sky from an annulus of this width outside the largest aperture (used when
-            no ``target_bkg`` is given).
+            Local sky (sigma-clipped median) from an annulus of this width starting at
+            4 × the seeing FWHM or at the largest aperture, whichever is larger (used when no
+            ``target_bkg`` is given); its uncertainty enters FLUXERR.
         target_bkg, target_bkgrms, target_mask
             Background map or value, RMS map, mask. Without them the background and RMS are
             estimated on tiles around the positions.

@@ -288,7 +288,8 @@ def circular_photometry(target_img, x_arr, y_arr, *, aperture_diameter_arcsec=(5
     annulus = None
     if annulus_width_arcsec is not None and bkg is None:
         width = as_list(annulus_width_arcsec, "annulus_width_arcsec")[0] / img.pixelscale
-        r_in = max(diam_px) / 2.0
+        # start clear of the star's wings: at 4 FWHM, or at the largest aperture if wider
+        r_in = max(max(diam_px) / 2.0, 4 * seeing / img.pixelscale if seeing else 0.0)
         annulus = CircularAnnulus(xy, r_in=r_in, r_out=r_in + width).to_mask(method="center")
     sky = _sky_source(img, bkg, rms, mask, annulus is not None)
     results, flags = _measure(img, masks, areas, sky, mask, annulus)
