@@ -275,7 +275,11 @@ def test_light_curve(tmp_path):
     assert np.all(np.abs(pull) < 3)
     assert np.all(lc["UL5_APER"][~det] < expected[~det])  # limits brighter than the truth
     fig = plot_light_curve(lc)
-    assert len(fig.axes[0].lines) + len(fig.axes[0].collections) > 0
+    ax = fig.axes[0]
+    arrows = [t for t in ax.texts if getattr(t, "arrow_patch", None) is not None]
+    assert len(arrows) == 2  # one per non-detection, pointing to fainter magnitudes
+    assert all(a.xy[1] > a.xyann[1] for a in arrows)
+    assert ax.yaxis_inverted()
 
 
 def test_skycoord_positions_and_annulus(frame):

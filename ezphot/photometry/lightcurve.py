@@ -133,8 +133,13 @@ def plot_light_curve(table: Table, target: int = 0, aperture: int = 0):
         ax.errorbar(b["MJD"][det], b[f"MAG_APER{s}"][det], yerr=b[f"MAGERR_APER{s}"][det],
                     fmt="o", color=color, label=band)
         if (~det).any():
-            ax.errorbar(b["MJD"][~det], b[f"UL5_APER{s}"][~det], yerr=0.2, uplims=True,
-                        fmt="v", color=color, alpha=0.6, label=f"{band} 5σ limit")
+            # a limit: the source is fainter (larger magnitude); the arrow points that way
+            mjd, ul = b["MJD"][~det], b[f"UL5_APER{s}"][~det]
+            ax.plot(mjd, ul, "_", color=color, ms=12, mew=2, label=f"{band} 5σ limit")
+            ax.plot(mjd, ul + 0.35, linestyle="none", alpha=0)  # keep the arrows in view
+            for xm, ym in zip(mjd, ul):
+                ax.annotate("", xy=(xm, ym + 0.3), xytext=(xm, ym),
+                            arrowprops=dict(arrowstyle="->", color=color))
     ax.invert_yaxis()
     ax.set_xlabel("MJD")
     ax.set_ylabel("magnitude")
