@@ -14,7 +14,6 @@ import time
 import traceback
 from collections.abc import Iterable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from pathlib import Path
 
 from astropy.table import Table
 from tqdm.auto import tqdm

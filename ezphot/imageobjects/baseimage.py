@@ -151,7 +151,7 @@ class BaseImage:
         Unlike `data` it keeps no memory map of the file resident: for algorithms that need
         the whole frame in memory once (background meshes, detection).
         """
-        if self.compressed or not np.dtype(dtype).kind == "f":
+        if self.compressed or np.dtype(dtype).kind != "f":
             return np.array(self.data, dtype=dtype)
         with _quiet_fits():
             with fits.open(self.path, memmap=False, lazy_load_hdus=True) as hdul:

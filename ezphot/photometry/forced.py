@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import astropy.units as u
@@ -30,7 +29,6 @@ from astropy.coordinates import SkyCoord
 from astropy.table import Table
 
 from ..dataobjects.catalog import Catalog
-from ..exceptions import ImageError
 from ..imageobjects import Background, BaseImage, Errormap, Mask
 from .common import aperture_diameters, as_image, as_list, catalog_info, finish_catalog
 from .geometry import sky_to_pixel_ellipse, to_pixel

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 from ..config import resolve_data_path
-from .imageset import CatalogSet, ImageSet, load_images
+from .imageset import CatalogSet, load_images
 
 log = logging.getLogger(__name__)
 
