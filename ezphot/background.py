@@ -34,6 +34,21 @@ def _mask_array(mask, shape, name: str) -> np.ndarray | None:
     return m.data
 
 
+def poisson_skew_correction(rms, egain: float, rdnoise_e: float = 0.0):
+    """What SExtractor's mode estimator (2.5 median − 1.5 mean) misses of a Poisson sky, ADU.
+
+    For weakly skewed noise, mean − median ≈ κ₃/(6σ²), so the mode estimate sits
+    2.5 κ₃/(6σ²) below the mean. For sky photons through a gain g (e-/ADU) plus Gaussian read
+    noise rn (e-), κ₃ = (σ² − (rn/g)²)/g in ADU³ — from the measured σ, so a bias pedestal does
+    not matter. About +1.2 ADU for a 400 ADU sky at g = 0.2561, rn = 6.
+    """
+    var = np.square(np.asarray(rms, dtype=np.float64))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kappa3 = np.maximum(var - (rdnoise_e / egain) ** 2, 0.0) / egain
+        corr = np.where(var > 0, 2.5 * kappa3 / (6.0 * var), 0.0)
+    return corr.astype(np.float32)
+
+
 def _clipped_mean_meshes(data: np.ndarray, ignore: np.ndarray, box: int, nsigma: float = 4.0,
                          iterations: int = 4) -> tuple[np.ndarray, np.ndarray]:
     """Per-mesh sigma-clipped mean and standard deviation (NaN for an empty mesh)."""
@@ -94,8 +109,8 @@ def _mesh_to_map(mesh: np.ndarray, filter_size: int, shape: tuple[int, int], box
 
 
 def calculate_bkg(img, *, target_srcmask=None, target_ivpmask=None, is_2D_bkg: bool = True,
-                  box_size: int = 64, filter_size: int = 3,
-                  estimator: str = "sextractor") -> Background:
+                  box_size: int = 64, filter_size: int = 3, estimator: str = "sextractor",
+                  skew_correction: bool = False) -> Background:
     """SExtractor-style background of an image.
 
     Parameters
@@ -113,6 +128,9 @@ def calculate_bkg(img, *, target_srcmask=None, target_ivpmask=None, is_2D_bkg: b
         biased low for Poisson-skewed sky (about −1.2 ADU at 400 ADU, gain 0.26 e-/ADU, read
         noise 6 e-). 'mean': 4-sigma-clipped mean, unbiased for pure sky, but it takes in all
         unmasked source light (wings, undetected sources).
+    skew_correction : bool
+        With 'sextractor': add `poisson_skew_correction` (from the image's gain and read
+        noise), so that the map estimates the mean sky rather than its mode.
 
     Returns
     -------
@@ -158,6 +176,13 @@ def calculate_bkg(img, *, target_srcmask=None, target_ivpmask=None, is_2D_bkg: b
         del data, ignore  # sep keeps only its meshes: free the frame before making the map
         back = bkg.back(dtype=np.float32) if is_2D_bkg else \
             np.full(shape, bkg.globalback, dtype=np.float32)
+        if skew_correction:
+            if not img.egain:
+                raise ImageError(f"{img.path}: skew_correction needs the gain (EGAIN)")
+            corr = float(poisson_skew_correction(bkg.globalrms, img.egain, img.rdnoise or 0.0))
+            back += np.float32(corr)
+            header["BKGSKEW"] = (corr, "Poisson skew correction added [ADU]")
+            header["BKGGLOB"] = (float(bkg.globalback) + corr, "global background [ADU]")
     log.info("%s: background %.3f ADU (RMS %.3f, %s), mesh %d, filter %d, %d pixels ignored",
              img.path, header["BKGGLOB"], bkg.globalrms, estimator, box_size, filter_size,
              n_ignored)

@@ -313,3 +313,17 @@ def test_run_photometry_dispatch(frame):
     assert cat.meta["method"] == "photutils" and len(cat.data) > 20
     with pytest.raises(ValueError, match="method must be"):
         AP.run_photometry(frame[0], method="psf")
+
+
+def test_estimated_sky_gives_unbiased_blank_fluxes(tmp_path):
+    """Without maps, forced fluxes on blank sky average to zero (no mode skew bias)."""
+    spec = FrameSpec(shape=(1024, 1024), star_density=1e-9, n_galaxies_per_1000_stars=0,
+                     mag_range=(25, 25.1))
+    path, _ = make_frame(tmp_path / spec.file_name(), spec, seed=4)
+    rng = np.random.default_rng(1)
+    x, y = rng.uniform(20, 1004, 400), rng.uniform(20, 1004, 400)
+    t = AP.circular_photometry(path, x, y, aperture_diameter_arcsec=[5],
+                               aperture_diameter_seeing=None, **Q).data
+    pull = t["FLUX_APER"] / t["FLUXERR_APER"]
+    assert abs(np.mean(pull)) < 3 / np.sqrt(len(pull)) + 0.05  # uncorrected: about +0.2
+    assert 0.85 < np.std(pull) < 1.15

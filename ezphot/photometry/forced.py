@@ -28,6 +28,7 @@ import numpy as np
 from astropy.coordinates import SkyCoord
 from astropy.table import Table
 
+from ..background import poisson_skew_correction
 from ..dataobjects.catalog import Catalog
 from ..imageobjects import Background, BaseImage, Errormap, Mask
 from .common import aperture_diameters, as_image, as_list, catalog_info, finish_catalog
@@ -43,10 +44,15 @@ _TILE, _MARGIN = 512, 128
 
 
 class _TileEstimate:
-    """Background and RMS estimated with sep on tiles around the positions (cached)."""
+    """Background and RMS estimated with sep on tiles around the positions (cached).
+
+    SExtractor's mode sits below the mean of a Poisson sky; when the gain is known the
+    estimate is corrected (`poisson_skew_correction`), so faint fluxes are not biased high.
+    """
 
     def __init__(self, img: BaseImage, mask: np.ndarray | None, box: int = 64, filt: int = 3):
         self.img, self.mask, self.box, self.filt = img, mask, box, filt
+        self.gain, self.rdnoise = img.egain, img.rdnoise or 0.0
         self._tiles: dict[tuple[int, int, int, int], tuple[np.ndarray, np.ndarray]] = {}
 
     def _tile(self, y0: int, y1: int, x0: int, x1: int):
@@ -65,7 +71,10 @@ class _TileEstimate:
             else:
                 b = sep.Background(data, mask=ignore if ignore.any() else None, bw=self.box,
                                    bh=self.box, fw=self.filt, fh=self.filt)
-                self._tiles[key] = (b.back(dtype=np.float32), b.rms(dtype=np.float32))
+                back, rms = b.back(dtype=np.float32), b.rms(dtype=np.float32)
+                if self.gain:
+                    back += poisson_skew_correction(rms, self.gain, self.rdnoise)
+                self._tiles[key] = (back, rms)
         return self._tiles[key]
 
     def cutouts(self, slc: tuple[slice, slice]):
