@@ -108,6 +108,32 @@ def _mesh_to_map(mesh: np.ndarray, filter_size: int, shape: tuple[int, int], box
     return spline(np.arange(ny), np.arange(nx)).astype(np.float32)
 
 
+def sep_background(img, masks=(), box_size: int = 64, filter_size: int = 3):
+    """One pass of SExtractor's mesh algorithm (sep) over the frame.
+
+    Masked and non-finite pixels are ignored. Returns ``(sep.Background, data, ignore,
+    n_ignored)``; the caller drops ``data``/``ignore`` as soon as it can (full-frame arrays).
+    """
+    import sep
+
+    if box_size < 1 or filter_size < 1:
+        raise ValueError("box_size and filter_size must be positive")
+    data = img.read_native()  # sep wants a native, writeable float buffer
+    ignore = ~np.isfinite(data)
+    for m in masks:
+        m = _mask_array(m, data.shape, "mask")
+        if m is not None:
+            ignore |= m
+    n_ignored = int(ignore.sum())
+    if n_ignored == data.size:
+        raise ImageError(f"{img.path}: every pixel is masked or non-finite; no background")
+    if n_ignored:
+        data[~np.isfinite(data)] = 0.0  # sep must not see NaN (they are ignored anyway)
+    bkg = sep.Background(data, mask=ignore if n_ignored else None, bw=box_size, bh=box_size,
+                         fw=filter_size, fh=filter_size)
+    return bkg, data, ignore, n_ignored
+
+
 def calculate_bkg(img, *, target_srcmask=None, target_ivpmask=None, is_2D_bkg: bool = True,
                   box_size: int = 64, filter_size: int = 3, estimator: str = "sextractor",
                   skew_correction: bool = False) -> Background:
@@ -137,25 +163,10 @@ def calculate_bkg(img, *, target_srcmask=None, target_ivpmask=None, is_2D_bkg: b
     Background
         With BKGSIZE, BKGFILT, BKGGLOB, BKGRMS, BKGNMASK in its header.
     """
-    import sep
-
-    if box_size < 1 or filter_size < 1:
-        raise ValueError("box_size and filter_size must be positive")
-    data = img.read_native()  # sep wants a native, writeable float buffer
-    ignore = ~np.isfinite(data)
-    for m in (_mask_array(target_srcmask, data.shape, "target_srcmask"),
-              _mask_array(target_ivpmask, data.shape, "target_ivpmask")):
-        if m is not None:
-            ignore |= m
-    n_ignored = int(ignore.sum())
-    if n_ignored == data.size:
-        raise ImageError(f"{img.path}: every pixel is masked or non-finite; no background")
-    if n_ignored and not np.isfinite(data).all():
-        data[~np.isfinite(data)] = 0.0  # sep must not see NaN (they are ignored anyway)
     if estimator not in ("sextractor", "mean"):
         raise ValueError(f"estimator must be 'sextractor' or 'mean', got {estimator!r}")
-    bkg = sep.Background(data, mask=ignore if n_ignored else None, bw=box_size, bh=box_size,
-                         fw=filter_size, fh=filter_size)
+    bkg, data, ignore, n_ignored = sep_background(img, (target_srcmask, target_ivpmask),
+                                                  box_size, filter_size)
     header = fits.Header()
     header["BKGESTIM"] = (estimator, "mesh level estimator")
     header["BKGSIZE"] = (box_size, "mesh size [pixel]")

@@ -12,12 +12,12 @@ import numpy as np
 from ..config import output_root
 from ..dataobjects.catalog import Catalog, CatalogInfo
 from ..exceptions import ImageError
-from ..imageobjects import BaseImage, ScienceImage
+from ..imageobjects import Background, BaseImage, Errormap, Mask, ScienceImage
 
 log = logging.getLogger(__name__)
 
-__all__ = ["as_image", "as_list", "aperture_diameters", "catalog_info", "catalog_path",
-           "finish_catalog"]
+__all__ = ["as_image", "as_list", "as_map", "resolve_maps", "aperture_diameters",
+           "catalog_info", "catalog_path", "finish_catalog"]
 
 
 def as_image(target_img: BaseImage | str | os.PathLike) -> BaseImage:
@@ -80,6 +80,35 @@ def aperture_diameters(img: BaseImage, arcsec, seeing_multiples, seeing: float |
         diam_px = [d / pixelscale for d in fixed + [m * seeing for m in multiples]]
     diam_arcsec = [d * pixelscale for d in diam_px] if has_scale else None
     return diam_arcsec, diam_px
+
+
+def as_map(value, cls, img: BaseImage, name: str):
+    """Accept a map object, an array, or a saved file for a Background/Errormap/Mask."""
+    if value is None or isinstance(value, cls):
+        obj = value
+    elif isinstance(value, str | Path):
+        obj = cls(value)
+    elif isinstance(value, np.ndarray):
+        obj = cls(value, target_img=img.path)
+    else:
+        raise TypeError(f"{name} must be a {cls.__name__}, an array or a path, "
+                        f"got {type(value).__name__}")
+    if obj is not None:
+        obj.check_shape(img.shape, img.path)
+        if obj.target_img and Path(obj.target_img).absolute() != img.path:
+            raise ImageError(f"{name} belongs to {obj.target_img}, not to {img.path}")
+    return obj
+
+
+def resolve_maps(img: BaseImage, target_bkg, target_bkgrms, target_mask):
+    """The three optional maps of a photometry call, checked against the image.
+
+    ``target_bkg`` may also be a number (a constant background).
+    """
+    bkg = target_bkg if isinstance(target_bkg, int | float) else as_map(
+        target_bkg, Background, img, "target_bkg")
+    return (bkg, as_map(target_bkgrms, Errormap, img, "target_bkgrms"),
+            as_map(target_mask, Mask, img, "target_mask"))
 
 
 def catalog_info(img: BaseImage, catalog_type: str, *, seeing: float | None,

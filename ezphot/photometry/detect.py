@@ -17,7 +17,7 @@ from astropy.table import Table
 
 from ..dataobjects.catalog import Catalog
 from ..imageobjects import Background
-from .common import aperture_diameters, as_image, catalog_info, finish_catalog
+from .common import aperture_diameters, as_image, catalog_info, finish_catalog, resolve_maps
 
 log = logging.getLogger(__name__)
 
@@ -29,28 +29,16 @@ _DEFAULT_CONV = np.array([[1, 2, 1], [2, 4, 2], [1, 2, 1]], dtype=np.float32) / 
 
 def _background(img, target_bkg, target_bkgrms, mask):
     """Full-frame background and RMS (detection needs the whole frame anyway)."""
-    from .sexphot import _as_map
-    from ..imageobjects import Errormap, Mask
-
-    bkg = target_bkg if isinstance(target_bkg, int | float) else _as_map(
-        target_bkg, Background, img, "target_bkg")
-    rms = _as_map(target_bkgrms, Errormap, img, "target_bkgrms")
-    m = _as_map(mask, Mask, img, "target_mask")
+    bkg, rms, m = resolve_maps(img, target_bkg, target_bkgrms, mask)
     m = None if m is None else m.data
     back_arr = rms_arr = None
-    if bkg is None or rms is None:
-        from ..background import calculate_bkg
-        import sep
+    if bkg is None or rms is None:  # one mesh pass gives both maps
+        from ..background import sep_background
 
-        est = calculate_bkg(img, target_ivpmask=m, box_size=64, filter_size=3)
-        back_arr = est.data
-        if rms is None:  # sep's RMS map with the same mesh
-            data = np.array(img.data, dtype=np.float32)
-            ignore = ~np.isfinite(data) | (m if m is not None else False)
-            data[~np.isfinite(data)] = 0
-            rms_arr = sep.Background(data, mask=ignore if np.any(ignore) else None, bw=64, bh=64,
-                                     fw=3, fh=3).rms(dtype=np.float32)
-            del data
+        est, data, ignore, _ = sep_background(img, (m,), 64, 3)
+        del data, ignore
+        back_arr = est.back(dtype=np.float32) if bkg is None else None
+        rms_arr = est.rms(dtype=np.float32) if rms is None else None
     if isinstance(bkg, Background):
         back_arr = bkg.data
     elif bkg is not None:

@@ -30,8 +30,9 @@ from astropy.table import Table
 
 from ..background import poisson_skew_correction
 from ..dataobjects.catalog import Catalog
-from ..imageobjects import Background, BaseImage, Errormap, Mask
-from .common import aperture_diameters, as_image, as_list, catalog_info, finish_catalog
+from ..imageobjects import Background, BaseImage, Errormap
+from .common import (aperture_diameters, as_image, as_list, catalog_info, finish_catalog,
+                     resolve_maps)
 from .geometry import sky_to_pixel_ellipse, to_pixel
 
 log = logging.getLogger(__name__)
@@ -219,12 +220,7 @@ def _photometry_columns(table: Table, suffix: str, flux, var_sky, var_est, area,
 
 
 def _prepare(img, target_bkg, target_bkgrms, target_mask):
-    from .sexphot import _as_map
-
-    bkg = target_bkg if isinstance(target_bkg, int | float) else _as_map(
-        target_bkg, Background, img, "target_bkg")
-    rms = _as_map(target_bkgrms, Errormap, img, "target_bkgrms")
-    mask = _as_map(target_mask, Mask, img, "target_mask")
+    bkg, rms, mask = resolve_maps(img, target_bkg, target_bkgrms, target_mask)
     return bkg, rms, None if mask is None else mask.data
 
 

@@ -22,7 +22,8 @@ from ..imageobjects import Background, BaseImage, Errormap, Mask
 from ..sextractor import SExtractorBinary, find_sextractor, run_sextractor
 from ..sextractor.configfile import format_value, read_param_file, validate_keywords
 from ..sextractor.ldac import LDACCatalog
-from .common import aperture_diameters, as_image, as_list, catalog_info, finish_catalog
+from .common import (aperture_diameters, as_image, as_list, catalog_info, finish_catalog,
+                     resolve_maps)
 
 log = logging.getLogger(__name__)
 
@@ -198,24 +199,6 @@ def _prepare_maps(img: BaseImage, workdir: Path, image_path: str, config: dict, 
     return written.get("image", image_path)
 
 
-def _as_map(value, cls, img: BaseImage, name: str):
-    """Accept a map object, an array, or a saved file for a Background/Errormap/Mask."""
-    if value is None or isinstance(value, cls):
-        obj = value
-    elif isinstance(value, str | Path):
-        obj = cls(value)
-    elif isinstance(value, np.ndarray):
-        obj = cls(value, target_img=img.path)
-    else:
-        raise TypeError(f"{name} must be a {cls.__name__}, an array or a path, "
-                        f"got {type(value).__name__}")
-    if obj is not None:
-        obj.check_shape(img.shape, img.path)
-        if obj.target_img and Path(obj.target_img).absolute() != img.path:
-            raise ImageError(f"{name} belongs to {obj.target_img}, not to {img.path}")
-    return obj
-
-
 def _postprocess(table: Table, ldac: LDACCatalog, img: BaseImage, *, detect_thresh: float,
                  diam_px: list[float]) -> Table:
     """Apply the column contract: 0-based positions, world-coordinate check, extra columns."""
@@ -334,10 +317,7 @@ def sex_photometry(
     validate_keywords(user, binary)
     if not math.isfinite(detection_sigma) or detection_sigma <= 0:
         raise ValueError(f"detection_sigma must be positive, got {detection_sigma}")
-    bkg = target_bkg if isinstance(target_bkg, int | float) else _as_map(
-        target_bkg, Background, img, "target_bkg")
-    rms = _as_map(target_bkgrms, Errormap, img, "target_bkgrms")
-    mask = _as_map(target_mask, Mask, img, "target_mask")
+    bkg, rms, mask = resolve_maps(img, target_bkg, target_bkgrms, target_mask)
 
     pixelscale = float(user["PIXEL_SCALE"]) if float(user.get("PIXEL_SCALE", 0) or 0) > 0 \
         else img.pixelscale
