@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 
 import numpy as np
 import pytest
@@ -14,6 +15,8 @@ from ezphot.datasets import FrameSpec, make_frame, true_sky
 from ezphot.exceptions import ImageError, MissingWCSError
 from ezphot.imageobjects import Background, Errormap, Mask, ScienceImage
 from ezphot.methods import AperturePhotometry
+from ezphot.photometry.sexphot import zero_based_columns
+from ezphot.sextractor.ldac import read_ldac
 
 from .conftest import sha256, shared
 
@@ -281,3 +284,77 @@ def test_pictures(frame):
     assert ell.height == pytest.approx(2 * 2.909 / img.pixelscale, rel=1e-3)
     # north-up east-left: PA 56.6 deg east of north points to +y rotated towards -x
     assert ell.angle == pytest.approx(90 + 56.6, abs=0.1)
+
+
+def _run_by_hand(image, weight, catalog, tmp_path):
+    """The binary run by hand on ``image`` and an RMS ``weight`` file with the configuration
+    and parameters ezphot used for ``catalog``."""
+    config = dict(catalog.meta["sextractor_config"])
+    (tmp_path / "run.param").write_text("\n".join(catalog.meta["sextractor_parameters"]) + "\n")
+    config.update(CATALOG_NAME=tmp_path / "hand.ldac", PARAMETERS_NAME=tmp_path / "run.param",
+                  WEIGHT_IMAGE=weight)
+    (tmp_path / "run.sex").write_text("".join(f"{k} {v}\n" for k, v in config.items()))
+    subprocess.run(["source-extractor", str(image), "-c", str(tmp_path / "run.sex")],
+                   check=True, capture_output=True)
+    (hand,) = read_ldac(tmp_path / "hand.ldac")
+    return hand
+
+
+def _assert_same_catalogue(ours, hand):
+    ref = hand.table
+    assert len(ours) == len(ref) > 50
+    for name in ref.colnames:
+        expected = np.asarray(ref[name], dtype=float)
+        if name in zero_based_columns(ref):
+            expected = expected - 1.0  # ezphot's positions are 0-based
+        np.testing.assert_array_equal(np.asarray(ours[name], dtype=float), expected,
+                                      err_msg=name)
+    np.testing.assert_array_equal(ours["SKYSIG"], hand.background_rms)
+
+
+def test_three_maps_equal_binary_run_by_hand(own_copy, tmp_path):
+    """Background + saved Errormap + Mask: the catalogue of the binary run by hand on the
+    subtracted image with masked pixels at RMS 1e30 in the weight map (SExtractor's own way
+    of marking bad pixels), every column identical."""
+    img = ScienceImage(own_copy)
+    bkg = img.calculate_bkg(verbose=False)
+    rms = img.calculate_bkgrms_from_propagation(bkg, verbose=False)
+    rms_file = rms.save(tmp_path / "rms.fits")
+    mask = np.zeros(img.shape, bool)
+    mask[200:700, 300:900] = True  # half of a saturated star at (300, 500) is under it
+    ours = AperturePhotometry().sex_photometry(img, target_bkg=bkg, target_bkgrms=rms_file,
+                                               target_mask=Mask(mask), **QUIET)
+    sub, weight = tmp_path / "sub.fits", tmp_path / "weight.fits"
+    fits.PrimaryHDU(np.asarray(img.data, np.float32) - bkg.data,
+                    fits.getheader(own_copy)).writeto(sub)
+    w = np.array(rms.data, np.float32)
+    w[mask] = 1e30
+    fits.PrimaryHDU(w).writeto(weight)
+    _assert_same_catalogue(ours.data, _run_by_hand(sub, weight, ours, tmp_path))
+    x, y = ours.data["X_IMAGE"], ours.data["Y_IMAGE"]
+    assert not np.any((x > 303) & (x < 896) & (y > 203) & (y < 696))  # nothing under the mask
+
+
+def test_saved_errormap_is_linked_not_copied(own_copy, tmp_path, caplog):
+    """An Errormap loaded from a file and unmodified goes to the binary as that file (one
+    file less to write: benchmarks/ "maps"); the result is the binary run by hand on it.
+    Loaded pixels are read-only, and a rewritten file is no longer trusted."""
+    img = ScienceImage(own_copy)
+    bkg = img.calculate_bkg(verbose=False)
+    rms_file = img.calculate_bkgrms_from_propagation(bkg, verbose=False).save(tmp_path / "r.fits")
+    loaded = Errormap(rms_file, target_img=own_copy)
+    assert loaded.unmodified_file() == rms_file
+    with pytest.raises(ValueError, match="read-only"):
+        loaded.data[0, 0] = 1.0
+    digest = sha256(rms_file)
+    with caplog.at_level("DEBUG", logger="ezphot.photometry.sexphot"):
+        ours = AperturePhotometry().sex_photometry(img, target_bkgrms=loaded,
+                                                   target_bkg=float(np.median(bkg.data)),
+                                                   **QUIET)
+    assert "written for the binary: nothing; RMS map linked" in caplog.text
+    assert sha256(rms_file) == digest
+    _assert_same_catalogue(ours.data, _run_by_hand(own_copy, rms_file, ours, tmp_path))
+    # a copy with new pixels, or a file rewritten since loading, is written out again
+    assert Errormap(np.array(loaded.data)).unmodified_file() is None
+    Errormap(np.full(img.shape, 50, np.float32)).save(rms_file)
+    assert loaded.unmodified_file() is None

@@ -42,6 +42,7 @@ class ImageMap:
     def __init__(self, source: str | os.PathLike | np.ndarray, *, header: fits.Header | None = None,
                  target_img: str | os.PathLike | None = None) -> None:
         self.path: Path | None = None
+        self._file_stat: tuple[int, int, int] | None = None
         if isinstance(source, str | os.PathLike):
             self.path = Path(source)
             if not self.path.is_file():
@@ -58,8 +59,36 @@ class ImageMap:
         if data.ndim != 2:
             raise ImageError(f"{self.kind} must be 2-D, got shape {data.shape}")
         self.data = self._validate(data)
+        if self.path is not None:
+            # loaded from a file: read-only, so the file stays a faithful copy of ``data``
+            # and can be handed to SExtractor as it is (see `unmodified_file`)
+            self._data.flags.writeable = False
+            self._file_stat = _stat(self.path)
         self.header = fits.Header() if header is None else header.copy()
         self.target_img = None if target_img is None else str(target_img)
+
+    @property
+    def data(self) -> np.ndarray:
+        """The map's pixels (read-only when loaded from a file: copy it to change it)."""
+        return self._data
+
+    @data.setter
+    def data(self, value: np.ndarray) -> None:
+        self._data = value
+        self._file_stat = None  # new pixels: the file no longer holds them
+
+    def unmodified_file(self) -> Path | None:
+        """The FITS file holding exactly ``data``, or None.
+
+        That is the file the map was loaded from, provided ``data`` was not replaced since
+        and the file was not rewritten (same size, inode and mtime).
+        """
+        if self._file_stat is None or self.path is None:
+            return None
+        try:
+            return self.path if _stat(self.path) == self._file_stat else None
+        except OSError:
+            return None
 
     def _validate(self, data: np.ndarray) -> np.ndarray:
         return data
@@ -100,8 +129,14 @@ class ImageMap:
                 fits.PrimaryHDU(data, header=header).writeto(tmp)
 
         self.path = atomic_write(path, write)
+        self._file_stat = None  # what is loaded is no longer what `unmodified_file` vouched for
         log.info("%s saved: %s", self.kind, self.path)
         return self.path
+
+
+def _stat(path: Path) -> tuple[int, int, int]:
+    st = os.stat(path)
+    return st.st_size, st.st_ino, st.st_mtime_ns
 
 
 class Background(ImageMap):
