@@ -1,8 +1,9 @@
 """Background and background-RMS maps (CONTRACT §3).
 
-`calculate_bkg` is SExtractor's mesh background (sigma-clipped mode per mesh, median filter of
-the meshes, bicubic-spline interpolation) computed by sep, the C library port of SExtractor's
-code; masked and non-finite pixels are ignored. `calculate_bkgrms_from_propagation` predicts
+`calculate_bkg` is SExtractor's mesh background (a level per mesh, median filter of the
+meshes, bicubic-spline interpolation); the level is a sigma-clipped mean by default, or
+SExtractor's clipped mode computed by sep (the C port of SExtractor's code), identical to the
+binary's own map. Masked and non-finite pixels are ignored. `calculate_bkgrms_from_propagation` predicts
 the background RMS from the noise model instead of measuring it.
 """
 
@@ -49,37 +50,70 @@ def poisson_skew_correction(rms, egain: float, rdnoise_e: float = 0.0):
     return corr.astype(np.float32)
 
 
-def _clipped_mean_meshes(data: np.ndarray, ignore: np.ndarray, box: int, nsigma: float = 4.0,
-                         iterations: int = 4) -> tuple[np.ndarray, np.ndarray]:
-    """Per-mesh sigma-clipped mean and standard deviation (NaN for an empty mesh)."""
-    ny, nx = data.shape
+def _clip_pass(s3: np.ndarray, centre: np.ndarray, spread: np.ndarray, nsigma: float):
+    """One clipping pass over a strip of meshes ``s3`` (rows, mesh, columns).
+
+    Keeps pixels within ``nsigma`` x spread of each mesh's centre (NaN never kept) and
+    returns the new (centre, spread, count). Sums run on deviations from the old centre
+    (small numbers, float32 along rows, float64 across them).
+    """
+    dev = s3 - centre.astype(np.float32)[None, :, None]
+    keep = np.abs(dev) <= (nsigma * spread).astype(np.float32)[None, :, None]
+    n = keep.sum(axis=(0, 2))
+    np.copyto(dev, 0.0, where=~keep)  # not dev *= keep: NaN (masked) x 0 is NaN
+    m1 = dev.sum(axis=2).sum(axis=0, dtype=np.float64)
+    np.square(dev, out=dev)
+    m2 = dev.sum(axis=2).sum(axis=0, dtype=np.float64)
+    with np.errstate(all="ignore"):
+        m1 /= n
+        m2 /= n
+    return centre + m1, np.sqrt(np.maximum(m2 - m1**2, 0.0)), n
+
+
+def _clipped_mean_meshes(img, masks: list[np.ndarray], box: int, nsigma: float = 4.0,
+                         iterations: int = 3) -> tuple[np.ndarray, np.ndarray, int]:
+    """Per-mesh sigma-clipped mean and standard deviation, one strip of meshes at a time.
+
+    Each mesh starts from the median and MAD of a subsample, is clipped ``iterations`` times
+    on every fourth row, then once on all its pixels at ``nsigma``. Masked and non-finite
+    pixels are left out; meshes with under 5 % usable pixels are NaN (filled later from their
+    neighbours). Returns (centre, spread, number of pixels ignored).
+    """
+    ny, nx = img.shape
     nby, nbx = -(-ny // box), -(-nx // box)
-    padded = np.full((nby * box, nbx * box), np.nan, dtype=np.float32)
-    padded[:ny, :nx] = data
-    padded[:ny, :nx][ignore] = np.nan
-    blocks = padded.reshape(nby, box, nbx, box).transpose(0, 2, 1, 3).reshape(nby, nbx, -1)
-    del padded
-    # robust start on a subsample, then clipped mean/std on all pixels of each mesh
-    sub = blocks[:, :, ::7]
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # empty meshes give NaN on purpose
-        centre = np.nanmedian(sub, axis=2)
-        spread = 1.4826 * np.nanmedian(np.abs(sub - centre[..., None]), axis=2)
-        for _ in range(iterations):
-            keep = np.abs(blocks - centre[..., None]) <= nsigma * spread[..., None]
-            n = keep.sum(axis=2)
-            vals = np.where(keep, blocks, 0.0)
-            centre = vals.sum(axis=2, dtype=np.float64) / n
-            spread = np.sqrt(np.maximum((vals.astype(np.float64) ** 2).sum(axis=2) / n
-                                        - centre**2, 0))
-    centre[n < 0.5 * box * box * 0.1] = np.nan  # too few usable pixels: fill from neighbours
-    return centre, spread
+    centre = np.full((nby, nbx), np.nan)
+    spread = np.full((nby, nbx), np.nan)
+    strip = np.empty((box, nbx * box), dtype=np.float32)
+    strip[:, nx:] = np.nan  # the last mesh column may be partial
+    n_ignored = 0
+    try:
+        for j in range(nby):
+            y0, y1 = j * box, min(ny, (j + 1) * box)
+            s = strip[: y1 - y0]
+            s[:, :nx] = img.read_rows(y0, y1)
+            for m in masks:
+                s[:, :nx][m[y0:y1]] = np.nan
+            n_ignored += int(np.count_nonzero(np.isnan(s[:, :nx])))
+            s3 = s.reshape(y1 - y0, nbx, box)
+            sub = s3[::8, :, ::2].transpose(1, 0, 2).reshape(nbx, -1)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # empty meshes: NaN on purpose
+                c = np.nanmedian(sub, axis=1)
+                sp = 1.4826 * np.nanmedian(np.abs(sub - c[:, None]), axis=1)
+            for _ in range(iterations):
+                c, sp, _n = _clip_pass(s3[::4], c, sp, nsigma)
+            c, sp, n = _clip_pass(s3, c, sp, nsigma)
+            c[n < 0.05 * (y1 - y0) * box] = np.nan
+            centre[j], spread[j] = c, sp
+    finally:
+        img.close()  # the file handle read_rows opened
+    return centre, spread, n_ignored
 
 
 def _mesh_to_map(mesh: np.ndarray, filter_size: int, shape: tuple[int, int], box: int) -> np.ndarray:
     """Fill empty meshes, median-filter them, and interpolate with a bicubic spline."""
     from scipy import ndimage
-    from scipy.interpolate import RectBivariateSpline
+    from scipy.interpolate import BSpline, RectBivariateSpline
 
     bad = ~np.isfinite(mesh)
     if bad.all():
@@ -102,10 +136,24 @@ def _mesh_to_map(mesh: np.ndarray, filter_size: int, shape: tuple[int, int], box
         along = np.interp(np.arange(nx if nby == 1 else ny), centres, line)
         return np.broadcast_to(along[None, :] if nby == 1 else along[:, None], shape).astype(
             np.float32)
-    spline = RectBivariateSpline(yc, xc, mesh, kx=kx, ky=ky,
+    # RectBivariateSpline's first axis here is y: its "kx" is the degree along y
+    spline = RectBivariateSpline(yc, xc, mesh, kx=ky, ky=kx,
                                  bbox=[min(-0.5, yc[0]), max(ny - 0.5, yc[-1]),
                                        min(-0.5, xc[0]), max(nx - 0.5, xc[-1])])
-    return spline(np.arange(ny), np.arange(nx)).astype(np.float32)
+    # the spline is a tensor product: map = By C Bx^T with sparse B-spline design matrices,
+    # evaluated as a matrix product by row blocks (5x faster than spline(y, x) on 7DT frames;
+    # deviations from the mean level keep float32 exact to ~1e-6 ADU)
+    (ty, tx, coef), (dy, dx) = spline.tck, spline.degrees
+    coef = coef.reshape(len(ty) - dy - 1, len(tx) - dx - 1)
+    level = float(np.mean(mesh))
+    rows = BSpline.design_matrix(np.arange(ny, dtype=float), ty, dy) @ (coef - level)
+    cols = BSpline.design_matrix(np.arange(nx, dtype=float), tx, dx).toarray().T
+    rows, cols = rows.astype(np.float32), cols.astype(np.float32)
+    out = np.empty(shape, dtype=np.float32)
+    for y0 in range(0, ny, 256):  # by row blocks: no full-frame temporary
+        np.matmul(rows[y0:y0 + 256], cols, out=out[y0:y0 + 256])
+    out += np.float32(level)
+    return out
 
 
 def sep_background(img, masks=(), box_size: int = 64, filter_size: int = 3):
@@ -135,9 +183,9 @@ def sep_background(img, masks=(), box_size: int = 64, filter_size: int = 3):
 
 
 def calculate_bkg(img, *, target_srcmask=None, target_ivpmask=None, is_2D_bkg: bool = True,
-                  box_size: int = 64, filter_size: int = 3, estimator: str = "sextractor",
+                  box_size: int = 64, filter_size: int = 3, estimator: str = "mean",
                   skew_correction: bool = False) -> Background:
-    """SExtractor-style background of an image.
+    """SExtractor-style mesh background of an image.
 
     Parameters
     ----------
@@ -148,15 +196,18 @@ def calculate_bkg(img, *, target_srcmask=None, target_ivpmask=None, is_2D_bkg: b
         False returns a constant map at the global background level.
     box_size, filter_size : int
         Mesh size (pixels) and median-filter size (meshes), as BACK_SIZE/BACK_FILTERSIZE.
-    estimator : {'sextractor', 'mean'}
-        Level of each mesh. 'sextractor' (default): SExtractor's clipped mode
-        (2.5 median − 1.5 mean), identical to SExtractor's own map and robust to sources, but
-        biased low for Poisson-skewed sky (about −1.2 ADU at 400 ADU, gain 0.26 e-/ADU, read
-        noise 6 e-). 'mean': 4-sigma-clipped mean, unbiased for pure sky, but it takes in all
-        unmasked source light (wings, undetected sources).
+    estimator : {'mean', 'sextractor'}
+        Level of each mesh. 'mean' (default): 4-sigma-clipped mean, unbiased for the sky
+        (within 0.01 ADU on a full 7DT-like blank frame), but it takes in the light of
+        unmasked sources, so give a source mask (``calculate_sourcemask``, a low ``sigma``
+        reaches the faint ones). 'sextractor': SExtractor's clipped mode
+        (2.5 median − 1.5 mean) by sep, identical to SExtractor's own BACKGROUND map and
+        more robust to unmasked sources, but biased low by the Poisson skew of a faint sky:
+        −1.1 ADU at 400 ADU, gain 0.26 e-/ADU, read noise 6 e- (7DT).
     skew_correction : bool
         With 'sextractor': add `poisson_skew_correction` (from the image's gain and read
-        noise), so that the map estimates the mean sky rather than its mode.
+        noise), so that the map estimates the mean sky rather than its mode (+0.06 ADU left
+        on the blank frame above).
 
     Returns
     -------
@@ -165,38 +216,42 @@ def calculate_bkg(img, *, target_srcmask=None, target_ivpmask=None, is_2D_bkg: b
     """
     if estimator not in ("sextractor", "mean"):
         raise ValueError(f"estimator must be 'sextractor' or 'mean', got {estimator!r}")
-    bkg, data, ignore, n_ignored = sep_background(img, (target_srcmask, target_ivpmask),
-                                                  box_size, filter_size)
+    if box_size < 1 or filter_size < 1:
+        raise ValueError("box_size and filter_size must be positive")
     header = fits.Header()
     header["BKGESTIM"] = (estimator, "mesh level estimator")
     header["BKGSIZE"] = (box_size, "mesh size [pixel]")
     header["BKGFILT"] = (filter_size, "median filter size [meshes]")
-    header["BKGGLOB"] = (float(bkg.globalback), "global background [ADU]")
-    header["BKGRMS"] = (float(bkg.globalrms), "global background RMS [ADU]")
-    header["BKGNMASK"] = (n_ignored, "masked or non-finite pixels ignored")
-    header["BKG2D"] = (bool(is_2D_bkg), "2-D map (else constant)")
-    shape = data.shape
+    shape = img.shape
     if estimator == "mean":
-        mesh, _ = _clipped_mean_meshes(data, ignore, box_size)
-        level = float(np.nanmedian(mesh))
-        header["BKGGLOB"] = (level, "global background [ADU]")
-        del data, ignore
+        masks = [m for m in (_mask_array(target_srcmask, shape, "target_srcmask"),
+                             _mask_array(target_ivpmask, shape, "target_ivpmask")) if m is not None]
+        mesh, spread, n_ignored = _clipped_mean_meshes(img, masks, box_size)
+        if n_ignored == shape[0] * shape[1]:
+            raise ImageError(f"{img.path}: every pixel is masked or non-finite; no background")
+        level, rms = float(np.nanmedian(mesh)), float(np.nanmedian(spread))
         back = _mesh_to_map(mesh, filter_size, shape, box_size) if is_2D_bkg else \
             np.full(shape, level, dtype=np.float32)
     else:
+        bkg, data, ignore, n_ignored = sep_background(img, (target_srcmask, target_ivpmask),
+                                                      box_size, filter_size)
         del data, ignore  # sep keeps only its meshes: free the frame before making the map
+        level, rms = float(bkg.globalback), float(bkg.globalrms)
         back = bkg.back(dtype=np.float32) if is_2D_bkg else \
-            np.full(shape, bkg.globalback, dtype=np.float32)
+            np.full(shape, level, dtype=np.float32)
         if skew_correction:
             if not img.egain:
                 raise ImageError(f"{img.path}: skew_correction needs the gain (EGAIN)")
-            corr = float(poisson_skew_correction(bkg.globalrms, img.egain, img.rdnoise or 0.0))
+            corr = float(poisson_skew_correction(rms, img.egain, img.rdnoise or 0.0))
             back += np.float32(corr)
+            level += corr
             header["BKGSKEW"] = (corr, "Poisson skew correction added [ADU]")
-            header["BKGGLOB"] = (float(bkg.globalback) + corr, "global background [ADU]")
+    header["BKGGLOB"] = (level, "global background [ADU]")
+    header["BKGRMS"] = (rms, "global background RMS [ADU]")
+    header["BKGNMASK"] = (n_ignored, "masked or non-finite pixels ignored")
+    header["BKG2D"] = (bool(is_2D_bkg), "2-D map (else constant)")
     log.info("%s: background %.3f ADU (RMS %.3f, %s), mesh %d, filter %d, %d pixels ignored",
-             img.path, header["BKGGLOB"], bkg.globalrms, estimator, box_size, filter_size,
-             n_ignored)
+             img.path, level, rms, estimator, box_size, filter_size, n_ignored)
     return Background(back, header=header, target_img=img.path)
 
 

@@ -86,7 +86,7 @@ class _ProductsMixin:
             return self._finish(mask, save, visualize, save_fig, "source mask")
 
     def calculate_bkg(self, target_srcmask=None, target_ivpmask=None, *, is_2D_bkg: bool = True,
-                      box_size: int = 64, filter_size: int = 3, estimator: str = "sextractor",
+                      box_size: int = 64, filter_size: int = 3, estimator: str = "mean",
                       skew_correction: bool = False, save: bool = False, verbose: bool = True, visualize: bool = False,
                       save_fig: bool = False) -> Background:
         """SExtractor-style `Background`; see `ezphot.background.calculate_bkg`."""

@@ -136,11 +136,14 @@ def write_float_image(path: Path, shape: tuple[int, int], rows, header: fits.Hea
         warnings.simplefilter("ignore", fits.verify.VerifyWarning)
         head = _plain_header(header or fits.Header(), shape).tostring().encode("ascii")
     # a plain FITS file written directly: astropy's StreamingHDU flushes every block (slow)
-    with open(path, "wb") as fh:
+    block = np.empty((chunk, shape[1]), dtype=">f4")  # one reused big-endian buffer
+    with open(path, "wb", buffering=0) as fh:
         fh.write(head)
         for y0 in range(0, shape[0], chunk):
             y1 = min(shape[0], y0 + chunk)
-            np.ascontiguousarray(rows(y0, y1), dtype=">f4").tofile(fh)
+            out = block[: y1 - y0]
+            out[...] = rows(y0, y1)
+            fh.write(out.data)
         fh.write(b"\0" * (-fh.tell() % 2880))  # FITS blocks are 2880 bytes
     return str(path)
 
