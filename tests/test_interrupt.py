@@ -100,3 +100,36 @@ def test_two_batches_at_once(tree):
     cats = catalogues(tree)
     assert len(cats) == 8 and all(len(Catalog(p).data) > 0 for p in cats)
     assert not list(tree.rglob("*.part"))
+
+
+def test_leftovers_of_killed_processes_are_removed(tmp_path, monkeypatch):
+    """A SIGKILLed process leaves its run directory and a half-written `.part` file; the next
+    run on the same host removes them, and nothing of a live process or another host."""
+    import socket
+
+    from ezphot._io import atomic_write, run_directory
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    host, alive = socket.gethostname(), os.getppid()
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    stale_dir = runs / f"ezphot-sex-{dead.pid}@{host}-abcd1234"
+    kept_dirs = [runs / f"ezphot-sex-{alive}@{host}-abcd1234",
+                 runs / f"ezphot-sex-{dead.pid}@another-host-abcd1234",
+                 runs / "ezphot-not-ours"]
+    for d in [stale_dir, *kept_dirs]:
+        d.mkdir()
+        (d / "weight.fits").write_bytes(b"x")
+    stale_part = tmp_path / f".f.fits.{dead.pid}@{host}.k2j4h5.part"
+    kept_parts = [tmp_path / f".f.fits.{alive}@{host}.k2j4h5.part", tmp_path / ".f.fits.k2j4.part"]
+    for p in [stale_part, *kept_parts]:
+        p.write_bytes(b"x")
+    monkeypatch.setenv("EZPHOT_TMPDIR", str(runs))
+    with run_directory("ezphot-sex-") as mine:
+        assert not stale_dir.exists() and all(d.exists() for d in kept_dirs)
+        assert mine.name.startswith(f"ezphot-sex-{os.getpid()}@{host}-")
+    assert not mine.exists()
+    atomic_write(tmp_path / "f.fits", lambda t: t.write_bytes(b"y"))
+    assert not stale_part.exists() and all(p.exists() for p in kept_parts)
+    assert (tmp_path / "f.fits").read_bytes() == b"y"
