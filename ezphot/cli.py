@@ -164,7 +164,7 @@ def _cmd_demo(args) -> int:
         pictures.append(save_figure(fig, out / "star_aperture.png"))
         print(f"\nFirst catalogue: {done[0]['catalog']}")
         print(f"  {len(t)} sources; SKYVAL {t['SKYVAL'][0]:.1f} ADU, SKYSIG {t['SKYSIG'][0]:.2f} "
-              f"ADU, seeing {catalog.info.seeing} arcsec")
+              f"ADU, seeing {catalog.info.seeing:.2f} arcsec")
         print("Pictures: " + ", ".join(str(p) for p in pictures))
     print(f"Results: catalogues (<frame>.fits.cat) beside the frames under {scidata}")
     return status
