@@ -64,7 +64,7 @@ def bench_core(frames_dir: Path, repeat: int) -> dict:
     ap = AperturePhotometry()
     cat = ap.sex_photometry(img, **opts)  # warm-up (binary lists cached, file in page cache)
     config = dict(cat.meta["sextractor_config"])
-    wrapper_t, bare_t, inside_t = [], [], []
+    wrapper_t, bare_t = [], []
     with tempfile.TemporaryDirectory() as d:
         d = Path(d)
         (d / "bare.param").write_text("\n".join(cat.meta["sextractor_parameters"]) + "\n")

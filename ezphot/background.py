@@ -3,8 +3,9 @@
 `calculate_bkg` is SExtractor's mesh background (a level per mesh, median filter of the
 meshes, bicubic-spline interpolation); the level is a sigma-clipped mean by default, or
 SExtractor's clipped mode computed by sep (the C port of SExtractor's code), identical to the
-binary's own map. Masked and non-finite pixels are ignored. `calculate_bkgrms_from_propagation` predicts
-the background RMS from the noise model instead of measuring it.
+binary's own map. Masked and non-finite pixels are ignored.
+`calculate_bkgrms_from_propagation` predicts the background RMS from the noise model instead
+of measuring it.
 """
 
 from __future__ import annotations
@@ -110,7 +111,8 @@ def _clipped_mean_meshes(img, masks: list[np.ndarray], box: int, nsigma: float =
     return centre, spread, n_ignored
 
 
-def _mesh_to_map(mesh: np.ndarray, filter_size: int, shape: tuple[int, int], box: int) -> np.ndarray:
+def _mesh_to_map(mesh: np.ndarray, filter_size: int, shape: tuple[int, int],
+                 box: int) -> np.ndarray:
     """Fill empty meshes, median-filter them, and interpolate with a bicubic spline."""
     from scipy import ndimage
     from scipy.interpolate import BSpline, RectBivariateSpline

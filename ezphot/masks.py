@@ -116,7 +116,8 @@ def calculate_sourcemask(img, *, target_srcmask=None, sigma: float = 5,
     radius = mask_radius_factor * radius * np.where(saturated, 2.0, 1.0)
     paint_disks(mask, np.asarray(t["X_IMAGE"], float) - 1, np.asarray(t["Y_IMAGE"], float) - 1,
                 radius)
-    log.info("%d non-saturated, %d saturated sources", int((~saturated).sum()), int(saturated.sum()))
+    log.info("%d non-saturated, %d saturated sources", int((~saturated).sum()),
+             int(saturated.sum()))
     log.info("%d sources masked.", len(t))
     header = fits.Header({"MASKTYPE": "sources", "MASKSIG": sigma, "MASKFAC": mask_radius_factor,
                           "MASKSAT": saturation_level, "MASKNSRC": len(t)})

@@ -43,10 +43,13 @@ class ImageMap:
                  target_img: str | os.PathLike | None = None) -> None:
         self.path: Path | None = None
         self._file_stat: tuple[int, int, int] | None = None
+        file_stat = None
         if isinstance(source, str | os.PathLike):
             self.path = Path(source)
             if not self.path.is_file():
                 raise ImageError(f"{self.path}: no such {self.kind} file")
+            # before reading: a file replaced meanwhile then never passes for these pixels
+            file_stat = _stat(self.path)
             try:
                 with fits.open(self.path) as hdul:
                     data = np.asarray(hdul[0].data)
@@ -63,7 +66,7 @@ class ImageMap:
             # loaded from a file: read-only, so the file stays a faithful copy of ``data``
             # and can be handed to SExtractor as it is (see `unmodified_file`)
             self._data.flags.writeable = False
-            self._file_stat = _stat(self.path)
+            self._file_stat = file_stat
         self.header = fits.Header() if header is None else header.copy()
         self.target_img = None if target_img is None else str(target_img)
 

@@ -87,8 +87,8 @@ class _ProductsMixin:
 
     def calculate_bkg(self, target_srcmask=None, target_ivpmask=None, *, is_2D_bkg: bool = True,
                       box_size: int = 64, filter_size: int = 3, estimator: str = "mean",
-                      skew_correction: bool = False, save: bool = False, verbose: bool = True, visualize: bool = False,
-                      save_fig: bool = False) -> Background:
+                      skew_correction: bool = False, save: bool = False, verbose: bool = True,
+                      visualize: bool = False, save_fig: bool = False) -> Background:
         """SExtractor-style `Background`; see `ezphot.background.calculate_bkg`."""
         from ..background import calculate_bkg
 

@@ -118,9 +118,9 @@ def _plain_header(header: fits.Header, shape: tuple[int, int]) -> fits.Header:
 
 
 # Bytes per row block when streaming an image: blocks that stay in the CPU cache and below
-# malloc's mmap threshold. Blocks of 512 rows (19 MB for 7DT) made every temporary a fresh
-# mmap whose pages the kernel had to fault in and zero: writing two maps took 0.6 s instead
-# of 0.15 s on a full 7DT frame (benchmarks/, "maps").
+# malloc's mmap threshold. With blocks of 512 rows (19 MB for 7DT) every temporary was a
+# fresh mmap whose pages the kernel had to fault in and zero: writing the two maps of a full
+# 7DT frame took 0.4-0.6 s, now 0.15-0.25 s (benchmarks/, "maps").
 _BLOCK_BYTES = 1 << 19
 
 
