@@ -1,4 +1,4 @@
-"""Detection filters: kernels against SExtractor's shipped .conv files, and the binary using them."""
+"""Detection filters: kernels against the shipped .conv files, and the binary using them."""
 
 from __future__ import annotations
 
