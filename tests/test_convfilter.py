@@ -179,5 +179,12 @@ def test_sourcemask_records_filter(frame):
     assert gauss.header["MASKFILT"] == "gauss" and default.header["MASKFILT"] == "default"
     assert gauss.header["MASKFFWH"] == pytest.approx(frame[1].meta["fwhm_pixel"])
     assert gauss.header["MASKNSRC"] > default.header["MASKNSRC"]
+    # a filter whose threshold is not rescaled (mexhat): a different mask only if the binary
+    # really ran it
+    mexhat = calculate_sourcemask(img, sigma=10, detection_filter="mexhat")
+    default10 = calculate_sourcemask(img, sigma=10, detection_filter="default")
+    assert mexhat.header["MASKFILT"] == "mexhat"
+    assert mexhat.header["MASKNSRC"] != default10.header["MASKNSRC"]
+    assert (mexhat.data != default10.data).any()
     with pytest.raises(ValueError, match="detection_filter"):
         calculate_sourcemask(img, detection_filter="box")

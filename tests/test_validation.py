@@ -37,6 +37,9 @@ def test_forced_recovers_injected_flux(forced_run, frame):
     assert bright.sum() > 60
     assert np.median(t["RATIO"][bright]) == pytest.approx(1.0, abs=0.02)
     pull = np.asarray(t["PULL"][bright], float)
+    # very bright: the stars' own photon noise is injected too (pulls of unit width)
+    top = np.asarray(t["PULL"][t["SNR_INJ"] >= 80], float)
+    assert top.size > 30 and 0.7 < 1.4826 * np.median(np.abs(top - np.median(top))) < 1.3
     # the reported errors are of the right size (their calibration is the background work's)
     assert 0.6 < 1.4826 * np.median(np.abs(pull - np.median(pull))) < 1.3
     assert t["DETECTED"][bright].all() and not t["DETECTED"][t["SNR_INJ"] < 2.5].any()
@@ -201,6 +204,12 @@ def test_blank_apertures_given_mask_and_maps(sparse_frame):
     t = blank_apertures(img, aperture_diameter_arcsec=[10, 20] * u.pix, n_apertures=300,
                         source_mask=Mask(mask), target_bkg=bkg, target_bkgrms=rms, seed=2)
     assert t.meta["source_mask"] == "given" and not t.meta["calibrated"]
+    # every aperture clear of the mask (centres >= r + 0.5 px from any masked pixel)
+    from scipy.ndimage import distance_transform_edt
+
+    dist = distance_transform_edt(~mask)
+    xs, ys = np.round(t.meta["x"]).astype(int), np.round(t.meta["y"]).astype(int)
+    assert len(xs) == 300 and (dist[ys, xs] > 10).all()
     np.testing.assert_allclose(t["DIAMETER_PIX"], [10, 20])
     np.testing.assert_allclose(t["SCATTER_RATIO"], 1.0, atol=0.10)
     with pytest.raises(ValueError, match="source_mask"):

@@ -126,7 +126,8 @@ def blank_apertures(
         SCATTER_CLIPPED (3-sigma-clipped std), NOISE_MODEL (median FLUXERR of the
         catalogue: sqrt(sum RMS²) plus the background's error), SCATTER_RATIO
         (SCATTER_MAD / NOISE_MODEL), DEPTH5_BLANK and DEPTH5_MODEL (mag of 5 sigma).
-        ``meta`` holds the positions' count, the mask's origin and the zero point.
+        ``meta`` holds the centres (``x``, ``y``, 0-based), the mask's origin, the zero
+        point and the background label of the measurement.
     """
     from .forced import circular_photometry
 
@@ -195,5 +196,6 @@ def blank_apertures(
         t[col].unit = unit
     t.meta.update(image=str(img.path), n_positions=int(x.size), source_mask=origin,
                   zeropoint=zeropoint, calibrated=zeropoint is not None, seed=seed,
-                  background=cat.meta.get("background"))
+                  background=cat.meta.get("background"),
+                  x=x.tolist(), y=y.tolist())  # the apertures' centres (0-based pixels)
     return t
