@@ -1,6 +1,7 @@
 """Speed and memory of ezphot, measured side by side with a reference in the same run.
 
-    python benchmarks/run_benchmarks.py [core] [--frames-dir DIR] [--repeat 3]
+    python benchmarks/run_benchmarks.py [core maps forced batch inject] [--frames-dir DIR]
+                                         [--repeat 3]
 
 Every figure is a ratio against a reference measured in this same run on the same full-size
 (9576x6388) generated 7DT-like frame, so the numbers do not depend on the machine's speed.
@@ -340,7 +341,48 @@ def bench_batch(frames_dir: Path, repeat: int) -> dict:
     return result
 
 
-BENCHES = {"core": bench_core, "maps": bench_maps, "forced": bench_forced, "batch": bench_batch}
+def bench_inject(frames_dir: Path, repeat: int) -> dict:
+    """Injection-recovery of 500 stars (forced workflow) vs one forced-photometry call of 500
+    positions plus one background map, in the same run."""
+    import numpy as np
+
+    from ezphot.imageobjects import ScienceImage
+    from ezphot.photometry.forced import circular_photometry
+    from ezphot.validation import injection_recovery
+
+    print("inject: injection_recovery(500 stars, forced) vs circular_photometry(500) + "
+          "calculate_bkg")
+    path = full_frame(frames_dir)
+    rng = np.random.default_rng(0)
+    ny, nx = ScienceImage(path).shape
+    x, y = rng.uniform(30, nx - 30, 500), rng.uniform(30, ny - 30, 500)
+    ours_t, ref_t = [], []
+    res = None
+    for k in range(repeat):
+        t0 = time.perf_counter()
+        img = ScienceImage(path)
+        img.calculate_bkg(verbose=False)
+        circular_photometry(img, x, y, save=False)
+        ref_t.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        res = injection_recovery(path, n_stars=500, workflow="forced", seed=k)
+        ours_t.append(time.perf_counter() - t0)
+    result = {
+        "injection_recovery_500_s": statistics.median(ours_t),
+        "forced_500_plus_bkg_s": statistics.median(ref_t),
+        "ratio": statistics.median(ours_t) / statistics.median(ref_t),
+        "psf": res.meta["psf"]["kind"],
+        "mag50": res.mag50,
+    }
+    print(f"  injection-recovery of 500 stars: {result['injection_recovery_500_s']:.1f} s vs "
+          f"forced 500 + background map {result['forced_500_plus_bkg_s']:.1f} s -> ratio "
+          f"{result['ratio']:.2f} (target <= 3); PSF {result['psf']}, 50 % completeness at "
+          f"{result['mag50']:.2f} (instrumental)")
+    return result
+
+
+BENCHES = {"core": bench_core, "maps": bench_maps, "forced": bench_forced, "batch": bench_batch,
+           "inject": bench_inject}
 
 
 def main() -> None:

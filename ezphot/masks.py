@@ -80,9 +80,16 @@ def paint_disks(mask: np.ndarray, x, y, r) -> None:
         mask[y0:y1, x0:x1] |= (xx - xc) ** 2 + (yy - yc) ** 2 <= rc * rc
 
 
+def _seeing_pixel(img) -> float | None:
+    """Header seeing in pixels (None when unknown)."""
+    seeing, scale = getattr(img, "seeing", None), getattr(img, "pixelscale", None)
+    return seeing / scale if seeing and scale else None
+
+
 def calculate_sourcemask(img, *, target_srcmask=None, sigma: float = 5,
                          mask_radius_factor: float = 3, saturation_level: float = 50000,
-                         binary=None) -> Mask:
+                         binary=None, detection_filter="gauss",
+                         detection_filter_fwhm: float | None = None) -> Mask:
     """Mask the sources SExtractor detects at ``sigma``.
 
     Each source is covered by a disk of ``mask_radius_factor`` × its isophotal radius
@@ -96,6 +103,7 @@ def calculate_sourcemask(img, *, target_srcmask=None, sigma: float = 5,
     from ._io import run_directory
     from .photometry.sexphot import _NO_KEY, _sextractor_input
     from .sextractor import find_sextractor, run_sextractor
+    from .sextractor.convfilter import detection_filter_config, resolve_detection_filter
 
     if sigma <= 0 or mask_radius_factor <= 0:
         raise ValueError("sigma and mask_radius_factor must be positive")
@@ -106,7 +114,12 @@ def calculate_sourcemask(img, *, target_srcmask=None, sigma: float = 5,
                   SATUR_KEY=_NO_KEY, GAIN=0.0, GAIN_KEY=_NO_KEY, PHOT_APERTURES=5,
                   PIXEL_SCALE=img.pixelscale or 1.0)
     params = ["X_IMAGE", "Y_IMAGE", "ISOAREA_IMAGE", "FWHM_IMAGE", "FLAGS"]
+    # detection filter (sextractor/convfilter.py): header seeing, else the shipped 3x3
+    dfilter = resolve_detection_filter(detection_filter, fwhm=detection_filter_fwhm,
+                                       seeing_pixel=_seeing_pixel(img))
     with run_directory("ezphot-srcmask-") as workdir:
+        config.update(detection_filter_config(dfilter, workdir))
+        config["DETECT_THRESH"] = sigma * dfilter.threshold_scale
         run = run_sextractor(_sextractor_input(img, workdir), workdir=workdir, config=config,
                              parameters=params, n_apertures=1, binary=binary or find_sextractor())
     t = run.catalogs[0].table
@@ -120,5 +133,6 @@ def calculate_sourcemask(img, *, target_srcmask=None, sigma: float = 5,
              int(saturated.sum()))
     log.info("%d sources masked.", len(t))
     header = fits.Header({"MASKTYPE": "sources", "MASKSIG": sigma, "MASKFAC": mask_radius_factor,
-                          "MASKSAT": saturation_level, "MASKNSRC": len(t)})
+                          "MASKSAT": saturation_level, "MASKNSRC": len(t),
+                          "MASKFILT": dfilter.kind, "MASKFFWH": dfilter.fwhm or 0.0})
     return Mask(mask, header=header, target_img=img.path)

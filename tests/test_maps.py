@@ -229,9 +229,11 @@ def test_external_background_reproduces_default(own_copy, tmp_path):
     back = tmp_path / "back.fits"
     default = ap.sex_photometry(own_copy, sex_params={"CHECKIMAGE_TYPE": "BACKGROUND",
                                                       "CHECKIMAGE_NAME": str(back)},
-                                aperture_diameter_seeing=None, **QUIET)
+                                aperture_diameter_seeing=None, detection_filter="default",
+                                **QUIET)
     bkg = Background(fits.getdata(back), target_img=own_copy)
-    ours = ap.sex_photometry(own_copy, target_bkg=bkg, aperture_diameter_seeing=None, **QUIET)
+    ours = ap.sex_photometry(own_copy, target_bkg=bkg, aperture_diameter_seeing=None,
+                             detection_filter="default", **QUIET)
     assert len(ours.data) == len(default.data) > 100
     np.testing.assert_allclose(ours.data["X_IMAGE"], default.data["X_IMAGE"], atol=1e-3)
     np.testing.assert_allclose(ours.data["FLUX_APER_2"], default.data["FLUX_APER_2"], rtol=1e-4)
@@ -249,7 +251,8 @@ def test_errormap_sets_threshold(own_copy):
     assert img.bkgrms is not None and img.bkgrms.data[0, 0] == 5000
     ap = AperturePhotometry()
     runs = [ap.sex_photometry(img, target_bkgrms=Errormap(k * gradient, target_img=own_copy),
-                              detection_sigma=3, aperture_diameter_seeing=None, **QUIET).data
+                              detection_sigma=3, aperture_diameter_seeing=None,
+                              detection_filter="default", **QUIET).data
             for k in (1, 2)]
     assert len(runs[0]) > 50 and 10 < len(runs[1]) < len(runs[0])
     ratios = []
@@ -379,7 +382,8 @@ def test_three_maps_equal_binary_run_by_hand(own_copy, tmp_path):
     mask = np.zeros(img.shape, bool)
     mask[200:700, 300:900] = True  # half of a saturated star at (300, 500) is under it
     ours = AperturePhotometry().sex_photometry(img, target_bkg=bkg, target_bkgrms=rms_file,
-                                               target_mask=Mask(mask), **QUIET)
+                                               target_mask=Mask(mask),
+                                               detection_filter="default", **QUIET)
     sub, weight = tmp_path / "sub.fits", tmp_path / "weight.fits"
     fits.PrimaryHDU(np.asarray(img.data, np.float32) - bkg.data,
                     fits.getheader(own_copy)).writeto(sub)
@@ -406,7 +410,7 @@ def test_saved_errormap_is_linked_not_copied(own_copy, tmp_path, caplog):
     with caplog.at_level("DEBUG", logger="ezphot.photometry.sexphot"):
         ours = AperturePhotometry().sex_photometry(img, target_bkgrms=loaded,
                                                    target_bkg=float(np.median(bkg.data)),
-                                                   **QUIET)
+                                                   detection_filter="default", **QUIET)
     assert "written for the binary: nothing; RMS map linked" in caplog.text
     assert sha256(rms_file) == digest
     _assert_same_catalogue(ours.data, _run_by_hand(own_copy, rms_file, ours, tmp_path))

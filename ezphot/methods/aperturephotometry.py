@@ -75,7 +75,10 @@ class AperturePhotometry:
             First PHOT_AUTOPARAMS value.
         **kwargs
             ``parameters`` (output parameter list), ``egain``, ``zeropoint``, ``seeing``,
-            ``binary``.
+            ``binary``; ``detection_filter`` ('gauss' matched to the seeing (default),
+            'tophat', 'mexhat', 'default' = the shipped 3x3, or a 2-D kernel array),
+            ``detection_filter_fwhm`` (px), ``detection_filter_size`` (odd px); see
+            `ezphot.sextractor.convfilter`.
 
         Returns
         -------

@@ -22,6 +22,7 @@ from ..exceptions import ImageError
 from ..imageobjects import Background, BaseImage, Errormap, Mask
 from ..sextractor import SExtractorBinary, find_sextractor, run_sextractor
 from ..sextractor.configfile import format_value, read_param_file, validate_keywords
+from ..sextractor.convfilter import detection_filter_config, resolve_detection_filter
 from ..sextractor.ldac import LDACCatalog
 from .common import (aperture_diameters, as_image, as_list, catalog_info, finish_catalog,
                      resolve_maps)
@@ -347,6 +348,9 @@ def sex_photometry(
     seeing: float | None = None,
     binary: SExtractorBinary | str | None = None,
     save: bool = True,
+    detection_filter: str | np.ndarray | None = "gauss",
+    detection_filter_fwhm: float | None = None,
+    detection_filter_size: int | None = None,
 ) -> Catalog:
     """Detect and measure sources with SExtractor; see `AperturePhotometry.sex_photometry`."""
     img = as_image(target_img)
@@ -363,7 +367,9 @@ def sex_photometry(
     if seeing is None:
         seeing = img.seeing
     needs_seeing = bool(as_list(aperture_diameter_seeing, "aperture_diameter_seeing")) \
-        or "CLASS_STAR" in params
+        or "CLASS_STAR" in params or (isinstance(detection_filter, str)
+                                      and detection_filter != "default"
+                                      and detection_filter_fwhm is None)
     if seeing is None and pixelscale and needs_seeing and "PHOT_APERTURES" not in user:
         seeing = measure_seeing(img, binary=binary, saturation_level=saturation_level)
     if "PHOT_APERTURES" in user:  # explicit pixel diameters win over arcsec/seeing ones
@@ -389,9 +395,15 @@ def sex_photometry(
             raise ValueError("annulus_width_arcsec must be positive and needs a pixel scale")
         config.update(BACKPHOTO_TYPE="LOCAL", BACKPHOTO_THICK=annulus_width_arcsec / pixelscale)
 
+    # detection filter matched to the seeing (sextractor/convfilter.py); sex_params win
+    dfilter = resolve_detection_filter(
+        detection_filter, fwhm=detection_filter_fwhm, size=detection_filter_size,
+        seeing_pixel=seeing / pixelscale if seeing and pixelscale else None)
     with run_directory("ezphot-sex-") as workdir:
         image_path = _prepare_maps(img, workdir, _sextractor_input(img, workdir), config, bkg,
                                    rms, mask, saturation_level)
+        config.update(detection_filter_config(dfilter, workdir))
+        config["DETECT_THRESH"] = detection_sigma * dfilter.threshold_scale
         config.update(user)
         run = run_sextractor(image_path, workdir=workdir, config=config, parameters=params,
                              n_apertures=len(diam_px), binary=binary)
@@ -413,6 +425,8 @@ def sex_photometry(
                                                         else "constant"),
         "profile": img.profile.name,
         "seconds_binary": run.seconds,
+        "detection_filter": ({"kind": "sex_params", "FILTER_NAME": str(user["FILTER_NAME"])}
+                             if "FILTER_NAME" in user else dfilter.meta()),
     }
     catalog = Catalog(table, info=info, meta=meta)
     return finish_catalog(catalog, img, ".cat", save)

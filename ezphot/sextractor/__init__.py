@@ -1,7 +1,9 @@
-"""The SExtractor adapter: binary discovery, configuration writer, runner and LDAC reader."""
+"""The SExtractor adapter: binary discovery, configuration writer, detection filters, runner
+and LDAC reader."""
 
 from .binary import SExtractorBinary, find_sextractor
 from .configfile import validate_keywords, validate_parameters, write_config, write_param
+from .convfilter import DetectionFilter, make_kernel, read_conv, write_conv
 from .ldac import LDACCatalog, read_ldac
 from .runner import SExtractorRun, run_sextractor
 
@@ -12,6 +14,10 @@ __all__ = [
     "validate_parameters",
     "write_config",
     "write_param",
+    "DetectionFilter",
+    "make_kernel",
+    "read_conv",
+    "write_conv",
     "LDACCatalog",
     "read_ldac",
     "SExtractorRun",
