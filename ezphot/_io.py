@@ -175,14 +175,19 @@ def remove_stale(directory: Path, startswith: str) -> int:
 
 
 def _output_error(path: Path, exc: OSError, what: str = "cannot write") -> OutputError:
-    reason = exc.strerror or str(exc)
+    cause: BaseException | None = exc
+    while cause is not None and not getattr(cause, "errno", None):  # astropy rewraps
+        cause = cause.__cause__ or cause.__context__
+    code = getattr(cause, "errno", None) or exc.errno
+    reason = os.strerror(code) if code else (exc.strerror or str(exc))
+    exc.errno = code
     hint = ""
     if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
         hint = " (read-only? set EZPHOT_OUTPUT_DIR to write products elsewhere)"
     elif exc.errno in (errno.ENOSPC, errno.EDQUOT):
         hint = " (disk full)"
     err = OutputError(f"{path}: {what}: {reason}{hint}")
-    err.errno, err.filename = exc.errno, str(path)
+    err.errno = exc.errno  # (no .filename: OSError would then print only the errno and path)
     return err
 
 
@@ -296,7 +301,7 @@ def product_path(image_path: str | os.PathLike, suffix: str, *, create: bool = T
             return beside
         err = OutputError(f"{image_path.parent} is read-only; set EZPHOT_OUTPUT_DIR to "
                           "write products elsewhere")
-        err.errno, err.filename = errno.EROFS, str(image_path.parent)
+        err.errno = errno.EROFS
         raise err
     image_path = image_path.absolute()
     return root / image_path.relative_to(image_path.anchor).parent / beside.name

@@ -302,7 +302,9 @@ class Catalog:
         try:
             catalog = Catalog._load(path)
         except (CatalogError, OSError) as exc:
-            return CatalogState("damaged", _short(exc, path))
+            why = _short(exc, path)  # the file is ezphot's: whatever fails is damage
+            return CatalogState("damaged", why if why.startswith("damaged catalogue")
+                                else f"damaged catalogue ({why})")
         if not catalog.verified:
             return CatalogState("changed", "no checksum (written by an older ezphot)")
         if provenance is not None:
