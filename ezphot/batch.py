@@ -99,7 +99,7 @@ def process_image(path: str, method: str, options: Mapping, resume: bool) -> dic
             raise ForeignFileError(state.reason)
         if resume and state.state == "ok":
             row.update(status="skipped", catalog=str(target), reason="unchanged",
-                       sources=len(Catalog(target).data))
+                       sources=state.rows)
         else:
             if state.state == "missing":
                 row["reason"] = "new"

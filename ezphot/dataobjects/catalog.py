@@ -93,6 +93,7 @@ class CatalogState(NamedTuple):
 
     state: str
     reason: str
+    rows: int = -1  # the catalogue's length when it loaded
 
 
 def provenance_digest(provenance: Mapping) -> str:
@@ -135,6 +136,7 @@ def _check_replaceable(path: Path) -> None:
                                "untouched (move it away to write the catalogue there)")
 
 
+_CHECKSUM = True  # False only in benchmarks/run_benchmarks.py (the cost of the checksum)
 _DAMAGE_WORDS = ("checksum", "datasum", "truncated", "corrupt")
 
 
@@ -249,7 +251,7 @@ class Catalog:
         def write(tmp: Path) -> None:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", fits.verify.VerifyWarning)
-                fits.HDUList([primary, hdu]).writeto(tmp, checksum=True)
+                fits.HDUList([primary, hdu]).writeto(tmp, checksum=_CHECKSUM)
 
         atomic_write(path, write, may_replace=_check_replaceable)
         log.info("Catalogue saved: %s (%d rows)", path, len(self.data))
@@ -311,7 +313,7 @@ class Catalog:
             why = provenance_difference(catalog.meta.get("provenance"), provenance)
             if why:
                 return CatalogState("changed", why)
-        return CatalogState("ok", "verified")
+        return CatalogState("ok", "verified", len(catalog.data))
 
     @staticmethod
     def is_complete(path: str | os.PathLike) -> bool:
