@@ -1,6 +1,6 @@
 """Speed and memory of ezphot, measured side by side with a reference in the same run.
 
-    python benchmarks/run_benchmarks.py [core maps forced batch save] [--frames-dir DIR] [--repeat 3]
+    python benchmarks/run_benchmarks.py [core maps forced batch save] [--repeat 3]
 
 Every figure is a ratio against a reference measured in this same run on the same full-size
 (9576x6388) generated 7DT-like frame, so the numbers do not depend on the machine's speed.
