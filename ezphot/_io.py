@@ -6,8 +6,9 @@ What a killed process (SIGKILL, OOM) leaves behind is removed by a later run, bu
 ezphot can prove it made it: every run directory holds a marker file (``.ezphot-owner``) and
 every ``.part`` file has a sibling marker (``<part>.owner``), both JSON records of the
 writing process (pid, host, boot id, process start time). A leftover is removed only when its
-marker is valid, names the entry, comes from this host and its process is dead — a pid now
-used by another process (different start time, or another boot) counts as dead. Names alone
+marker is valid, names the entry, comes from this host (and pid namespace) and its process is
+dead — a pid now used by another process (different start time, or another boot) counts as
+dead. Names alone
 never decide: a user's ``ezphot-sex-123@host-abc`` folder without a valid marker is kept.
 """
 
@@ -62,11 +63,18 @@ def _proc_stat(pid: int) -> tuple[str, int] | None:
         return None
 
 
+def _pid_namespace() -> str:
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return ""
+
+
 def _owner_record(name: str) -> dict:
     stat = _proc_stat(os.getpid())
     return {"ezphot": "owner", "name": name, "pid": os.getpid(), "host": socket.gethostname(),
-            "boot": _boot_id(), "start": None if stat is None else stat[1],
-            "created": round(time.time(), 3)}
+            "boot": _boot_id(), "pidns": _pid_namespace(),
+            "start": None if stat is None else stat[1], "created": round(time.time(), 3)}
 
 
 def _write_marker(path: Path, name: str) -> None:
@@ -100,6 +108,9 @@ def _owner_dead(rec: dict) -> bool:
     """True only when the process that wrote ``rec`` (a valid marker) provably no longer runs."""
     if rec["host"] != socket.gethostname():
         return False  # another machine's (shared file system): not ours to judge
+    pidns = _pid_namespace()
+    if rec.get("pidns") and pidns and rec["pidns"] != pidns:
+        return False  # another container's pids are not visible here
     boot = _boot_id()
     if rec.get("boot") and boot and rec["boot"] != boot:
         return True  # written before a reboot
