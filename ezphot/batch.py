@@ -83,6 +83,16 @@ def process_image(path: str, method: str, options: Mapping, resume: bool) -> dic
     damaged catalogue or one made otherwise is measured again and ``reason`` says why. A
     file at the output path that ezphot did not write fails the image and is left untouched.
     """
+    if _worker_state["terminating"]:  # the batch is gone: start nothing new
+        raise SystemExit(1)
+    _worker_state["busy"] = True
+    try:
+        return _process_image(path, method, options, resume)
+    finally:
+        _worker_state["busy"] = False
+
+
+def _process_image(path: str, method: str, options: Mapping, resume: bool) -> dict:
     from .dataobjects import Catalog
     from .imageobjects import ScienceImage
     from .photometry.common import catalog_path, expect_provenance, provenance
@@ -200,14 +210,32 @@ def _check(row: dict, on_error: str) -> None:
 
 
 _PR_SET_PDEATHSIG = 1
-_terminating = False
+# per worker process: its batch is gone (SIGTERM received); a task is running
+_worker_state = {"terminating": False, "busy": False}
+
+
+def _kill_children() -> None:
+    """SIGKILL this process's children (a running SExtractor); Linux /proc only."""
+    me = str(os.getpid())
+    with contextlib.suppress(OSError):
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry.name}/stat") as f:
+                    ppid = f.read().rsplit(")", 1)[1].split()[1]
+            except (OSError, IndexError):
+                continue
+            if ppid == me:
+                with contextlib.suppress(OSError):
+                    os.kill(int(entry.name), signal.SIGKILL)
 
 
 def _terminate(signum, frame) -> None:
-    """SIGTERM in a worker: unwind (run directories removed, the binary killed), once."""
-    global _terminating
-    if not _terminating:
-        _terminating = True
+    """SIGTERM in a worker: kill its binary, then unwind (run directories removed), once."""
+    if not _worker_state["terminating"]:
+        _worker_state["terminating"] = True
+        _kill_children()
         raise SystemExit(128 + signum)
 
 
@@ -216,7 +244,13 @@ def _watch_parent(parent_pid: int, interval: float = 0.5, grace: float = 5.0) ->
         time.sleep(interval)
     log.warning("Batch process %d is gone; worker %d exits", parent_pid, os.getpid())
     os.kill(os.getpid(), signal.SIGTERM)
-    time.sleep(grace)  # the task unwinds; if it cannot, leave anyway
+    # the running task unwinds (its run directory removed); then leave, whatever the pool's
+    # loop does (it would wait forever for work from the dead parent)
+    t0 = time.monotonic()
+    time.sleep(0.05)
+    while _worker_state["busy"] and time.monotonic() - t0 < grace:
+        time.sleep(0.05)
+    _kill_children()
     os._exit(1)
 
 

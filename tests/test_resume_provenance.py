@@ -283,6 +283,11 @@ import sys
 from ezphot.batch import run_batch
 run_batch(sys.argv[1:], workers=2, progress=False, detection_sigma=3)
 """
+# the real binary, except that a measurement (-c run.sex) hangs: the batch is surely busy
+SLOW_BINARY = """#!/bin/sh
+case " $* " in *" -c "*) exec sleep 120;; esac
+exec {real} "$@"
+"""
 
 
 def _processes() -> dict[int, tuple[int, str, bytes]]:
@@ -304,13 +309,12 @@ def _alive(pid: int) -> bool:
     return info is not None and info[1] not in ("Z", "X")
 
 
-def test_sigkill_of_batch_parent_ends_its_workers(frame, tmp_path, private_tmpdir):
-    paths = []
-    for i in range(16):  # enough work that the batch is busy when it is killed
-        p = tmp_path / f"copy{i:02d}_{frame[0].name}"
-        shutil.copy(frame[0], p)
-        paths.append(str(p))
-    proc = subprocess.Popen([sys.executable, "-c", KILLED_BATCH, *paths],
+def test_sigkill_of_batch_parent_ends_its_workers(files, tmp_path, private_tmpdir, sextractor):
+    fake = tmp_path / "slow-sextractor"
+    fake.write_text(SLOW_BINARY.format(real=sextractor.path))
+    fake.chmod(0o755)
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_BATCH, *map(str, files)],
+                            env={**os.environ, "EZPHOT_SEXTRACTOR": str(fake)},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         t0 = time.time()
@@ -320,24 +324,30 @@ def test_sigkill_of_batch_parent_ends_its_workers(frame, tmp_path, private_tmpdi
             procs = _processes()
             workers = [pid for pid, (ppid, _, cmd) in procs.items()
                        if ppid == proc.pid and b"spawn_main" in cmd]
-            binaries = [pid for pid, (ppid, _, _) in procs.items() if ppid in workers]
-            if len(workers) == 2 and binaries:  # both workers up, one running the binary
+            binaries = [pid for pid, (ppid, _, cmd) in procs.items()
+                        if ppid in workers and cmd.startswith(b"sleep")]
+            if len(workers) == 2 and len(binaries) == 2:  # both workers inside the binary
                 break
             time.sleep(0.02)
-        assert len(workers) == 2 and binaries and proc.poll() is None, "batch never got busy"
+        assert len(binaries) == 2 and proc.poll() is None, "the batch never got busy"
+        assert list(private_tmpdir.iterdir())  # their run directories
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     t_kill = time.time()
-    while time.time() - t_kill < 10 and any(_alive(w) for w in workers):
-        time.sleep(0.1)
-    assert not [w for w in workers if _alive(w)], "workers outlived their batch by 10 s"
-    # their binaries are gone too, and their run directories removed (the workers unwound)
-    while time.time() - t_kill < 12 and any(_alive(b) for b in binaries):
-        time.sleep(0.1)
-    assert not [b for b in binaries if _alive(b)]
-    assert not list(private_tmpdir.iterdir())
-    assert not list(tmp_path.glob(".*.part"))
+    try:
+        while time.time() - t_kill < 10 and any(_alive(p) for p in workers + binaries):
+            time.sleep(0.1)
+        assert not [w for w in workers if _alive(w)], "workers outlived their batch by 10 s"
+        assert not [b for b in binaries if _alive(b)], "their binaries outlived the batch by 10 s"
+        assert not list(private_tmpdir.iterdir())  # the workers unwound: run dirs removed
+        assert not list(tmp_path.glob(".*.part"))
+    finally:  # (when this fails) leave no process behind
+        for pid in workers + binaries:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        for d in private_tmpdir.iterdir():
+            shutil.rmtree(d)
 
 
 # -- stale cleanup ------------------------------------------------------------------------------
