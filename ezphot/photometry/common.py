@@ -186,10 +186,7 @@ def call_options(method: str, options: Mapping) -> dict:
         raise ValueError(f"method must be one of {tuple(_FUNCTIONS)}, got {method!r}")
     module, name = _FUNCTIONS[method]
     func = getattr(importlib.import_module(f"{__package__}.{module}"), name)
-    facade = getattr(AperturePhotometry, {"sextractor": "sex_photometry",
-                                          "photutils": "photutils_photometry",
-                                          "circular": "circular_photometry",
-                                          "elliptical": "elliptical_photometry"}[method])
+    facade = getattr(AperturePhotometry, name)  # the façade's methods bear the same names
     out: dict = {}
     for f in (func, facade):
         for p in inspect.signature(f).parameters.values():
