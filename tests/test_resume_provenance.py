@@ -466,6 +466,10 @@ def test_readonly_folder_follows_output_dir(readonly_copy, tmp_path, monkeypatch
     row = batch([frame])[str(frame)]
     assert row["status"] == "failed" and "OutputError" in row["error"] and \
         str(frame.parent) in row["error"]
+    monkeypatch.setenv("EZPHOT_OUTPUT_DIR", str(frame.parent / "products"))  # read-only too
+    with pytest.raises(OutputError, match=f"{frame.parent / 'products'}.*: cannot create its "
+                                          "folder: Read-only file system"):
+        ap.sex_photometry(frame, save=True, visualize=False, verbose=False, **OPTS)
     out = tmp_path / "products"
     monkeypatch.setenv("EZPHOT_OUTPUT_DIR", str(out))
     mirror = out / frame.parent.relative_to("/")
