@@ -1,7 +1,7 @@
 """Speed and memory of ezphot, measured side by side with a reference in the same run.
 
-    python benchmarks/run_benchmarks.py [core maps forced batch inject] [--frames-dir DIR]
-                                         [--repeat 3]
+    python benchmarks/run_benchmarks.py [core maps forced batch inject save]
+                                         [--frames-dir DIR] [--repeat 3]
 
 Every figure is a ratio against a reference measured in this same run on the same full-size
 (9576x6388) generated 7DT-like frame, so the numbers do not depend on the machine's speed.
@@ -378,11 +378,87 @@ def bench_inject(frames_dir: Path, repeat: int) -> dict:
           f"forced 500 + background map {result['forced_500_plus_bkg_s']:.1f} s -> ratio "
           f"{result['ratio']:.2f} (target <= 3); PSF {result['psf']}, 50 % completeness at "
           f"{result['mag50']:.2f} (instrumental)")
+
+
+def bench_save(frames_dir: Path, repeat: int) -> dict:
+    """Saving a full-frame catalogue with CHECKSUM/DATASUM vs without, against one
+    sex_photometry of the frame; and loading it back (checksum verified, as resume does)."""
+    from ezphot.dataobjects import Catalog
+    from ezphot.dataobjects import catalog as catalog_module
+    from ezphot.methods import AperturePhotometry
+
+    print("save: catalogue save with checksum vs without, relative to one sex_photometry")
+    path = full_frame(frames_dir)
+    opts = dict(detection_sigma=5, aperture_diameter_arcsec=[5, 7, 10],
+                aperture_diameter_seeing=[2.5, 3.5], save=False, visualize=False, verbose=False)
+    ap = AperturePhotometry()
+    ap.sex_photometry(path, **opts)  # warm-up
+    sexphot_t, with_t, without_t, load_t = [], [], [], []
+    with tempfile.TemporaryDirectory() as d:
+        out = Path(d) / "full.cat"
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            cat = ap.sex_photometry(path, **opts)
+            sexphot_t.append(time.perf_counter() - t0)
+            for _ in range(3):  # alternate, so drifts in machine load hit both alike
+                catalog_module._CHECKSUM = False
+                t0 = time.perf_counter()
+                cat.save(out)
+                without_t.append(time.perf_counter() - t0)
+                catalog_module._CHECKSUM = True
+                t0 = time.perf_counter()
+                cat.save(out)
+                with_t.append(time.perf_counter() - t0)
+                t0 = time.perf_counter()
+                Catalog(out)
+                load_t.append(time.perf_counter() - t0)
+        size = out.stat().st_size
+        # a crowded field: the same rows tiled to 50 000 sources (the checksum grows with bytes)
+        from astropy.table import vstack
+
+        big = Catalog(vstack([cat.data] * (50_000 // max(len(cat.data), 1) + 1))[:50_000],
+                      info=cat.info, meta=cat.meta)
+        big_with, big_without = [], []
+        for _ in range(3):
+            catalog_module._CHECKSUM = False
+            t0 = time.perf_counter()
+            big.save(out)
+            big_without.append(time.perf_counter() - t0)
+            catalog_module._CHECKSUM = True
+            t0 = time.perf_counter()
+            big.save(out)
+            big_with.append(time.perf_counter() - t0)
+        big_size = out.stat().st_size
+    extra = statistics.median(with_t) - statistics.median(without_t)
+    big_extra = statistics.median(big_with) - statistics.median(big_without)
+    result = {
+        "sources": len(cat.data), "columns": len(cat.data.colnames), "file_bytes": size,
+        "sex_photometry_s": statistics.median(sexphot_t),
+        "save_without_checksum_s": statistics.median(without_t),
+        "save_with_checksum_s": statistics.median(with_t),
+        "load_verified_s": statistics.median(load_t),
+        "checksum_extra_over_sex_photometry": extra / statistics.median(sexphot_t),
+        "big_rows": 50_000, "big_file_bytes": big_size,
+        "big_save_without_checksum_s": statistics.median(big_without),
+        "big_save_with_checksum_s": statistics.median(big_with),
+        "big_checksum_extra_over_sex_photometry": big_extra / statistics.median(sexphot_t),
+    }
+    print(f"  {result['sources']} rows x {result['columns']} columns ({size / 2**20:.1f} MiB); "
+          f"sex_photometry {result['sex_photometry_s']:.2f} s")
+    print(f"  save {result['save_without_checksum_s'] * 1e3:.0f} ms without checksum, "
+          f"{result['save_with_checksum_s'] * 1e3:.0f} ms with -> checksum adds "
+          f"{100 * result['checksum_extra_over_sex_photometry']:.2f} % of a sex_photometry "
+          "(target < 2 %)")
+    print(f"  load with checksum verification: {result['load_verified_s'] * 1e3:.0f} ms")
+    print(f"  50 000 rows ({big_size / 2**20:.1f} MiB): save "
+          f"{result['big_save_without_checksum_s'] * 1e3:.0f} ms without checksum, "
+          f"{result['big_save_with_checksum_s'] * 1e3:.0f} ms with -> adds "
+          f"{100 * result['big_checksum_extra_over_sex_photometry']:.2f} % of a sex_photometry")
     return result
 
 
 BENCHES = {"core": bench_core, "maps": bench_maps, "forced": bench_forced, "batch": bench_batch,
-           "inject": bench_inject}
+           "inject": bench_inject, "save": bench_save}
 
 
 def main() -> None:

@@ -2,14 +2,21 @@
 
 Workers receive paths, never pixel arrays. Each image's catalogue is written atomically, so an
 interrupted batch leaves only complete catalogues, and a re-run with ``resume=True`` measures
-only the images whose catalogue is missing.
+only the images whose catalogue is missing, damaged, or made with other settings or another
+input (checksum and provenance key, see `process_image`). Local workers exit when the batch
+process dies, even when it is SIGKILLed.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import logging
 import multiprocessing
 import os
+import signal
+import sys
+import threading
 import time
 import traceback
 from collections.abc import Iterable, Mapping
@@ -18,7 +25,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from astropy.table import Table
 from tqdm.auto import tqdm
 
-from .exceptions import EzphotError
+from .exceptions import EzphotError, ForeignFileError
 
 log = logging.getLogger(__name__)
 
@@ -33,11 +40,20 @@ class BatchError(EzphotError, RuntimeError):
     """An image of a batch failed with ``on_error='raise'``."""
 
 
-def catalog_suffix(method: str) -> str:
-    """File suffix of the catalogue a method writes beside the image."""
+def catalog_suffix(method: str, options: Mapping | None = None) -> str:
+    """File suffix of the catalogue a method writes beside the image.
+
+    Forced photometry ('circular', 'elliptical') writes one file per target list: with the
+    call's ``options`` (``x_arr``, ``y_arr``...) the suffix carries their digest
+    (``.circ.<hash>.cat``, see `ezphot.photometry.common.forced_suffix`).
+    """
     if method not in _SUFFIX:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    return _SUFFIX[method]
+    if options is None:
+        return _SUFFIX[method]
+    from .photometry.common import expected_suffix
+
+    return expected_suffix(method, options)
 
 
 def _measure(img, method: str, options: Mapping) -> object:
@@ -60,22 +76,50 @@ def _measure(img, method: str, options: Mapping) -> object:
 
 
 def process_image(path: str, method: str, options: Mapping, resume: bool) -> dict:
-    """Measure one image (runs in a worker). Never raises: failures become a summary row."""
+    """Measure one image (runs in a worker). Never raises: failures become a summary row.
+
+    With ``resume`` an existing catalogue is reused only when its checksum verifies and its
+    provenance key (method, options, targets, input file, versions) equals this call's; a
+    damaged catalogue or one made otherwise is measured again and ``reason`` says why. A
+    file at the output path that ezphot did not write fails the image and is left untouched.
+    """
+    if _worker_state["terminating"]:  # the batch is gone: start nothing new
+        raise SystemExit(1)
+    _worker_state["busy"] = True
+    try:
+        return _process_image(path, method, options, resume)
+    finally:
+        _worker_state["busy"] = False
+
+
+def _process_image(path: str, method: str, options: Mapping, resume: bool) -> dict:
     from .dataobjects import Catalog
     from .imageobjects import ScienceImage
-    from .photometry.common import catalog_path
+    from .photometry.common import catalog_path, expect_provenance, provenance
 
     t0 = time.perf_counter()
     row = {"image": str(path), "status": "done", "sources": -1, "seconds": 0.0, "error": "",
-           "catalog": ""}
+           "catalog": "", "reason": ""}
     try:
         img = ScienceImage(path)
-        target = catalog_path(img, catalog_suffix(method))
-        if resume and Catalog.is_complete(target):
-            row.update(status="skipped", catalog=str(target),
-                       sources=len(Catalog(target).data))
+        target = catalog_path(img, catalog_suffix(method, options))
+        key = provenance(method, img, options)
+        state = Catalog.check(target, key)
+        if state.state == "foreign":
+            raise ForeignFileError(state.reason)
+        if resume and state.state == "ok":
+            row.update(status="skipped", catalog=str(target), reason="unchanged",
+                       sources=state.rows)
         else:
-            catalog = _measure(img, method, options)
+            if state.state == "missing":
+                row["reason"] = "new"
+            elif not resume:
+                row["reason"] = "measured again (resume=False)"
+            else:
+                row["reason"] = f"remeasured: {state.reason}"
+                log.info("%s: %s", target, row["reason"])
+            with expect_provenance(target, key):
+                catalog = _measure(img, method, options)
             row.update(sources=len(catalog.data), catalog=str(catalog.info.path or ""))
     except Exception as exc:  # a batch reports every failure instead of dying on the first
         row.update(status="failed", error=f"{type(exc).__name__}: {exc}")
@@ -91,10 +135,13 @@ def _paths(images: Iterable) -> list[str]:
     return out
 
 
+_COLUMNS = ["image", "status", "sources", "seconds", "error", "catalog", "reason"]
+
+
 def _summary(rows: list[dict]) -> Table:
-    names = ["image", "status", "sources", "seconds", "error", "catalog"]
-    table = Table(rows=[[r[n] for n in names] for r in rows], names=names) if rows else \
-        Table(names=names, dtype=[str, str, int, float, str, str])
+    names = _COLUMNS
+    table = Table(rows=[[r.get(n, "") for n in names] for r in rows], names=names) if rows \
+        else Table(names=names, dtype=[str, str, int, float, str, str, str])
     table["seconds"].unit = "s"
     return table
 
@@ -118,7 +165,10 @@ def run_batch(images: Iterable, method: str = "sextractor", *, workers: int | No
         'skip' records failures in the summary; 'raise' stops at the first failure with an
         exception naming the file (outputs already written are kept).
     resume : bool
-        Skip images whose catalogue is already complete.
+        Skip images whose catalogue verifies (FITS checksum) and was made with the same
+        method, options, targets, input file (path, HDU, size, modification time) and
+        ezphot/SExtractor versions; any other is measured again. A file ezphot did not
+        write at the output path is never replaced: that image fails.
     **options
         Passed to the photometry method (e.g. ``detection_sigma``, ``aperture_diameter_arcsec``;
         ``use_saved_maps=True`` uses each image's saved ``.bkgmap``/``.bkgrms``).
@@ -127,7 +177,8 @@ def run_batch(images: Iterable, method: str = "sextractor", *, workers: int | No
     -------
     astropy.table.Table
         One row per image: image, status ('done', 'skipped', 'failed'), sources, seconds,
-        error, catalog.
+        error, catalog, reason ('new', 'unchanged', 'remeasured: options changed',
+        'remeasured: damaged catalogue (...)', ...).
     """
     catalog_suffix(method)
     if on_error not in ("skip", "raise"):
@@ -158,6 +209,71 @@ def _check(row: dict, on_error: str) -> None:
         raise BatchError(f"{row['image']}: {row['error']}")
 
 
+_PR_SET_PDEATHSIG = 1
+# per worker process: its batch is gone (SIGTERM received); a task is running
+_worker_state = {"terminating": False, "busy": False}
+
+
+def _kill_children() -> None:
+    """SIGKILL this process's children (a running SExtractor); Linux /proc only."""
+    me = str(os.getpid())
+    with contextlib.suppress(OSError):
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry.name}/stat") as f:
+                    ppid = f.read().rsplit(")", 1)[1].split()[1]
+            except (OSError, IndexError):
+                continue
+            if ppid == me:
+                with contextlib.suppress(OSError):
+                    os.kill(int(entry.name), signal.SIGKILL)
+
+
+def _terminate(signum, frame) -> None:
+    """SIGTERM in a worker: kill its binary, then unwind (run directories removed), once."""
+    if not _worker_state["terminating"]:
+        _worker_state["terminating"] = True
+        _kill_children()
+        raise SystemExit(128 + signum)
+
+
+def _watch_parent(parent_pid: int, interval: float = 0.5, grace: float = 5.0) -> None:
+    while os.getppid() == parent_pid:
+        time.sleep(interval)
+    log.warning("Batch process %d is gone; worker %d exits", parent_pid, os.getpid())
+    os.kill(os.getpid(), signal.SIGTERM)
+    # the running task unwinds (its run directory removed); then leave, whatever the pool's
+    # loop does (it would wait forever for work from the dead parent)
+    t0 = time.monotonic()
+    time.sleep(0.05)
+    while _worker_state["busy"] and time.monotonic() - t0 < grace:
+        time.sleep(0.05)
+    _kill_children()
+    os._exit(1)
+
+
+def _worker_init(parent_pid: int) -> None:
+    """Initializer of the local pool's workers: exit within seconds when the batch dies.
+
+    On Linux the kernel sends SIGTERM when the parent dies (prctl PR_SET_PDEATHSIG); a
+    watchdog thread polling the parent pid does the same elsewhere, and is a backstop (it
+    ends the worker ``grace`` seconds later whatever happens). SIGTERM raises SystemExit in
+    the worker, so a running measurement unwinds: its binary is killed and its run directory
+    removed.
+    """
+    signal.signal(signal.SIGTERM, _terminate)
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(Exception):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True,
+                     name="ezphot-parent-watchdog").start()
+    if os.getppid() != parent_pid:  # died before the prctl above took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def _run_local(paths, method, options, resume, workers, on_error, progress, desc,
                max_attempts: int = 2) -> list[dict]:
     """A process pool; if a worker dies (killed, out of memory) the pool is rebuilt and the
@@ -173,7 +289,8 @@ def _run_local(paths, method, options, resume, workers, on_error, progress, desc
         while todo:
             for p in todo:
                 attempts[p] += 1
-            pool = ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=ctx)
+            pool = ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=ctx,
+                                       initializer=_worker_init, initargs=(os.getpid(),))
             pending: dict[Future, str] = {
                 pool.submit(process_image, p, method, options, resume): p for p in todo}
             todo = []
@@ -189,7 +306,7 @@ def _run_local(paths, method, options, resume, workers, on_error, progress, desc
                                 todo.append(path)
                                 continue
                             row = {"image": path, "status": "failed", "sources": -1,
-                                   "seconds": 0.0, "catalog": "",
+                                   "seconds": 0.0, "catalog": "", "reason": "",
                                    "error": "worker process died (killed or out of memory)"}
                         rows.append(row)
                         bar.update(1)

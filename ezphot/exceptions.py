@@ -45,3 +45,18 @@ class SExtractorError(EzphotError, RuntimeError):
 
 class SExtractorConfigError(EzphotError, ValueError):
     """An unknown or invalid SExtractor configuration keyword or output parameter."""
+
+
+class CatalogError(EzphotError, ValueError):
+    """A saved catalogue is unreadable, damaged (checksum, truncation) or not ezphot's."""
+
+
+class OutputError(EzphotError, OSError):
+    """An output cannot be written (read-only folder, disk full...); the message names it."""
+
+
+class ForeignFileError(OutputError, FileExistsError):
+    """A file that ezphot did not write sits at an output path; it is left untouched."""
+
+
+__all__ += ["CatalogError", "OutputError", "ForeignFileError"]

@@ -156,7 +156,13 @@ def test_cli_forced(tree, tmp_path):
     r = run_cli("forced", str(tmp_path / "scidata"), f"--ra={c.ra.deg},{c.ra.deg + 0.001}",
                 f"--dec={c.dec.deg},{c.dec.deg}", "--aperture-arcsec", "5,8", "--workers", "1")
     assert r.returncode == 0, r.stderr
-    cat = Catalog(f"{d / paths[0].name}.circ.cat")
+    from ezphot.photometry.common import forced_suffix
+
+    # one catalogue per target list: its name carries the digest of the positions
+    suffix = forced_suffix("circular", [c.ra.deg, c.ra.deg + 0.001], [c.dec.deg, c.dec.deg],
+                           unit="coord")
+    assert [p.name for p in d.glob("*.cat")] == [f"{paths[0].name}{suffix}"]
+    cat = Catalog(f"{d / paths[0].name}{suffix}")
     assert len(cat.data) == 2 and "FLUX_APER_1" in cat.data.colnames
     assert cat.data["X_WORLD"][0] == pytest.approx(c.ra.deg)
 

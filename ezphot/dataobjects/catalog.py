@@ -1,11 +1,15 @@
 """`Catalog`: a photometry result, its metadata (``info``) and its table (``data``).
 
 Saved losslessly as a FITS file: the table (units and dtypes kept) in an HDU named CATALOG,
-the info and the SExtractor configuration/version as JSON in the primary header.
+the info and the SExtractor configuration/version as JSON in the primary header. Every HDU
+carries FITS CHECKSUM/DATASUM cards, verified on load (a damaged file raises `CatalogError`),
+and the metadata a provenance key (``meta['provenance']``: method, options, targets, input
+identity, versions; its sha256 in the EZPROV card) that `ezphot.batch` compares to resume.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -13,16 +17,19 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from astropy.io import fits
 from astropy.table import Table
 
-from .._io import atomic_write
+from .._io import atomic_write, fits_owner
+from ..exceptions import CatalogError, ForeignFileError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Catalog", "CatalogInfo"]
+__all__ = ["Catalog", "CatalogInfo", "CatalogState", "provenance_digest",
+           "provenance_difference"]
 
 
 @dataclass
@@ -81,6 +88,86 @@ def _jsonable(obj):
     return obj
 
 
+class CatalogState(NamedTuple):
+    """What `Catalog.check` found at a path."""
+
+    state: str
+    reason: str
+    rows: int = -1  # the catalogue's length when it loaded
+
+
+def provenance_digest(provenance: Mapping) -> str:
+    """sha256 of the canonical JSON of a provenance key."""
+    text = json.dumps(_jsonable(dict(provenance)), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+# what differs between a saved and an expected provenance, in the order it is reported
+_PROVENANCE_FIELDS = (("method", "method changed"), ("input", "input changed"),
+                      ("targets", "targets changed"), ("options", "options changed"),
+                      ("ezphot", "ezphot version changed"),
+                      ("sextractor", "SExtractor version changed"),
+                      ("photutils", "photutils version changed"))
+
+
+def provenance_difference(saved: Mapping | None, expected: Mapping) -> str:
+    """'' when ``saved`` equals ``expected``, else a short reason ('options changed'...)."""
+    if not isinstance(saved, Mapping):
+        return "no provenance key"
+    saved, expected = _jsonable(dict(saved)), _jsonable(dict(expected))
+    if saved.get("options") is None and expected.get("options") is not None:
+        return "options unknown (saved outside run_batch)"
+    for key, reason in _PROVENANCE_FIELDS:
+        if saved.get(key) != expected.get(key):
+            return reason
+    return "" if provenance_digest(saved) == provenance_digest(expected) else "provenance changed"
+
+
+def _short(exc: BaseException, path: Path) -> str:
+    text = str(exc)
+    prefix = f"{path}: "
+    return text[len(prefix):] if text.startswith(prefix) else text
+
+
+def _check_replaceable(path: Path) -> None:
+    """Raise `ForeignFileError` unless ``path`` is an ezphot catalogue (which may be replaced)."""
+    if os.path.islink(path) or not os.path.isfile(path) or fits_owner(path) != "catalog":
+        raise ForeignFileError(f"{path}: exists and is not an ezphot catalogue; ezphot leaves it "
+                               "untouched (move it away to write the catalogue there)")
+
+
+_CHECKSUM = True  # False only in benchmarks/run_benchmarks.py (the cost of the checksum)
+_DAMAGE_WORDS = ("checksum", "datasum", "truncated", "corrupt")
+
+
+def _read_verified(path: Path) -> tuple[Table, fits.Header]:
+    """Table and primary header of a saved catalogue, its CHECKSUM/DATASUM verified."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            with fits.open(path, checksum=True, memmap=False) as hdul:
+                header = hdul[0].header.copy()
+                if "EZINFO" not in header:
+                    raise CatalogError(f"{path}: not an ezphot catalogue (no EZINFO card)")
+                if "CATALOG" not in hdul:
+                    raise CatalogError(f"{path}: damaged catalogue (truncated: no complete "
+                                       "CATALOG table)")
+                hdu = hdul["CATALOG"]
+                if ("CHECKSUM" in header) != ("CHECKSUM" in hdu.header):
+                    raise CatalogError(f"{path}: damaged catalogue (a checksum card is missing)")
+                data = Table.read(hdu, format="fits", character_as_bytes=False)
+        except CatalogError:
+            raise
+        except Exception as exc:  # astropy raises OSError, TypeError, ValueError... on damage
+            raise CatalogError(f"{path}: not a readable catalogue ({type(exc).__name__}: "
+                               f"{exc})") from exc
+    damage = [str(w.message).strip() for w in caught
+              if any(word in str(w.message).lower() for word in _DAMAGE_WORDS)]
+    if damage:
+        raise CatalogError(f"{path}: damaged catalogue ({'; '.join(damage)})")
+    return data, header
+
+
 class Catalog:
     """A photometry catalogue.
 
@@ -104,12 +191,14 @@ class Catalog:
         if isinstance(source, str | os.PathLike):
             loaded = self._load(Path(source))
             self.data, self.info, self.meta = loaded.data, loaded.info, loaded.meta
+            self.verified = loaded.verified
             return
         self.data = source if source is not None else Table()
         if isinstance(info, Mapping):
             info = CatalogInfo.from_dict(info)
         self.info = info or CatalogInfo()
         self.meta = dict(meta or {})
+        self.verified = False  # True when loaded from a file whose checksum verified
 
     def __repr__(self) -> str:
         return (f"Catalog({self.info.catalog_type or 'catalog'} of {self.info.target_img}, "
@@ -120,23 +209,37 @@ class Catalog:
 
     # -- persistence -----------------------------------------------------------------------
     def save(self, path: str | os.PathLike | None = None, *, overwrite: bool = True) -> Path:
-        """Write the catalogue (FITS, lossless) atomically.
+        """Write the catalogue (FITS, lossless, with CHECKSUM/DATASUM) atomically.
 
         Parameters
         ----------
         path : path-like, optional
             Destination; default ``info.path``.
         overwrite : bool
-            Replace an existing file (atomically). When False an existing file is an error.
+            Replace an existing ezphot catalogue (atomically). When False an existing file is
+            an error. A file that ezphot did not write is never replaced.
+
+        Raises
+        ------
+        ForeignFileError
+            A file that is not an ezphot catalogue sits at ``path`` (it is left untouched).
+        OutputError
+            The folder is read-only or the disk is full (names the path).
         """
         path = Path(path or self.info.path or "")
         if not str(path) or path.is_dir():
             raise ValueError("Catalog.save needs a file path (info.path is not set)")
-        if path.exists() and not overwrite:
-            raise FileExistsError(f"{path} exists and overwrite=False")
+        if os.path.lexists(path):
+            _check_replaceable(path)
+            if not overwrite:
+                raise FileExistsError(f"{path} exists and overwrite=False")
         self.info.path = str(path)
         primary = fits.PrimaryHDU()
         primary.header["EZPHOT"] = ("catalog", "written by ezphot")
+        provenance = self.meta.get("provenance")
+        if provenance is not None:
+            primary.header["EZPROV"] = (provenance_digest(provenance),
+                                        "sha256 of the provenance key (EZMETA)")
         primary.header["EZINFO"] = json.dumps(self.info.to_dict())
         meta = {**self.meta, "table_meta": dict(self.data.meta)}
         primary.header["EZMETA"] = json.dumps(_jsonable(meta), default=str)
@@ -148,26 +251,26 @@ class Catalog:
         def write(tmp: Path) -> None:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", fits.verify.VerifyWarning)
-                fits.HDUList([primary, hdu]).writeto(tmp)
+                fits.HDUList([primary, hdu]).writeto(tmp, checksum=_CHECKSUM)
 
-        atomic_write(path, write)
+        atomic_write(path, write, may_replace=_check_replaceable)
         log.info("Catalogue saved: %s (%d rows)", path, len(self.data))
         return path
 
     @classmethod
     def _load(cls, path: Path) -> Catalog:
-        if not path.is_file():
+        if not os.path.lexists(path):
             raise FileNotFoundError(f"{path}: no such catalogue")
+        if not path.is_file():
+            raise CatalogError(f"{path}: not a catalogue file")
+        data, header = _read_verified(path)
         try:
-            with fits.open(path) as hdul:
-                header = hdul[0].header
-                if "EZINFO" not in header or "CATALOG" not in hdul:
-                    raise ValueError(f"{path}: not an ezphot catalogue (no EZINFO/CATALOG)")
-                info = CatalogInfo.from_dict(json.loads(header["EZINFO"]))
-                meta = json.loads(header.get("EZMETA", "{}"))
-                data = Table.read(hdul["CATALOG"], format="fits", character_as_bytes=False)
-        except OSError as exc:
-            raise ValueError(f"{path}: not a readable catalogue ({exc})") from exc
+            info = CatalogInfo.from_dict(json.loads(header["EZINFO"]))
+            meta = json.loads(header.get("EZMETA", "{}"))
+            if not isinstance(meta, dict):
+                raise TypeError("EZMETA is not a JSON object")
+        except (TypeError, ValueError) as exc:
+            raise CatalogError(f"{path}: damaged ezphot catalogue header ({exc})") from exc
         for name in data.colnames:  # FITS is big-endian; hand back native arrays
             col = data[name]
             if col.dtype.byteorder not in ("=", "|"):
@@ -176,16 +279,46 @@ class Catalog:
         data.meta.clear()
         data.meta.update(meta.pop("table_meta", {}))
         info.path = str(path)
-        return cls(data, info=info, meta=meta)
+        catalog = cls(data, info=info, meta=meta)
+        catalog.verified = "CHECKSUM" in header
+        return catalog
+
+    @staticmethod
+    def check(path: str | os.PathLike, provenance: Mapping | None = None) -> CatalogState:
+        """Whether the file at ``path`` is a sound ezphot catalogue (made with ``provenance``).
+
+        Returns
+        -------
+        CatalogState
+            ``state`` is 'missing', 'foreign' (not written by ezphot: never to be replaced),
+            'damaged' (checksum failed, truncated, unreadable), 'changed' (no checksum, or
+            another provenance) or 'ok'; ``reason`` says why in a few words.
+        """
+        path = Path(path)
+        if not os.path.lexists(path):
+            return CatalogState("missing", "no catalogue")
+        try:
+            _check_replaceable(path)
+        except ForeignFileError as exc:
+            return CatalogState("foreign", str(exc))
+        try:
+            catalog = Catalog._load(path)
+        except (CatalogError, OSError) as exc:
+            why = _short(exc, path)  # the file is ezphot's: whatever fails is damage
+            return CatalogState("damaged", why if why.startswith("damaged catalogue")
+                                else f"damaged catalogue ({why})")
+        if not catalog.verified:
+            return CatalogState("changed", "no checksum (written by an older ezphot)")
+        if provenance is not None:
+            why = provenance_difference(catalog.meta.get("provenance"), provenance)
+            if why:
+                return CatalogState("changed", why)
+        return CatalogState("ok", "verified", len(catalog.data))
 
     @staticmethod
     def is_complete(path: str | os.PathLike) -> bool:
-        """True when ``path`` is a complete, readable ezphot catalogue (used to resume)."""
-        try:
-            with fits.open(path) as hdul:
-                return "EZINFO" in hdul[0].header and "CATALOG" in hdul
-        except (OSError, ValueError):
-            return False
+        """True when ``path`` is a complete ezphot catalogue whose checksum verifies."""
+        return Catalog.check(path).state == "ok"
 
     # -- conversions ----------------------------------------------------------------------
     def to_pandas(self):

@@ -111,16 +111,37 @@ class ImageMap:
 
     @classmethod
     def default_path(cls, image_path: str | os.PathLike) -> Path:
-        """Where the product of ``image_path`` is saved: ``<image><suffix>``."""
-        return Path(f"{image_path}{cls.suffix}")
+        """Where the product of ``image_path`` is found: ``<image><suffix>``.
+
+        Beside the image; when the image's folder is read-only and ``$EZPHOT_OUTPUT_DIR`` is
+        set, the copy under that root (where `save` writes), unless only the one beside the
+        image exists.
+        """
+        from .._io import product_path
+
+        beside = Path(f"{image_path}{cls.suffix}")
+        out = product_path(image_path, cls.suffix, create=False)
+        return beside if out != beside and beside.is_file() and not out.is_file() else out
 
     def save(self, path: str | os.PathLike | None = None) -> Path:
-        """Save atomically as FITS (default: beside the target image)."""
+        """Save atomically as FITS.
+
+        The default path is beside the target image (``<image><suffix>``), or under
+        ``$EZPHOT_OUTPUT_DIR`` when the image's folder is read-only (as catalogues). A file
+        there that ezphot did not write is never replaced (`ForeignFileError`); a read-only
+        folder or a full disk raise `OutputError` naming the path.
+        """
+        from .._io import product_path
         if path is None:
             if self.target_img is None:
                 raise ValueError(f"{self.kind}: no path given and no target image known")
-            path = self.default_path(self.target_img)
+            path = product_path(self.target_img, self.suffix)
+        path = Path(path)
+        if os.path.lexists(path):
+            _check_replaceable(path, self.kind)
         header = self.header.copy()
+        for key in ("EZPHOT", "EZTARGET", "EZKIND"):
+            header.remove(key, ignore_missing=True, remove_all=True)
         if self.target_img:
             header["EZTARGET"] = str(self.target_img)
         header["EZKIND"] = self.kind
@@ -129,12 +150,28 @@ class ImageMap:
         def write(tmp: Path) -> None:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", fits.verify.VerifyWarning)
-                fits.PrimaryHDU(data, header=header).writeto(tmp)
+                hdu = fits.PrimaryHDU(data, header=header)
+                # first card after the structural ones: ownership is readable from the
+                # first header block (`ezphot._io.fits_owner`)
+                hdu.header.insert(f"NAXIS{data.ndim}", ("EZPHOT", "map", "written by ezphot"),
+                                  after=True)
+                hdu.writeto(tmp)
 
-        self.path = atomic_write(path, write)
+        self.path = atomic_write(path, write,
+                                 may_replace=lambda p: _check_replaceable(p, self.kind))
         self._file_stat = None  # what is loaded is no longer what `unmodified_file` vouched for
         log.info("%s saved: %s", self.kind, self.path)
         return self.path
+
+
+def _check_replaceable(path: Path, kind: str) -> None:
+    """Raise `ForeignFileError` unless ``path`` is a map ezphot wrote (which may be replaced)."""
+    from .._io import fits_owner
+    from ..exceptions import ForeignFileError
+
+    if os.path.islink(path) or not os.path.isfile(path) or fits_owner(path) != "map":
+        raise ForeignFileError(f"{path}: exists and is not an ezphot map; ezphot leaves it "
+                               f"untouched (move it away to save the {kind} there)")
 
 
 def _stat(path: Path) -> tuple[int, int, int]:

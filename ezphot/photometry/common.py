@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import hashlib
 import logging
+import math
 import os
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import astropy.units as u
 import numpy as np
 
-from ..config import output_root
+from .._io import product_path
 from ..dataobjects.catalog import Catalog, CatalogInfo
 from ..exceptions import ImageError
 from ..imageobjects import Background, BaseImage, Errormap, Mask, ScienceImage
+from ..imageobjects.maps import ImageMap
 
 log = logging.getLogger(__name__)
 
 __all__ = ["as_image", "as_list", "as_map", "resolve_maps", "aperture_diameters",
-           "catalog_info", "catalog_path", "finish_catalog"]
+           "catalog_info", "catalog_path", "finish_catalog", "provenance", "forced_suffix",
+           "expected_suffix", "expect_provenance", "call_options"]
 
 
 def as_image(target_img: BaseImage | str | os.PathLike) -> BaseImage:
@@ -137,19 +144,217 @@ def catalog_info(img: BaseImage, catalog_type: str, *, seeing: float | None,
 
 
 def catalog_path(img: BaseImage, suffix: str) -> Path:
-    """Where a catalogue of ``img`` is saved: beside it, else under ``$EZPHOT_OUTPUT_DIR``."""
-    beside = Path(f"{img.path}{suffix}")
-    if os.access(img.path.parent, os.W_OK):
-        return beside
-    root = output_root()
-    if root is None:
-        raise PermissionError(f"{img.path.parent} is read-only; set EZPHOT_OUTPUT_DIR to save "
-                              "catalogues elsewhere")
-    return root / img.path.relative_to(img.path.anchor).parent / beside.name
+    """Where a catalogue of ``img`` is saved: beside it, else under ``$EZPHOT_OUTPUT_DIR``.
+
+    Raises `OutputError` when the image's folder is read-only and no output root is set.
+    """
+    return product_path(img.path, suffix)
 
 
-def finish_catalog(catalog: Catalog, img: BaseImage, suffix: str, save: bool) -> Catalog:
-    """Save the catalogue when asked (``save=False`` writes and deletes nothing)."""
+# -- provenance ---------------------------------------------------------------------------------
+_KEY_VERSION = 1
+# arguments that do not change a catalogue's numbers
+_NOT_RESULT = frozenset({"target_img", "save", "verbose", "visualize", "save_fig", "binary",
+                         "timeout", "progress"})
+_FUNCTIONS = {"sextractor": ("sexphot", "sex_photometry"),
+              "photutils": ("detect", "photutils_photometry"),
+              "circular": ("forced", "circular_photometry"),
+              "elliptical": ("forced", "elliptical_photometry")}
+# the arguments that define the targets of forced photometry (the catalogue's file name)
+_TARGETS = {"circular": ("x_arr", "y_arr"),
+            "elliptical": ("x_arr", "y_arr", "sma_arr", "smi_arr", "theta_arr")}
+_FORCED_SUFFIX = {"circular": ".circ", "elliptical": ".ellip"}
+_MAP_ARGS = {"target_bkg": Background, "target_bkgrms": Errormap, "target_mask": Mask}
+_SMALL = 64  # sequences longer than this are recorded by their sha256
+
+_EXPECTED: contextvars.ContextVar[tuple[str, dict] | None] = contextvars.ContextVar(
+    "ezphot_expected_provenance", default=None)
+
+
+def call_options(method: str, options: Mapping) -> dict:
+    """The options of a photometry call with every default filled in.
+
+    Defaults are those of the `AperturePhotometry` method (what the batch calls), then those
+    of the function it calls.
+    """
+    import importlib
+    import inspect
+
+    from ..methods import AperturePhotometry
+
+    if method not in _FUNCTIONS:
+        raise ValueError(f"method must be one of {tuple(_FUNCTIONS)}, got {method!r}")
+    module, name = _FUNCTIONS[method]
+    func = getattr(importlib.import_module(f"{__package__}.{module}"), name)
+    facade = getattr(AperturePhotometry, name)  # the façade's methods bear the same names
+    out: dict = {}
+    for f in (func, facade):
+        for p in inspect.signature(f).parameters.values():
+            if p.default is not p.empty:
+                out[p.name] = p.default
+    out.update(options)
+    return out
+
+
+def forced_suffix(method: str, *targets, unit: str = "pixel") -> str:
+    """Catalogue suffix of forced photometry: one file per target list.
+
+    ``'.circ.<hash>.cat'`` / ``'.ellip.<hash>.cat'`` where ``<hash>`` is a short sha256 of
+    the positions (and shapes) as given and their unit, so that measuring other targets on
+    the same frame never replaces an earlier result.
+    """
+    return f"{_FORCED_SUFFIX[method]}.{targets_digest(*targets, unit=unit)[:12]}.cat"
+
+
+def targets_digest(*arrays, unit: str = "pixel") -> str:
+    """sha256 of target arrays (as float64, scalars as 1-element arrays) and their unit."""
+    h = hashlib.sha256(f"unit={unit}".encode())
+    for a in arrays:
+        arr = np.atleast_1d(np.asarray(getattr(a, "value", a), dtype=np.float64)).ravel()
+        h.update(f"|{arr.size}|".encode())
+        h.update(np.ascontiguousarray(arr).tobytes())
+    return h.hexdigest()
+
+
+def input_identity(img: BaseImage) -> dict:
+    """Path, HDU, size and modification time of an image's file."""
+    st = os.stat(img.path)
+    return {"path": str(img.path), "hdu": img.hdu, "size": st.st_size,
+            "mtime_ns": st.st_mtime_ns}
+
+
+def _file_identity(path: Path) -> dict:
+    path = Path(path).absolute()
+    try:
+        st = os.stat(path)
+    except OSError:
+        return {"file": str(path), "missing": True}
+    return {"file": str(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def _array_digest(arr: np.ndarray) -> dict:
+    arr = np.ascontiguousarray(arr)
+    h = hashlib.sha256(f"{arr.dtype.str}{arr.shape}".encode())
+    h.update(memoryview(arr.reshape(-1).view(np.uint8)))
+    return {"shape": list(arr.shape), "sha256": h.hexdigest()}
+
+
+def _normalise(value, name: str = ""):
+    """A JSON-able, canonical form of an option (numbers as floats, arrays by digest)."""
+    if value is None or isinstance(value, bool | str):
+        return value
+    if isinstance(value, int | float | np.integer | np.floating):
+        v = float(value)
+        return v if math.isfinite(v) else str(v)
+    if isinstance(value, u.Quantity):
+        return {"value": _normalise(value.value), "unit": str(value.unit)}
+    if isinstance(value, ImageMap):
+        file = value.unmodified_file()
+        return _file_identity(file) if file is not None else _array_digest(value.data)
+    if isinstance(value, Path) or (isinstance(value, str) and name in _MAP_ARGS):
+        return _file_identity(value)
+    if isinstance(value, Mapping):
+        upper = name == "sex_params"  # SExtractor keywords are case-insensitive
+        return {(str(k).upper() if upper else str(k)): _normalise(v) for k, v in value.items()}
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind in "biuf" and value.size > _SMALL:
+            return _array_digest(value)
+        return [_normalise(v) for v in value.ravel().tolist()]
+    if isinstance(value, list | tuple):
+        if len(value) > _SMALL:
+            with contextlib.suppress(TypeError, ValueError):
+                return _array_digest(np.asarray(value, dtype=np.float64))
+        return [_normalise(v) for v in value]
+    return {"type": type(value).__qualname__, "repr": repr(value)[:200]}
+
+
+def _versions(method: str, binary) -> dict:
+    from .. import __version__
+
+    out = {"ezphot": __version__}
+    if method == "sextractor":
+        from ..sextractor import find_sextractor
+        from ..sextractor.binary import SExtractorBinary
+
+        out["sextractor"] = (binary if isinstance(binary, SExtractorBinary)
+                             else find_sextractor(binary)).version
+    else:
+        import photutils
+
+        out["photutils"] = photutils.__version__
+    return out
+
+
+def provenance(method: str, img: BaseImage, options: Mapping) -> dict:
+    """The provenance key of a catalogue: what made it, to tell whether it can be reused.
+
+    Method; every option that changes the result (defaults filled in, normalised; maps by
+    their file's identity or their pixels' sha256; ``use_saved_maps`` by the identity of the
+    saved maps); the targets of forced photometry (sha256); the input's identity (path, HDU,
+    size, modification time); the ezphot and SExtractor (or photutils) versions.
+    """
+    opts = call_options(method, options)
+    if opts.pop("use_saved_maps", False):
+        for name, cls in (("target_bkg", Background), ("target_bkgrms", Errormap)):
+            if opts.get(name) is None:
+                saved = cls.default_path(img.path)
+                opts[name] = saved if saved.is_file() else None
+    binary = opts.get("binary")
+    targets = None
+    if method in _TARGETS:
+        targets = targets_digest(*(opts.pop(k, None) for k in _TARGETS[method]),
+                                 unit=str(opts.get("unit")))
+    key = {"key": _KEY_VERSION, "method": method, "targets": targets,
+           "options": {k: _normalise(v, k) for k, v in sorted(opts.items())
+                       if k not in _NOT_RESULT},
+           "input": input_identity(img)}
+    key.update(_versions(method, binary))
+    return key
+
+
+def expected_suffix(method: str, options: Mapping) -> str:
+    """The catalogue suffix of a photometry call (forced photometry: per target list)."""
+    if method in _TARGETS:
+        opts = call_options(method, options)
+        return forced_suffix(method, *(opts.get(k) for k in _TARGETS[method]),
+                             unit=str(opts.get("unit")))
+    return {"sextractor": ".cat", "photutils": ".phot.cat"}[method]
+
+
+@contextlib.contextmanager
+def expect_provenance(path: str | os.PathLike, key: Mapping) -> Iterator[None]:
+    """Within this block, a catalogue saved at ``path`` carries the provenance ``key``."""
+    token = _EXPECTED.set((str(path), dict(key)))
+    try:
+        yield
+    finally:
+        _EXPECTED.reset(token)
+
+
+def finish_catalog(catalog: Catalog, img: BaseImage, suffix: str, save: bool, *,
+                   targets: tuple | None = None, unit: str = "pixel") -> Catalog:
+    """Save the catalogue when asked (``save=False`` writes and deletes nothing).
+
+    Forced photometry gives its ``targets`` (positions, shapes) and their ``unit``: the
+    file name then carries their digest (`forced_suffix`), one file per target list.
+
+    The saved file carries a provenance key: the full one set by `expect_provenance` (the
+    batch), else one without the options (method, input, versions), which a batch never
+    mistakes for its own.
+    """
     if save:
-        catalog.save(catalog_path(img, suffix))
+        if targets is not None:
+            suffix = f"{suffix.removesuffix('.cat')}.{targets_digest(*targets, unit=unit)[:12]}.cat"
+        path = catalog_path(img, suffix)
+        expected = _EXPECTED.get()
+        if expected is not None and expected[0] == str(path):
+            key = expected[1]
+        else:
+            method = catalog.meta.get("method")
+            key = {"key": _KEY_VERSION, "method": method, "targets": None, "options": None,
+                   "input": input_identity(img)}
+            with contextlib.suppress(Exception):  # versions are informative here
+                key.update(_versions(method, None))
+        catalog.meta["provenance"] = key
+        catalog.save(path)
     return catalog

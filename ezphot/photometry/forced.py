@@ -308,7 +308,8 @@ def circular_photometry(target_img, x_arr, y_arr, *, aperture_diameter_arcsec=(5
             "background": _bkg_label(bkg, annulus), "egain": gain}
     info = catalog_info(img, "circular", seeing=seeing, aperture_diameter_arcsec=diam_arcsec,
                         path=None)
-    return finish_catalog(Catalog(table, info=info, meta=meta), img, ".circ.cat", save)
+    return finish_catalog(Catalog(table, info=info, meta=meta), img, ".circ.cat", save,
+                          targets=(x_arr, y_arr), unit=unit)
 
 
 def _bkg_label(bkg, annulus) -> str:
@@ -378,4 +379,5 @@ def elliptical_photometry(target_img, x_arr, y_arr, sma_arr, smi_arr, theta_arr,
             "background": _bkg_label(bkg, ann)}
     info = catalog_info(img, "elliptical", seeing=img.seeing, aperture_diameter_arcsec=None,
                         path=None)
-    return finish_catalog(Catalog(table, info=info, meta=meta), img, ".ellip.cat", save)
+    return finish_catalog(Catalog(table, info=info, meta=meta), img, ".ellip.cat", save,
+                          targets=(x_arr, y_arr, sma_arr, smi_arr, theta_arr), unit=unit)
