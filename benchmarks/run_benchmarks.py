@@ -378,6 +378,7 @@ def bench_inject(frames_dir: Path, repeat: int) -> dict:
           f"forced 500 + background map {result['forced_500_plus_bkg_s']:.1f} s -> ratio "
           f"{result['ratio']:.2f} (target <= 3); PSF {result['psf']}, 50 % completeness at "
           f"{result['mag50']:.2f} (instrumental)")
+    return result
 
 
 def bench_save(frames_dir: Path, repeat: int) -> dict:
