@@ -45,3 +45,12 @@ class SExtractorError(EzphotError, RuntimeError):
 
 class SExtractorConfigError(EzphotError, ValueError):
     """An unknown or invalid SExtractor configuration keyword or output parameter."""
+
+
+class SExtractorTimeoutError(SExtractorError, TimeoutError):
+    """The SExtractor binary did not finish in time and was killed (with its process group)."""
+
+
+class SExtractorOutputError(SExtractorError):
+    """The binary's own output (its FITS_LDAC catalogue, a check image) is missing, empty,
+    truncated or not what was asked for."""

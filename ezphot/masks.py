@@ -82,7 +82,7 @@ def paint_disks(mask: np.ndarray, x, y, r) -> None:
 
 def calculate_sourcemask(img, *, target_srcmask=None, sigma: float = 5,
                          mask_radius_factor: float = 3, saturation_level: float = 50000,
-                         binary=None) -> Mask:
+                         binary=None, timeout: float | None = None) -> Mask:
     """Mask the sources SExtractor detects at ``sigma``.
 
     Each source is covered by a disk of ``mask_radius_factor`` × its isophotal radius
@@ -92,6 +92,9 @@ def calculate_sourcemask(img, *, target_srcmask=None, sigma: float = 5,
     For a background map, a low ``sigma`` (1.5-2) also covers the faint sources whose light
     would otherwise raise it: on a full 7DT-like frame, sigma 1.5 brought the masked map to
     +0.04 ADU of the true sky, sigma 5 to +0.10 (tests/test_maps.py, README).
+
+    ``timeout``: seconds allowed to the binary (default ``$EZPHOT_SEXTRACTOR_TIMEOUT``, else
+    one that grows with the image size).
     """
     from ._io import run_directory
     from .photometry.sexphot import _NO_KEY, _sextractor_input
@@ -108,7 +111,8 @@ def calculate_sourcemask(img, *, target_srcmask=None, sigma: float = 5,
     params = ["X_IMAGE", "Y_IMAGE", "ISOAREA_IMAGE", "FWHM_IMAGE", "FLAGS"]
     with run_directory("ezphot-srcmask-") as workdir:
         run = run_sextractor(_sextractor_input(img, workdir), workdir=workdir, config=config,
-                             parameters=params, n_apertures=1, binary=binary or find_sextractor())
+                             parameters=params, n_apertures=1, binary=binary or find_sextractor(),
+                             timeout=timeout)
     t = run.catalogs[0].table
     radius = np.maximum(np.sqrt(np.asarray(t["ISOAREA_IMAGE"], float) / np.pi),
                         np.asarray(t["FWHM_IMAGE"], float).clip(0, 50))
