@@ -75,7 +75,13 @@ class AperturePhotometry:
             First PHOT_AUTOPARAMS value.
         **kwargs
             ``parameters`` (output parameter list), ``egain``, ``zeropoint``, ``seeing``,
-            ``binary``.
+            ``binary``; ``checkimages`` (SExtractor check-image types, e.g.
+            ``['BACKGROUND', 'SEGMENTATION']``: returned in ``catalog.checkimages`` as
+            `CheckImage` objects and, with ``save=True``, saved as
+            ``<frame>.cat.<type>.fits``, ``-TYPE`` as ``minus_type``); ``timeout`` (seconds
+            allowed to the binary; default ``$EZPHOT_SEXTRACTOR_TIMEOUT``, else 10 min + 20 s
+            per million pixels). Keywords naming the binary's output files (CATALOG_NAME,
+            CHECKIMAGE_NAME, XML_NAME) are refused in ``sex_params``.
 
         Returns
         -------

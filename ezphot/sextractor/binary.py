@@ -238,7 +238,9 @@ def parse_parameters(text: str) -> dict[str, str]:
 def _run(path: str, *args: str, timeout: float) -> str:
     try:
         done = execute([path, *args], timeout=timeout, what=f"probe '{' '.join(args)}'")
-    except OSError as exc:
+    except SExtractorTimeoutError:
+        raise
+    except OSError as exc:  # not executable, bad interpreter line...
         raise SExtractorNotFoundError(
             f"SExtractor binary {path} cannot be run: {exc}. "
             f"{SExtractorNotFoundError.INSTALL_HINT}"

@@ -154,10 +154,13 @@ def read_ldac(path: str | Path, *, expected: Sequence[str] | None = None,
         raise SExtractorOutputError(f"{what}: empty file (0 bytes), not a FITS_LDAC catalogue")
     out: list[LDACCatalog] = []
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", AstropyUserWarning)  # "may have been truncated"
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", AstropyUserWarning)
             warnings.simplefilter("ignore", fits.verify.VerifyWarning)
             with fits.open(path, memmap=False, lazy_load_hdus=False) as hdul:
+                truncated = [w for w in caught if "truncated" in str(w.message)]
+                if truncated:  # astropy reads what is there and only warns
+                    raise ValueError(str(truncated[0].message))
                 _check_layout(hdul, size)
                 header = None
                 for hdu in hdul[1:]:
