@@ -111,8 +111,8 @@ def calculate_sourcemask(img, *, target_srcmask=None, sigma: float = 5,
     params = ["X_IMAGE", "Y_IMAGE", "ISOAREA_IMAGE", "FWHM_IMAGE", "FLAGS"]
     with run_directory("ezphot-srcmask-") as workdir:
         run = run_sextractor(_sextractor_input(img, workdir), workdir=workdir, config=config,
-                             parameters=params, n_apertures=1, binary=binary or find_sextractor(),
-                             timeout=timeout)
+                             parameters=params, n_apertures=1, timeout=timeout,
+                             binary=binary or find_sextractor(timeout=timeout))
     t = run.catalogs[0].table
     radius = np.maximum(np.sqrt(np.asarray(t["ISOAREA_IMAGE"], float) / np.pi),
                         np.asarray(t["FWHM_IMAGE"], float).clip(0, 50))

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
+from ezphot._io import run_directory
 from ezphot.exceptions import (SExtractorConfigError, SExtractorError, SExtractorOutputError,
                                SExtractorTimeoutError)
 from ezphot.imageobjects import Errormap, ScienceImage
@@ -502,3 +503,23 @@ def test_binary_dies_with_the_process_that_started_it(tmp_path):
     child.send_signal(signal.SIGKILL)
     child.wait()
     assert_no_process(pidfile)
+
+
+def test_external_header_beside_hostile_image_still_read(tmp_path, sextractor):
+    """SExtractor reads ``<stem>.head`` beside an image (HEADER_SUFFIX); behind the plain name
+    the binary is given, a WCS in ``my frame, 1.head`` is still applied."""
+    frame = tmp_path / "my frame, 1.fits"
+    shutil.copyfile(shared("sep", "image.fits"), frame)
+    head = fits.Header({"CTYPE1": "RA---TAN", "CTYPE2": "DEC--TAN", "CRVAL1": 150.0,
+                        "CRVAL2": 2.0, "CRPIX1": 128.0, "CRPIX2": 128.0,
+                        "CD1_1": -1e-4, "CD1_2": 0.0, "CD2_1": 0.0, "CD2_2": 1e-4})
+    params = ["NUMBER", "X_IMAGE", "ALPHA_J2000", "DELTA_J2000"]
+    kw = dict(config={"PIXEL_SCALE": 1.0}, parameters=params, n_apertures=1, binary=sextractor)
+    with run_directory() as d:
+        bare = run_sextractor(frame, workdir=d, **kw).catalogs[0].table
+    (tmp_path / "my frame, 1.head").write_text(head.tostring(sep="\n") + "\nEND\n")
+    with run_directory() as d:
+        headed = run_sextractor(frame, workdir=d, **kw).catalogs[0].table
+    assert len(bare) == len(headed) > 10
+    assert np.all(np.abs(np.asarray(headed["ALPHA_J2000"]) - 150.0) < 0.05)
+    assert not np.any(np.abs(np.asarray(bare["ALPHA_J2000"]) - 150.0) < 0.05)

@@ -82,7 +82,7 @@ def measure_seeing(img: BaseImage, *, binary: SExtractorBinary | None = None,
     pixelscale = img.pixelscale
     if not pixelscale:
         return None
-    binary = binary or find_sextractor()
+    binary = binary or find_sextractor(timeout=timeout)
     config = dict(img.profile.sextractor)
     config.update(DETECT_THRESH=20, ANALYSIS_THRESH=20, PHOT_APERTURES=10,
                   SATUR_LEVEL=saturation_level or img.saturation, SATUR_KEY=_NO_KEY,
@@ -359,7 +359,8 @@ def sex_photometry(
     """Detect and measure sources with SExtractor; see `AperturePhotometry.sex_photometry`."""
     img = as_image(target_img)
     resolve_timeout(timeout, 1.0)  # a bad timeout (argument or environment) fails first
-    binary = binary if isinstance(binary, SExtractorBinary) else find_sextractor(binary)
+    binary = binary if isinstance(binary, SExtractorBinary) else find_sextractor(binary,
+                                                                                 timeout=timeout)
     params = list(parameters) if parameters is not None else default_parameters()
     # a copy (never mutate theirs), every keyword, value and input file checked before any run
     user = validate_config(sex_params or {}, binary)

@@ -13,6 +13,7 @@ that started it.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import math
 import os
@@ -100,15 +101,22 @@ def resolve_timeout(timeout: float | None, default: float) -> float:
 
 
 # -- running ------------------------------------------------------------------------------
-def _parent_death_signal():
-    """A ``preexec_fn`` asking Linux to SIGKILL the child when its parent dies (or None)."""
+@functools.lru_cache(maxsize=1)
+def _prctl():
     if not sys.platform.startswith("linux"):
         return None
     try:
         import ctypes
 
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
+        return ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):
+        return None
+
+
+def _parent_death_signal():
+    """A ``preexec_fn`` asking Linux to SIGKILL the child when its parent dies (or None)."""
+    prctl = _prctl()
+    if prctl is None:
         return None
     parent = os.getpid()
 
