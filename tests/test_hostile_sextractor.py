@@ -404,6 +404,10 @@ def test_invalid_timeout_argument(value):
         phot(shared("sep", "image.fits"), timeout=value)
 
 
+def test_huge_timeout_means_no_limit(reference):
+    assert_same_table(phot(shared("sep", "image.fits"), timeout=1e300).data, reference)
+
+
 def test_default_timeout_grows_with_image_size():
     small, full = default_run_timeout(256 * 256), default_run_timeout(9576 * 6388)
     assert 600 <= small < full and full >= 1800

@@ -40,6 +40,9 @@ CANDIDATE_NAMES = ("source-extractor", "sex", "sextractor")
 TIMEOUT_ENV = "EZPHOT_SEXTRACTOR_TIMEOUT"
 #: Default timeout of the ``-v``/``-dd``/``-dp`` probes (they take milliseconds).
 PROBE_TIMEOUT = 60.0
+#: Longest timeout (seconds, 20 days: poll() waits at most 2**31 ms); longer ones (1e12:
+#: "no limit") are cut to it.
+MAX_TIMEOUT = 20 * 86400.0
 
 
 @dataclass(frozen=True)
@@ -81,7 +84,7 @@ def _positive_seconds(value: object, origin: str) -> float:
     if isinstance(value, bool) or not math.isfinite(seconds) or seconds <= 0:
         raise SExtractorConfigError(
             f"{origin} must be a positive number of seconds, got {value!r}")
-    return seconds
+    return min(seconds, MAX_TIMEOUT)  # the OS cannot wait longer in one call
 
 
 def resolve_timeout(timeout: float | None, default: float) -> float:
