@@ -431,15 +431,15 @@ LDAC_FAULTS = {
     "garbage": (_writes('head -c 20000 /dev/urandom > "$cat_name"'),
                 "not a readable FITS_LDAC catalogue"),
     "empty": (_writes(': > "$cat_name"'), "empty file"),
-    "truncated": (_writes(f'head -c 9000 "{shared("sep", "generated-by-debian-2.25", "image_ldac_fullprecision.fits")}" > "$cat_name"'),
+    "truncated": (_writes('head -c 9000 "{ldac}" > "$cat_name"'),
                   "not a readable FITS_LDAC catalogue"),
-    "truncated in the data": (_writes(f'head -c 46080 "{shared("sep", "generated-by-debian-2.25", "image_ldac_fullprecision.fits")}" > "$cat_name"'),
+    "truncated in the data": (_writes('head -c 46080 "{ldac}" > "$cat_name"'),
                               "not a readable FITS_LDAC catalogue"),
     # only the last block's padding is missing: astropy reads all 65 rows and merely warns
-    "truncated padding": (_writes(f'head -c 48860 "{shared("sep", "generated-by-debian-2.25", "image_ldac_fullprecision.fits")}" > "$cat_name"'),
+    "truncated padding": (_writes('head -c 48860 "{ldac}" > "$cat_name"'),
                           ".*File may have been truncated"),
-    "image": (_writes(f'cp "{shared("sep", "back.fits")}" "$cat_name"'), "no LDAC_OBJECTS"),
-    "other columns": (_writes(f'cp "{shared("sep", "generated-by-debian-2.25", "image_ldac_fullprecision.fits")}" "$cat_name"'),
+    "image": (_writes('cp "{back}" "$cat_name"'), "no LDAC_OBJECTS"),
+    "other columns": (_writes('cp "{ldac}" "$cat_name"'),
                       "column FLUX_APER\\(2\\) asked for"),
     "nothing": ("exit 0", "wrote no catalogue"),
 }
@@ -448,6 +448,9 @@ LDAC_FAULTS = {
 @pytest.mark.parametrize("fault", list(LDAC_FAULTS))
 def test_bad_ldac_output(tmp_path, fault):
     body, problem = LDAC_FAULTS[fault]
+    body = body.replace("{ldac}", str(shared("sep", "generated-by-debian-2.25",
+                                             "image_ldac_fullprecision.fits")))
+    body = body.replace("{back}", str(shared("sep", "back.fits")))
     fake = fake_binary(tmp_path, body)
     frame = tmp_path / "frame.fits"
     shutil.copyfile(shared("sep", "image.fits"), frame)

@@ -122,7 +122,8 @@ def write_param(path: Path, params: Sequence[str], n_apertures: int, binary: SEx
     return lines
 
 
-def write_config(path: Path, config: Mapping[str, object], binary: SExtractorBinary) -> dict[str, str]:
+def write_config(path: Path, config: Mapping[str, object],
+                 binary: SExtractorBinary) -> dict[str, str]:
     """Write a ``.sex`` file from a mapping of keywords to values (every value checked first).
 
     Returns
