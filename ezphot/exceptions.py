@@ -60,3 +60,13 @@ class ForeignFileError(OutputError, FileExistsError):
 
 
 __all__ += ["CatalogError", "OutputError", "ForeignFileError"]
+
+
+class SExtractorTimeoutError(SExtractorError, TimeoutError):
+    """The SExtractor binary did not finish in time and was killed (with its process group)."""
+
+
+class SExtractorOutputError(SExtractorError):
+    """The binary's own output (its FITS_LDAC catalogue, a check image) is missing, empty,
+    truncated or not what was asked for."""
+__all__ += ["SExtractorTimeoutError", "SExtractorOutputError"]

@@ -89,7 +89,8 @@ def _seeing_pixel(img) -> float | None:
 def calculate_sourcemask(img, *, target_srcmask=None, sigma: float = 5,
                          mask_radius_factor: float = 3, saturation_level: float = 50000,
                          binary=None, detection_filter="gauss",
-                         detection_filter_fwhm: float | None = None) -> Mask:
+                         detection_filter_fwhm: float | None = None,
+                         timeout: float | None = None) -> Mask:
     """Mask the sources SExtractor detects at ``sigma``.
 
     Each source is covered by a disk of ``mask_radius_factor`` × its isophotal radius
@@ -99,6 +100,9 @@ def calculate_sourcemask(img, *, target_srcmask=None, sigma: float = 5,
     For a background map, a low ``sigma`` (1.5-2) also covers the faint sources whose light
     would otherwise raise it: on a full 7DT-like frame, sigma 1.5 brought the masked map to
     +0.04 ADU of the true sky, sigma 5 to +0.10 (tests/test_maps.py, README).
+
+    ``timeout``: seconds allowed to the binary (default ``$EZPHOT_SEXTRACTOR_TIMEOUT``, else
+    one that grows with the image size).
     """
     from ._io import run_directory
     from .photometry.sexphot import _NO_KEY, _sextractor_input
@@ -121,7 +125,8 @@ def calculate_sourcemask(img, *, target_srcmask=None, sigma: float = 5,
         config.update(detection_filter_config(dfilter, workdir))
         config["DETECT_THRESH"] = sigma * dfilter.threshold_scale
         run = run_sextractor(_sextractor_input(img, workdir), workdir=workdir, config=config,
-                             parameters=params, n_apertures=1, binary=binary or find_sextractor())
+                             parameters=params, n_apertures=1, timeout=timeout,
+                             binary=binary or find_sextractor(timeout=timeout))
     t = run.catalogs[0].table
     radius = np.maximum(np.sqrt(np.asarray(t["ISOAREA_IMAGE"], float) / np.pi),
                         np.asarray(t["FWHM_IMAGE"], float).clip(0, 50))

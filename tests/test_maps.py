@@ -226,12 +226,10 @@ def test_external_background_reproduces_default(own_copy, tmp_path):
     a few isophotal (Kron) apertures may move slightly.
     """
     ap = AperturePhotometry()
-    back = tmp_path / "back.fits"
-    default = ap.sex_photometry(own_copy, sex_params={"CHECKIMAGE_TYPE": "BACKGROUND",
-                                                      "CHECKIMAGE_NAME": str(back)},
+    default = ap.sex_photometry(own_copy, checkimages=["BACKGROUND"],
                                 aperture_diameter_seeing=None, detection_filter="default",
                                 **QUIET)
-    bkg = Background(fits.getdata(back), target_img=own_copy)
+    bkg = Background(default.checkimages["BACKGROUND"].data, target_img=own_copy)
     ours = ap.sex_photometry(own_copy, target_bkg=bkg, aperture_diameter_seeing=None,
                              detection_filter="default", **QUIET)
     assert len(ours.data) == len(default.data) > 100

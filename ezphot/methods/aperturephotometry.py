@@ -78,7 +78,14 @@ class AperturePhotometry:
             ``binary``; ``detection_filter`` ('gauss' matched to the seeing (default),
             'tophat', 'mexhat', 'default' = the shipped 3x3, or a 2-D kernel array),
             ``detection_filter_fwhm`` (px), ``detection_filter_size`` (odd px); see
-            `ezphot.sextractor.convfilter`.
+            `ezphot.sextractor.convfilter`;
+            ``checkimages`` (SExtractor check-image types, e.g.
+            ``['BACKGROUND', 'SEGMENTATION']``: returned in ``catalog.checkimages`` as
+            `CheckImage` objects and, with ``save=True``, saved as
+            ``<frame>.cat.<type>.fits``, ``-TYPE`` as ``minus_type``); ``timeout`` (seconds
+            allowed to the binary; default ``$EZPHOT_SEXTRACTOR_TIMEOUT``, else 10 min + 20 s
+            per million pixels). Keywords naming the binary's output files (CATALOG_NAME,
+            CHECKIMAGE_NAME, XML_NAME) are refused in ``sex_params``.
 
         Returns
         -------

@@ -21,11 +21,14 @@ from ..dataobjects.catalog import Catalog
 from ..exceptions import ImageError
 from ..imageobjects import Background, BaseImage, Errormap, Mask
 from ..sextractor import SExtractorBinary, find_sextractor, run_sextractor
-from ..sextractor.configfile import format_value, read_param_file, validate_keywords
+from ..sextractor.binary import resolve_timeout
+from ..sextractor.checkimage import CheckImage, checkimage_file_name
+from ..sextractor.configfile import (checkimage_types, format_value, read_param_file,
+                                     validate_config)
 from ..sextractor.convfilter import detection_filter_config, resolve_detection_filter
 from ..sextractor.ldac import LDACCatalog
-from .common import (aperture_diameters, as_image, as_list, catalog_info, finish_catalog,
-                     resolve_maps)
+from .common import (aperture_diameters, as_image, as_list, catalog_info, catalog_path,
+                     finish_catalog, resolve_maps)
 
 log = logging.getLogger(__name__)
 
@@ -67,17 +70,20 @@ def _first_number(value) -> float:
 
 
 def measure_seeing(img: BaseImage, *, binary: SExtractorBinary | None = None,
-                   saturation_level: float | None = None, min_stars: int = 5) -> float | None:
+                   saturation_level: float | None = None, min_stars: int = 5,
+                   timeout: float | None = None) -> float | None:
     """Seeing FWHM (arcsec) measured by SExtractor on bright, unsaturated, round stars.
 
     One quick pass at 20 sigma with a handful of parameters; the result is the median
     FWHM_IMAGE of isolated point-like sources with S/N > 20, converted with the pixel scale.
-    Returns None when fewer than ``min_stars`` stars qualify.
+    Returns None when fewer than ``min_stars`` stars qualify. ``timeout``: seconds allowed
+    to the binary (default ``$EZPHOT_SEXTRACTOR_TIMEOUT``, else one that grows with the
+    image size).
     """
     pixelscale = img.pixelscale
     if not pixelscale:
         return None
-    binary = binary or find_sextractor()
+    binary = binary or find_sextractor(timeout=timeout)
     config = dict(img.profile.sextractor)
     config.update(DETECT_THRESH=20, ANALYSIS_THRESH=20, PHOT_APERTURES=10,
                   SATUR_LEVEL=saturation_level or img.saturation, SATUR_KEY=_NO_KEY,
@@ -86,7 +92,7 @@ def measure_seeing(img: BaseImage, *, binary: SExtractorBinary | None = None,
     with run_directory("ezphot-seeing-") as workdir:
         image_path = _sextractor_input(img, workdir)
         run = run_sextractor(image_path, workdir=workdir, config=config, parameters=params,
-                             n_apertures=1, binary=binary)
+                             n_apertures=1, binary=binary, timeout=timeout)
     t = run.catalogs[0].table
     with np.errstate(divide="ignore", invalid="ignore"):
         snr = t["FLUX_AUTO"] / t["FLUXERR_AUTO"]
@@ -347,6 +353,8 @@ def sex_photometry(
     zeropoint: float | None = None,
     seeing: float | None = None,
     binary: SExtractorBinary | str | None = None,
+    checkimages: Sequence[str] | None = None,
+    timeout: float | None = None,
     save: bool = True,
     detection_filter: str | np.ndarray | None = "gauss",
     detection_filter_fwhm: float | None = None,
@@ -354,10 +362,13 @@ def sex_photometry(
 ) -> Catalog:
     """Detect and measure sources with SExtractor; see `AperturePhotometry.sex_photometry`."""
     img = as_image(target_img)
-    binary = binary if isinstance(binary, SExtractorBinary) else find_sextractor(binary)
+    resolve_timeout(timeout, 1.0)  # a bad timeout (argument or environment) fails first
+    binary = binary if isinstance(binary, SExtractorBinary) else find_sextractor(binary,
+                                                                                 timeout=timeout)
     params = list(parameters) if parameters is not None else default_parameters()
-    user = {str(k).upper(): v for k, v in dict(sex_params or {}).items()}  # never mutate theirs
-    validate_keywords(user, binary)
+    # a copy (never mutate theirs), every keyword, value and input file checked before any run
+    user = validate_config(sex_params or {}, binary)
+    check_types = checkimage_types(checkimages)
     if not math.isfinite(detection_sigma) or detection_sigma <= 0:
         raise ValueError(f"detection_sigma must be positive, got {detection_sigma}")
     bkg, rms, mask = resolve_maps(img, target_bkg, target_bkgrms, target_mask)
@@ -371,7 +382,8 @@ def sex_photometry(
                                       and detection_filter != "default"
                                       and detection_filter_fwhm is None)
     if seeing is None and pixelscale and needs_seeing and "PHOT_APERTURES" not in user:
-        seeing = measure_seeing(img, binary=binary, saturation_level=saturation_level)
+        seeing = measure_seeing(img, binary=binary, saturation_level=saturation_level,
+                                timeout=timeout)
     if "PHOT_APERTURES" in user:  # explicit pixel diameters win over arcsec/seeing ones
         diam_px = _numbers(user["PHOT_APERTURES"])
         diam_arcsec = [d * pixelscale for d in diam_px] if pixelscale else None
@@ -393,7 +405,9 @@ def sex_photometry(
     if annulus_width_arcsec is not None:
         if not pixelscale or annulus_width_arcsec <= 0:
             raise ValueError("annulus_width_arcsec must be positive and needs a pixel scale")
-        config.update(BACKPHOTO_TYPE="LOCAL", BACKPHOTO_THICK=annulus_width_arcsec / pixelscale)
+        # an integer keyword: SExtractor truncated the float ezphot used to write
+        config.update(BACKPHOTO_TYPE="LOCAL",
+                      BACKPHOTO_THICK=int(annulus_width_arcsec / pixelscale))
 
     # detection filter matched to the seeing (sextractor/convfilter.py); sex_params win
     dfilter = resolve_detection_filter(
@@ -406,7 +420,8 @@ def sex_photometry(
         config["DETECT_THRESH"] = detection_sigma * dfilter.threshold_scale
         config.update(user)
         run = run_sextractor(image_path, workdir=workdir, config=config, parameters=params,
-                             n_apertures=len(diam_px), binary=binary)
+                             n_apertures=len(diam_px), binary=binary, timeout=timeout,
+                             checkimages=check_types)
     ldac = run.catalogs[0]
     table = ldac.table
     if len(table) == 0 and not np.isfinite(img.data).any():
@@ -429,4 +444,10 @@ def sex_photometry(
                              if "FILTER_NAME" in user else dfilter.meta()),
     }
     catalog = Catalog(table, info=info, meta=meta)
+    catalog.checkimages = {t: CheckImage(data, check_type=t, header=header, target_img=img.path)
+                           for t, (data, header) in run.checkimages.items()}
+    if save and catalog.checkimages:  # before the catalogue, whose presence means "done"
+        base = catalog_path(img, ".cat")
+        for t, check in catalog.checkimages.items():
+            check.save(f"{base}.{checkimage_file_name(t)}.fits")
     return finish_catalog(catalog, img, ".cat", save)
