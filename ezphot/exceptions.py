@@ -45,3 +45,7 @@ class SExtractorError(EzphotError, RuntimeError):
 
 class SExtractorConfigError(EzphotError, ValueError):
     """An unknown or invalid SExtractor configuration keyword or output parameter."""
+
+
+class ArgumentError(EzphotError, ValueError):
+    """A numeric argument or option is out of range (the message names the argument)."""

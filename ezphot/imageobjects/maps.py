@@ -50,17 +50,16 @@ class ImageMap:
                 raise ImageError(f"{self.path}: no such {self.kind} file")
             # before reading: a file replaced meanwhile then never passes for these pixels
             file_stat = _stat(self.path)
-            try:
-                with fits.open(self.path) as hdul:
-                    data = np.asarray(hdul[0].data)
-                    header = hdul[0].header.copy()
-            except OSError as exc:
-                raise ImageError(f"{self.path}: not a readable FITS {self.kind} ({exc})") from exc
+            data, header = _read_map(self.path, self.kind)
             target_img = target_img or header.get("EZTARGET")
         else:
             data = np.asarray(source)
         if data.ndim != 2:
-            raise ImageError(f"{self.kind} must be 2-D, got shape {data.shape}")
+            where = f"{self.path}: " if self.path is not None else ""
+            raise ImageError(f"{where}{self.kind} must be 2-D, got shape {data.shape}")
+        if 0 in data.shape:
+            where = f"{self.path}: " if self.path is not None else ""
+            raise ImageError(f"{where}{self.kind} is empty (shape {data.shape})")
         self.data = self._validate(data)
         if self.path is not None:
             # loaded from a file: read-only, so the file stays a faithful copy of ``data``
@@ -135,6 +134,34 @@ class ImageMap:
         self._file_stat = None  # what is loaded is no longer what `unmodified_file` vouched for
         log.info("%s saved: %s", self.kind, self.path)
         return self.path
+
+
+def _read_map(path: Path, kind: str) -> tuple[np.ndarray, fits.Header]:
+    """Pixels and header of a saved map; a truncated or garbage file is an `ImageError`."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # astropy's "may have been truncated": checked below
+            with fits.open(path, lazy_load_hdus=True) as hdul:
+                hdu = hdul[0]
+                header = hdu.header.copy()
+                info = hdul.fileinfo(0)
+                shape = tuple(int(header.get(f"NAXIS{k}", 0))
+                              for k in range(int(header.get("NAXIS", 0)), 0, -1))
+                need = info["datLoc"] + abs(int(header.get("BITPIX", 8))) // 8 * int(
+                    np.prod(shape)) if shape else 0
+                size = os.stat(path).st_size
+                if size < need:
+                    raise ImageError(f"{path}: truncated FITS {kind}: its pixels need {need} "
+                                     f"bytes, the file has {size}")
+                if hdu.data is None:
+                    raise ImageError(f"{path}: no pixels in the primary HDU of this {kind} file")
+                data = np.asarray(hdu.data)
+    except ImageError:
+        raise
+    except (OSError, ValueError, TypeError, IndexError, EOFError) as exc:
+        raise ImageError(f"{path}: not a readable FITS {kind} ({type(exc).__name__}: "
+                         f"{exc})") from exc
+    return data, header
 
 
 def _stat(path: Path) -> tuple[int, int, int]:
