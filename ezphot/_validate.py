@@ -15,7 +15,7 @@ import numpy as np
 from .exceptions import ArgumentError, ImageError
 
 __all__ = ["number", "size", "egain", "saturation_level", "seeing", "apertures_fit",
-           "positions", "background_map", "rms_map"]
+           "positions", "background_map", "rms_map", "maps", "photometry_args"]
 
 # Map checks run by row blocks: no full-frame temporary arrays.
 _BLOCK_ROWS = 512
@@ -80,13 +80,14 @@ def apertures_fit(diameters_px, shape: tuple[int, int], name: str, path) -> None
 MAX_PIXEL = 1.0e7
 
 
-def positions(x, y, unit: str) -> tuple[np.ndarray, np.ndarray]:
+def positions(x, y, unit: str, names: tuple[str, str] = ("x_arr", "y_arr")
+              ) -> tuple[np.ndarray, np.ndarray]:
     """Positions as given (pixels or RA/Dec in degrees), checked: finite, Dec within ±90,
     pixels within ±1e7."""
     if unit not in ("pixel", "coord"):
         raise ArgumentError(f"unit must be 'pixel' or 'coord', got {unit!r}")
     out = []
-    for arr, name in ((x, "x_arr"), (y, "y_arr")):
+    for arr, name in ((x, names[0]), (y, names[1])):
         try:
             a = np.atleast_1d(np.asarray(arr, dtype=float))
         except (TypeError, ValueError) as exc:
@@ -100,10 +101,10 @@ def positions(x, y, unit: str) -> tuple[np.ndarray, np.ndarray]:
     if unit == "coord":
         bad = np.abs(py) > 90
         if bad.any():
-            raise ArgumentError(f"y_arr (Dec, degrees) must be within [-90, 90]: "
+            raise ArgumentError(f"{names[1]} (Dec, degrees) must be within [-90, 90]: "
                                 f"{int(bad.sum())} value(s) outside, e.g. {py[np.argmax(bad)]}")
     else:
-        for a, name in ((px, "x_arr"), (py, "y_arr")):
+        for a, name in ((px, names[0]), (py, names[1])):
             bad = np.abs(a) > MAX_PIXEL
             if bad.any():
                 raise ArgumentError(f"{name} (pixels) has {int(bad.sum())} absurd value(s) "
@@ -145,3 +146,30 @@ def rms_map(rms, mask, name: str = "target_bkgrms") -> None:
     if n:
         raise ImageError(f"{name} has {n} zero, negative or non-finite pixel(s) outside the "
                          "mask: an RMS must be positive (mask those pixels with target_mask)")
+
+
+def maps(bkg, rms, mask) -> None:
+    """The resolved maps of a photometry call (`resolve_maps`): a constant background must be
+    finite, map pixels outside the mask finite (background) and positive (RMS)."""
+    m = getattr(mask, "data", mask)
+    if isinstance(bkg, numbers.Real) and not isinstance(bkg, bool):
+        number(bkg, "target_bkg")
+    background_map(bkg, m)
+    rms_map(rms, m)
+
+
+_check_egain, _check_saturation, _check_seeing = egain, saturation_level, seeing
+
+
+def photometry_args(*, egain=None, saturation_level=None, seeing=None, kron_factor=None,
+                    detection_sigma=None, zeropoint=None) -> None:
+    """The numeric options shared by the photometry entry points (None: not given)."""
+    _check_egain(egain)
+    if saturation_level is not None:
+        _check_saturation(saturation_level)
+    _check_seeing(seeing)
+    if kron_factor is not None:
+        number(kron_factor, "kron_factor", minimum=0)
+    if detection_sigma is not None:
+        number(detection_sigma, "detection_sigma", minimum=0)
+    number(zeropoint, "zeropoint", optional=True)

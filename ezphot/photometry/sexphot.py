@@ -15,6 +15,7 @@ import numpy as np
 from astropy.io import fits
 from astropy.table import Table
 
+from .. import _validate as validate
 from .._io import run_directory
 from ..config import sextractor_config_dir
 from ..dataobjects.catalog import Catalog
@@ -350,6 +351,8 @@ def sex_photometry(
 ) -> Catalog:
     """Detect and measure sources with SExtractor; see `AperturePhotometry.sex_photometry`."""
     img = as_image(target_img)
+    validate.photometry_args(egain=egain, saturation_level=saturation_level, seeing=seeing,
+                             kron_factor=kron_factor, zeropoint=zeropoint)
     binary = binary if isinstance(binary, SExtractorBinary) else find_sextractor(binary)
     params = list(parameters) if parameters is not None else default_parameters()
     user = {str(k).upper(): v for k, v in dict(sex_params or {}).items()}  # never mutate theirs
@@ -357,6 +360,7 @@ def sex_photometry(
     if not math.isfinite(detection_sigma) or detection_sigma <= 0:
         raise ValueError(f"detection_sigma must be positive, got {detection_sigma}")
     bkg, rms, mask = resolve_maps(img, target_bkg, target_bkgrms, target_mask)
+    validate.maps(bkg, rms, mask)
 
     pixelscale = float(user["PIXEL_SCALE"]) if float(user.get("PIXEL_SCALE", 0) or 0) > 0 \
         else img.pixelscale
@@ -373,6 +377,7 @@ def sex_photometry(
         diam_arcsec, diam_px = aperture_diameters(img, aperture_diameter_arcsec,
                                                   aperture_diameter_seeing, seeing, pixelscale)
     gain = egain if egain is not None else (img.egain or 0.0)
+    validate.apertures_fit(diam_px, img.shape, "aperture diameters", img.path)
 
     config = dict(img.profile.sextractor)
     min_radius = _numbers(config.get("PHOT_AUTOPARAMS", "2.5,3.5"))[-1]
