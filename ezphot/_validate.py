@@ -161,6 +161,29 @@ def maps(bkg, rms, mask) -> None:
 _check_egain, _check_saturation, _check_seeing = egain, saturation_level, seeing
 
 
+def resolved_maps(img, target_bkg, target_bkgrms, target_mask):
+    """As `ezphot.photometry.common.resolve_maps`, but each argument is named in its error;
+    then `maps`."""
+    from .imageobjects import Background, Errormap, Mask
+    from .photometry.common import as_map
+
+    out = []
+    for value, cls, name in ((target_bkg, Background, "target_bkg"),
+                             (target_bkgrms, Errormap, "target_bkgrms"),
+                             (target_mask, Mask, "target_mask")):
+        if cls is Background and isinstance(value, int | float):
+            out.append(value)  # a constant background
+            continue
+        try:
+            out.append(as_map(value, cls, img, name))
+        except ImageError as exc:
+            if name in str(exc):
+                raise
+            raise ImageError(f"{name}: {exc}") from exc
+    maps(*out)
+    return tuple(out)
+
+
 def photometry_args(*, egain=None, saturation_level=None, seeing=None, kron_factor=None,
                     detection_sigma=None, zeropoint=None) -> None:
     """The numeric options shared by the photometry entry points (None: not given)."""

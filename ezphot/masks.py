@@ -38,7 +38,7 @@ def calculate_circularmask(img, *, x_position: float, y_position: float, radius_
     """
     from .photometry.geometry import to_pixel
 
-    radius_arcsec = validate.number(radius_arcsec, "radius_arcsec", minimum=0)
+    radius_arcsec = validate.number(radius_arcsec, "radius_arcsec", minimum=0, maximum=180 * 3600)
     validate.positions(x_position, y_position, unit, ("x_position", "y_position"))
     mask = _start(img, target_srcmask)
     ny, nx = img.shape

@@ -18,7 +18,7 @@ from astropy.table import Table
 from .. import _validate as validate
 from ..dataobjects.catalog import Catalog
 from ..imageobjects import Background
-from .common import aperture_diameters, as_image, catalog_info, finish_catalog, resolve_maps
+from .common import aperture_diameters, as_image, catalog_info, finish_catalog
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +30,8 @@ _DEFAULT_CONV = np.array([[1, 2, 1], [2, 4, 2], [1, 2, 1]], dtype=np.float32) / 
 
 def _background(img, target_bkg, target_bkgrms, mask):
     """Full-frame background and RMS (detection needs the whole frame anyway)."""
-    bkg, rms, m = resolve_maps(img, target_bkg, target_bkgrms, mask)
+    bkg, rms, m = validate.resolved_maps(img, target_bkg, target_bkgrms, mask)
     m = None if m is None else m.data
-    validate.maps(bkg, rms, m)
     back_arr = rms_arr = None
     if bkg is None or rms is None:  # one mesh pass gives both maps
         from ..background import sep_background

@@ -302,13 +302,8 @@ def _photometry_columns(table: Table, suffix: str, flux, var_sky, var_est, area,
 
 
 def _prepare(img, target_bkg, target_bkgrms, target_mask):
-    bkg, rms, mask = resolve_maps(img, target_bkg, target_bkgrms, target_mask)
-    mask = None if mask is None else mask.data
-    if isinstance(target_bkg, int | float) and not isinstance(target_bkg, bool):
-        validate.number(target_bkg, "target_bkg")
-    validate.background_map(bkg, mask)
-    validate.rms_map(rms, mask)
-    return bkg, rms, mask
+    bkg, rms, mask = validate.resolved_maps(img, target_bkg, target_bkgrms, target_mask)
+    return bkg, rms, None if mask is None else mask.data
 
 
 def _positions(img, x_arr, y_arr, unit):

@@ -359,8 +359,7 @@ def sex_photometry(
     validate_keywords(user, binary)
     if not math.isfinite(detection_sigma) or detection_sigma <= 0:
         raise ValueError(f"detection_sigma must be positive, got {detection_sigma}")
-    bkg, rms, mask = resolve_maps(img, target_bkg, target_bkgrms, target_mask)
-    validate.maps(bkg, rms, mask)
+    bkg, rms, mask = validate.resolved_maps(img, target_bkg, target_bkgrms, target_mask)
 
     pixelscale = float(user["PIXEL_SCALE"]) if float(user.get("PIXEL_SCALE", 0) or 0) > 0 \
         else img.pixelscale
