@@ -271,6 +271,29 @@ def test_truncated_image_through_every_pixel_path(small, tmp_path):
     assert sha256(p) == before
 
 
+@pytest.mark.parametrize("content, problem", [
+    (b"", r"Empty or corrupt FITS file"),
+    (bytes(np.random.default_rng(0).integers(0, 256, 5760, dtype=np.uint8)), r"No SIMPLE card"),
+    (b"SIMPLE  =                    T" + b" " * 50 + b"NAXIS   =                    2" + b" " * 50,
+     r"Empty or corrupt FITS file"),
+])
+def test_garbage_image_files(tmp_path, content, problem):
+    p = tmp_path / "garbage.fits"
+    p.write_bytes(content)
+    with pytest.raises(ImageError, match=rf"garbage.fits: not a readable FITS file \(.*{problem}"):
+        AP.circular_photometry(p, 1, 1, aperture_diameter_seeing=None, **Q)
+
+
+def test_image_truncated_after_opening(small, tmp_path):
+    """The file cut short after the header was read: the pixels are refused, not misread."""
+    p = tmp_path / "later.fits"
+    p.write_bytes(small[0].read_bytes())
+    img = ScienceImage(p)
+    _truncated(small[0], p, 2880 * 5)
+    with pytest.raises(ImageError, match=r"later.fits: truncated FITS file"):
+        img.read_rows(200, 256)
+
+
 def test_truncated_and_garbage_map_files(small, tmp_path):
     saved = small[3].save(tmp_path / "small.bkgrms")
     cut = _truncated(saved, tmp_path / "cut.bkgrms", 2880 * 3 + 100)
