@@ -366,8 +366,8 @@ def test_four_threads_on_one_shared_image_with_maps(frame, tmp_path):
 # -- item 9: chunks ----------------------------------------------------------------------------
 
 def test_chunked_forced_photometry_equals_one_chunk(small, monkeypatch):
-    """Chunks of 7 positions (sorted along y, rows read per chunk) give exactly the result of
-    one chunk, in the caller's order."""
+    """Chunks of at most 7 positions a few rows apart (sorted along y, rows read per chunk)
+    give exactly the result of one chunk, in the caller's order."""
     rng = np.random.default_rng(1)
     x = np.concatenate([rng.uniform(-20, 404, 60), [5000.0]])
     y = np.concatenate([rng.uniform(-20, 276, 60), [-4000.0]])
@@ -375,6 +375,7 @@ def test_chunked_forced_photometry_equals_one_chunk(small, monkeypatch):
     whole = AP.circular_photometry(small[0], x, y, **opts).data
     ellw = AP.elliptical_photometry(small[0], x, y, 4, 2, 30, **Q).data
     monkeypatch.setattr(forced, "_CHUNK", 7)
+    monkeypatch.setattr(forced, "_BLOCK_BYTES", 384 * 4 * 60)  # and at most ~20 rows apart
     chunked = AP.circular_photometry(small[0], x, y, **opts).data
     ellc = AP.elliptical_photometry(small[0], x, y, 4, 2, 30, **Q).data
     assert _same(whole, chunked) and _same(ellw, ellc)

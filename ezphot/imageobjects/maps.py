@@ -141,7 +141,7 @@ def _read_map(path: Path, kind: str) -> tuple[np.ndarray, fits.Header]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # astropy's "may have been truncated": checked below
-            with fits.open(path, lazy_load_hdus=True) as hdul:
+            with fits.open(path, lazy_load_hdus=True, memmap=False) as hdul:
                 hdu = hdul[0]
                 header = hdu.header.copy()
                 info = hdul.fileinfo(0)
@@ -155,7 +155,10 @@ def _read_map(path: Path, kind: str) -> tuple[np.ndarray, fits.Header]:
                                      f"bytes, the file has {size}")
                 if hdu.data is None:
                     raise ImageError(f"{path}: no pixels in the primary HDU of this {kind} file")
-                data = np.asarray(hdu.data)
+                data = hdu.data
+                if data.dtype.byteorder not in ("=", "|", "<" if np.little_endian else ">"):
+                    # native byte order in place: no second full-frame copy while converting
+                    data = data.byteswap(inplace=True).view(data.dtype.newbyteorder())
     except ImageError:
         raise
     except (OSError, ValueError, TypeError, IndexError, EOFError) as exc:

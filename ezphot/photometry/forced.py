@@ -235,9 +235,23 @@ def _measure(img: BaseImage, masks_per_aperture: list[list], areas: list[np.ndar
     return results, flags_all
 
 
-# Positions measured per chunk: the aperture masks of a chunk (a few kB each) are all the
-# memory forced photometry needs beyond its output, whatever the number of positions.
+# Positions measured per chunk: the aperture masks of a chunk (a few kB each) and the rows
+# it covers (at most _BLOCK_BYTES of pixels) are all the memory forced photometry needs
+# beyond its output, whatever the number of positions.
 _CHUNK = 4096
+_BLOCK_BYTES = 32 << 20
+
+
+def _chunks(ys: np.ndarray, max_rows: int):
+    """Slices of ``ys`` (sorted) with at most _CHUNK positions spanning at most ``max_rows``."""
+    start, n = 0, ys.size
+    while start < n:
+        stop = min(n, start + _CHUNK)
+        # fewer positions when they spread over too many rows
+        stop = max(start + 1, min(stop, int(np.searchsorted(ys, ys[start] + max_rows,
+                                                            side="right"))))
+        yield slice(start, stop)
+        start = stop
 
 
 def _chunked_measure(img: BaseImage, px: np.ndarray, py: np.ndarray, usable: np.ndarray,
@@ -262,11 +276,12 @@ def _chunked_measure(img: BaseImage, px: np.ndarray, py: np.ndarray, usable: np.
     order = np.flatnonzero(usable)
     order = order[np.argsort(py[order], kind="stable")]
     dtype = _pixel_dtype(img)
-    n_chunks = -(-order.size // _CHUNK)
+    max_rows = max(1, _BLOCK_BYTES // (np.dtype(dtype).itemsize * nx) - int(2 * margin) - 2)
+    chunks = list(_chunks(py[order], max_rows))
     try:
-        for start in tqdm(range(0, order.size, _CHUNK), total=n_chunks, unit="chunk",
-                          desc=f"{what} photometry", disable=True if n_chunks < 8 else None):
-            idx = order[start:start + _CHUNK]
+        for chunk in tqdm(chunks, unit="chunk", desc=f"{what} photometry",
+                          disable=True if len(chunks) < 8 else None):
+            idx = order[chunk]
             y0 = int(np.clip(np.floor(py[idx].min() - margin), 0, ny))
             y1 = int(np.clip(np.ceil(py[idx].max() + margin) + 1, 0, ny))
             aper_masks, areas, ann_masks = make_masks(idx)
