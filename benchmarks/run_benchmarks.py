@@ -299,11 +299,14 @@ rss = lambda key: int([l for l in open('/proc/self/status') if l.startswith(key)
 before = rss('VmRSS')
 rng = np.random.default_rng(0)
 x, y = rng.uniform(-10, {nx} + 10, {n}), rng.uniform(-10, {ny} + 10, {n})
-t0 = time.perf_counter()
-cat = circular_photometry(img, x, y, **opts)
-seconds = time.perf_counter() - t0
-res = dict(n={n}, seconds=seconds, rss_before_call=before, rows=len(cat.data),
-           measured=int((np.asarray(cat.data['FLAGS']) == 0).sum()))
+times = []
+for _ in range({max(1, repeat) if n <= 100_000 else 1}):  # best of a few: a conservative ratio
+    t0 = time.perf_counter()
+    cat = circular_photometry(img, x, y, **opts)
+    times.append(time.perf_counter() - t0)
+    measured = int((np.asarray(cat.data['FLAGS']) == 0).sum())
+    del cat
+res = dict(n={n}, seconds=min(times), rss_before_call=before, measured=measured)
 """
         r = child(code)
         r["us_per_position"] = r["seconds"] / n * 1e6

@@ -112,10 +112,15 @@ def positions(x, y, unit: str, names: tuple[str, str] = ("x_arr", "y_arr")
     return px, py
 
 
-def _bad_count(data: np.ndarray, mask: np.ndarray | None, bad_of) -> int:
+def _bad_count(data: np.ndarray, mask: np.ndarray | None, bad_of, fine) -> int:
+    """Pixels where ``bad_of`` holds, outside ``mask``; ``fine(block)`` is a one-reduction
+    test that a block has none (the usual case: one fast pass over the map)."""
     n = 0
     for y0 in range(0, data.shape[0], _BLOCK_ROWS):
         block = data[y0:y0 + _BLOCK_ROWS]
+        with np.errstate(all="ignore"):
+            if fine(block):
+                continue
         bad = bad_of(block)
         if not bad.any():
             continue
@@ -125,16 +130,22 @@ def _bad_count(data: np.ndarray, mask: np.ndarray | None, bad_of) -> int:
     return n
 
 
-def background_map(bkg, mask, name: str = "target_bkg") -> None:
-    """Non-finite background pixels must be masked: each would silently drop or distort the
-    sources on it."""
+def background_map(bkg, mask, name: str = "target_bkg", *, masked_ok: bool = True) -> None:
+    """Non-finite background pixels must be masked (``masked_ok``) or absent: each would
+    silently drop or distort the sources on it."""
     data = getattr(bkg, "data", None)
     if data is None or np.ndim(data) != 2:
         return
-    n = _bad_count(data, None if mask is None else mask, lambda b: ~np.isfinite(b))
-    if n:
+    # a finite sum means no NaN or infinity in the block
+    n = _bad_count(data, mask if masked_ok else None, lambda b: ~np.isfinite(b),
+                   lambda b: np.isfinite(np.add.reduce(b, axis=None, dtype=np.float64)))
+    if n and masked_ok:
         raise ImageError(f"{name} has {n} non-finite (NaN or infinite) pixel(s) outside the "
                          "mask: fill them, or mask them with target_mask")
+    if n:
+        raise ImageError(f"{name} has {n} non-finite (NaN or infinite) pixel(s): fill them "
+                         "(SExtractor sees them even under target_mask: its sky statistics "
+                         "change)")
 
 
 def rms_map(rms, mask, name: str = "target_bkgrms") -> None:
@@ -142,28 +153,33 @@ def rms_map(rms, mask, name: str = "target_bkgrms") -> None:
     data = getattr(rms, "data", None)
     if data is None or np.ndim(data) != 2:
         return
-    n = _bad_count(data, None if mask is None else mask, lambda b: ~(b > 0) | np.isinf(b))
+    # min > 0 fails on NaN too; infinite values were refused when the Errormap was made
+    n = _bad_count(data, None if mask is None else mask, lambda b: ~(b > 0) | np.isinf(b),
+                   lambda b: b.min() > 0)
     if n:
         raise ImageError(f"{name} has {n} zero, negative or non-finite pixel(s) outside the "
                          "mask: an RMS must be positive (mask those pixels with target_mask)")
 
 
-def maps(bkg, rms, mask) -> None:
+def maps(bkg, rms, mask, *, masked_nan_ok: bool = True) -> None:
     """The resolved maps of a photometry call (`resolve_maps`): a constant background must be
-    finite, map pixels outside the mask finite (background) and positive (RMS)."""
+    finite, map pixels outside the mask finite (background) and positive (RMS).
+    ``masked_nan_ok=False``: no non-finite background pixel at all, even masked."""
     m = getattr(mask, "data", mask)
     if isinstance(bkg, numbers.Real) and not isinstance(bkg, bool):
         number(bkg, "target_bkg")
-    background_map(bkg, m)
+    background_map(bkg, m, masked_ok=masked_nan_ok)
     rms_map(rms, m)
 
 
 _check_egain, _check_saturation, _check_seeing = egain, saturation_level, seeing
 
 
-def resolved_maps(img, target_bkg, target_bkgrms, target_mask):
+def resolved_maps(img, target_bkg, target_bkgrms, target_mask, *,
+                  masked_nan_ok: bool = True, check_pixels: bool = True):
     """As `ezphot.photometry.common.resolve_maps`, but each argument is named in its error;
-    then `maps`."""
+    then `maps` (``check_pixels=False``: the constant background only, for callers that
+    check the map pixels they use)."""
     from .imageobjects import Background, Errormap, Mask
     from .photometry.common import as_map
 
@@ -180,7 +196,10 @@ def resolved_maps(img, target_bkg, target_bkgrms, target_mask):
             if name in str(exc):
                 raise
             raise ImageError(f"{name}: {exc}") from exc
-    maps(*out)
+    if check_pixels:
+        maps(*out, masked_nan_ok=masked_nan_ok)
+    elif isinstance(out[0], numbers.Real):
+        number(out[0], "target_bkg")
     return tuple(out)
 
 

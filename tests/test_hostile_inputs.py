@@ -185,11 +185,16 @@ def test_rms_map_with_zeros_is_refused_unless_masked(small):
     zeros[50:60, 50:60] = 0.0
     rms = Errormap(zeros, target_img=img.path)
     opts = dict(aperture_diameter_seeing=None, target_bkg=small[2], **Q)
-    for call in (lambda **k: AP.circular_photometry(img, 200, 100, **k),
-                 lambda **k: AP.sex_photometry(img, **k)):
-        with pytest.raises(ImageError, match=r"target_bkgrms has 100 zero, negative or "
-                                             r"non-finite pixel\(s\) outside the mask"):
-            call(target_bkgrms=rms, **opts)
+    with pytest.raises(ImageError, match=r"target_bkgrms has 100 zero, negative or "
+                                         r"non-finite pixel\(s\) outside the mask"):
+        AP.sex_photometry(img, target_bkgrms=rms, **opts)
+    with pytest.raises(ImageError, match=r"target_bkgrms has 100 zero, negative or "
+                                         r"non-finite pixel\(s\) outside the mask"):
+        AP.photutils_photometry(img, target_bkg=small[2], target_bkgrms=rms, **Q)
+    # forced photometry checks the pixels it uses (no full-frame pass per call)
+    with pytest.raises(ImageError, match=r"target_bkgrms has zero or negative pixels in the "
+                                         r"aperture at x \d+:\d+, y \d+:\d+ \(not masked\)"):
+        AP.circular_photometry(img, [200, 55], [100, 55], target_bkgrms=rms, **opts)
     mask = np.zeros(img.shape, bool)
     mask[50:60, 50:60] = True
     masked = AP.circular_photometry(img, [200, 55], [100, 55], target_bkgrms=rms,
@@ -209,26 +214,38 @@ def test_negative_rms_array_is_refused_naming_the_argument(small):
                                target_bkgrms=neg, **Q)
 
 
-def test_nan_background_pixels_are_refused_or_masked(small):
+def test_nan_background_pixels_are_refused_masked_or_flagged(small):
     img = ScienceImage(small[0])
     data = small[2].data.copy()
     data[100:104, 10:20] = np.nan
     bkg = Background(data, target_img=img.path)
     opts = dict(aperture_diameter_seeing=None, target_bkgrms=small[3], **Q)
-    for call in (lambda: AP.circular_photometry(img, 200, 100, target_bkg=bkg, **opts),
-                 lambda: AP.sex_photometry(img, target_bkg=bkg, **opts),
+    for call in (lambda: AP.sex_photometry(img, target_bkg=bkg, **opts),
                  lambda: AP.photutils_photometry(img, target_bkg=bkg, target_bkgrms=small[3],
                                                  **Q)):
         with pytest.raises(ImageError, match=r"target_bkg has 40 non-finite \(NaN or "
-                                             r"infinite\) pixel\(s\) outside the mask"):
+                                             r"infinite\) pixel\(s\)(:| outside the mask)"):
             call()
+    # forced photometry: a NaN background at a position is flagged, never FLAGS 0
+    cat = AP.circular_photometry(img, [200, 15], [100, 102], target_bkg=bkg, **opts).data
+    assert list(cat["FLAGS"]) == [0, FLAG_BADSKY]
+    assert np.isfinite(cat["FLUX_APER"][0]) and np.isnan(cat["FLUX_APER"][1])
     mask = np.isnan(data)
+    # SExtractor sees masked pixels too (its global sky and local BACKGROUND change): refused
+    with pytest.raises(ImageError, match=r"target_bkg has 40 non-finite \(NaN or infinite\) "
+                                         r"pixel\(s\): fill them \(SExtractor sees them"):
+        AP.sex_photometry(img, target_bkg=bkg, target_mask=mask, **opts)
     cat = AP.circular_photometry(img, [200, 15], [100, 102], target_bkg=bkg, target_mask=mask,
                                  **opts).data
     ref = AP.circular_photometry(img, [200, 15], [100, 102], target_bkg=small[2],
                                  target_mask=mask, **opts).data
     assert cat["FLUX_APER"][0] == ref["FLUX_APER"][0] and cat["FLAGS"][0] == 0
     assert cat["FLAGS"][1] == FLAG_MASKED and np.isnan(cat["FLUX_APER"][1])
+    det = AP.photutils_photometry(img, target_bkg=bkg, target_bkgrms=small[3],
+                                  target_mask=mask, **Q).data
+    ref = AP.photutils_photometry(img, target_bkg=small[2], target_bkgrms=small[3],
+                                  target_mask=mask, **Q).data
+    assert len(det) == len(ref) > 0 and _same(det, ref)
 
 
 def test_no_usable_sky_sets_a_flag_never_flags_zero_with_nan_flux(small):

@@ -32,7 +32,7 @@ from astropy.table import Table
 from .. import _validate as validate
 from ..background import poisson_skew_correction
 from ..dataobjects.catalog import Catalog
-from ..exceptions import ArgumentError
+from ..exceptions import ArgumentError, ImageError
 from ..imageobjects import Background, BaseImage, Errormap
 from .common import (aperture_diameters, as_image, as_list, catalog_info, finish_catalog,
                      resolve_maps)
@@ -175,7 +175,8 @@ def _measure(img: BaseImage, masks_per_aperture: list[list], areas: list[np.ndar
     """Sum data, sky and variance in every aperture mask. Returns per-aperture arrays.
 
     ``data`` (full-frame indexable, e.g. a `_RowBlock`) defaults to the image's pixels.
-    A background or RMS that is not finite in an aperture gives NaN and `FLAG_BADSKY`.
+    A background or RMS that is not finite in an aperture gives NaN and `FLAG_BADSKY`; an RMS
+    map with zero or negative pixels in an (unmasked) aperture is refused.
     """
     data = img.data if data is None else data
     shape = data.shape
@@ -219,6 +220,12 @@ def _measure(img: BaseImage, masks_per_aperture: list[list], areas: list[np.ndar
                 back, rms = bkg_map[slc_l], rms_map[slc_l]
             else:
                 back, rms = sky.cutouts(slc_l)
+            if rms_map is not None and np.ndim(rms) and not rms.min() > 0 \
+                    and (rms[w > 0] <= 0).any():
+                bb = m.bbox
+                raise ImageError(f"target_bkgrms has zero or negative pixels in the aperture "
+                                 f"at x {bb.ixmin}:{bb.ixmax}, y {bb.iymin}:{bb.iymax} (not "
+                                 "masked): an RMS must be positive")
             wf = w.ravel()
             f = float(wf @ (d - back).ravel())
             if np.ndim(rms):
@@ -317,7 +324,9 @@ def _photometry_columns(table: Table, suffix: str, flux, var_sky, var_est, area,
 
 
 def _prepare(img, target_bkg, target_bkgrms, target_mask):
-    bkg, rms, mask = validate.resolved_maps(img, target_bkg, target_bkgrms, target_mask)
+    # map pixels are checked where they are used (`_measure`): no full-frame pass per call
+    bkg, rms, mask = validate.resolved_maps(img, target_bkg, target_bkgrms, target_mask,
+                                            check_pixels=False)
     return bkg, rms, None if mask is None else mask.data
 
 

@@ -359,7 +359,8 @@ def sex_photometry(
     validate_keywords(user, binary)
     if not math.isfinite(detection_sigma) or detection_sigma <= 0:
         raise ValueError(f"detection_sigma must be positive, got {detection_sigma}")
-    bkg, rms, mask = validate.resolved_maps(img, target_bkg, target_bkgrms, target_mask)
+    bkg, rms, mask = validate.resolved_maps(img, target_bkg, target_bkgrms, target_mask,
+                                            masked_nan_ok=False)
 
     pixelscale = float(user["PIXEL_SCALE"]) if float(user.get("PIXEL_SCALE", 0) or 0) > 0 \
         else img.pixelscale
