@@ -590,3 +590,17 @@ def test_property_circularmask(small, x, y, radius):
 
 def test_every_refusal_is_an_ezphot_value_error():
     assert issubclass(ArgumentError, EzphotError) and issubclass(ArgumentError, ValueError)
+
+
+@SETTINGS
+@given(sma=ANY_FLOAT, smi=ANY_FLOAT, theta=ANY_FLOAT,
+       ratio=st.one_of(st.none(), ANY_FLOAT))
+def test_property_elliptical_photometry_shapes(small, sma, smi, theta, ratio):
+    try:
+        cat = AP.elliptical_photometry(small[0], 200.0, 120.0, sma, smi, theta,
+                                       annulus_ratio=ratio, target_bkgrms=small[3], **Q)
+    except ArgumentError:
+        return
+    t = cat.data
+    assert len(t) == 1 and t["SMA_IMAGE"][0] >= t["SMI_IMAGE"][0] > 0
+    assert math.isfinite(t["FLUX_ELIP"][0]) == (t["FLAGS"][0] == 0)
