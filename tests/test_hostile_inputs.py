@@ -5,6 +5,7 @@ sequential calls; forced photometry is chunked."""
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import subprocess
@@ -359,6 +360,7 @@ def test_four_threads_on_one_shared_image_with_maps(frame, tmp_path):
              "circ": lambda im: AP.circular_photometry(im, x, y, **opts).data}
     reference = {k: f(ScienceImage(frame[0])) for k, f in calls.items()}
     results, errors = [], []
+    level_before = logging.getLogger("ezphot").level
 
     def work(kind):
         try:
@@ -375,6 +377,7 @@ def test_four_threads_on_one_shared_image_with_maps(frame, tmp_path):
             t.join()
         shared_img.clear()
     assert not errors, errors
+    assert logging.getLogger("ezphot").level == level_before  # verbose=False undone
     assert len(results) == 8
     for kind, table in results:
         assert _same(table, reference[kind]), kind
