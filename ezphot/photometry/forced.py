@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import astropy.units as u
 import numpy as np
 from astropy.coordinates import SkyCoord
-from astropy.table import Table
+from astropy.table import Column, Table
 
 from .. import _validate as validate
 from ..background import poisson_skew_correction
@@ -313,14 +313,13 @@ def _photometry_columns(table: Table, suffix: str, flux, var_sky, var_est, area,
         magerr = np.where(flux > 0, 2.5 / math.log(10) * fluxerr / flux, np.nan)
         ul5 = -2.5 * np.log10(5 * skysig) + zeropoint
         ul3 = -2.5 * np.log10(3 * skysig) + zeropoint
-    table[f"NPIX_{kind}{suffix}"] = np.asarray(area, float) * u.pix**2
-    table[f"FLUX_{kind}{suffix}"] = flux * u.ct
-    table[f"MAG_{kind}{suffix}"] = mag * u.mag
-    table[f"FLUXERR_{kind}{suffix}"] = fluxerr * u.ct
-    table[f"MAGERR_{kind}{suffix}"] = magerr * u.mag
-    table[f"SKYSIG_{kind}{suffix}"] = skysig * u.ct
-    table[f"UL5_{kind}{suffix}"] = ul5 * u.mag
-    table[f"UL3_{kind}{suffix}"] = ul3 * u.mag
+    # columns take these fresh arrays as they are (no copies: millions of rows)
+    for name, values, unit in (("NPIX", np.array(area, float), u.pix**2), ("FLUX", flux, u.ct),
+                               ("MAG", mag, u.mag), ("FLUXERR", fluxerr, u.ct),
+                               ("MAGERR", magerr, u.mag), ("SKYSIG", skysig, u.ct),
+                               ("UL5", ul5, u.mag), ("UL3", ul3, u.mag)):
+        table.add_column(Column(values, name=f"{name}_{kind}{suffix}", unit=unit, copy=False),
+                         copy=False)
 
 
 def _prepare(img, target_bkg, target_bkgrms, target_mask):
@@ -445,9 +444,13 @@ def circular_photometry(target_img, x_arr, y_arr, *, aperture_diameter_arcsec=(5
         log.warning("%s: none of the %d positions is on the image", img.path, px.size)
     table = _position_table(img, px, py)
     gain = _gain(img, egain)
-    for i, (flux, var_sky, var_est, area) in enumerate(zip(fluxes, var_skys, var_ests, areas)):
+    for i, area in enumerate(areas):
+        # hand each aperture's arrays over and drop them: no second copy of the results
+        flux, var_sky, var_est = fluxes[i], var_skys[i], var_ests[i]
+        fluxes[i] = var_skys[i] = var_ests[i] = None
         _photometry_columns(table, "" if i == 0 else f"_{i}", flux, var_sky, var_est,
                             np.full(px.size, area), gain, zeropoint, "APER")
+        del flux, var_sky, var_est
     table["FLAGS"] = flags
     table.meta.update(pixel_origin=0, aperture_method=method,
                       subpixels=subpixels if method == "subpixel" else None)
