@@ -1,6 +1,6 @@
 """Speed and memory of ezphot, measured side by side with a reference in the same run.
 
-    python benchmarks/run_benchmarks.py [core maps forced batch inject save]
+    python benchmarks/run_benchmarks.py [core maps forced forced_scale batch inject save]
                                          [--frames-dir DIR] [--repeat 3]
 
 Every figure is a ratio against a reference measured in this same run on the same full-size
@@ -264,6 +264,76 @@ def bench_forced(frames_dir: Path, repeat: int) -> dict:
     return result
 
 
+def bench_forced_scale(frames_dir: Path, repeat: int) -> dict:
+    """Forced photometry of 10^4, 10^5 and 10^6 positions x 5 apertures on a full frame with
+    maps (loaded from files): time per position and peak memory, each size in a fresh
+    interpreter (peak RSS = VmHWM), side by side in this run."""
+    from ezphot.imageobjects import ScienceImage
+
+    print("forced_scale: circular_photometry of 1e4, 1e5, 1e6 positions x 5 apertures, maps given")
+    path = full_frame(frames_dir)
+    img = ScienceImage(path)
+    bkg_path, rms_path = Path(f"{path}.bench.bkgmap"), Path(f"{path}.bench.bkgrms")
+    if not (bkg_path.is_file() and rms_path.is_file()):
+        bkg = img.calculate_bkg(box_size=256, filter_size=5, verbose=False)
+        rms = img.calculate_bkgrms_from_propagation(bkg, verbose=False)
+        bkg.save(bkg_path)
+        rms.save(rms_path)
+        del bkg, rms
+    ny, nx = img.shape
+    frame_bytes = ny * nx * abs(int(img.header["BITPIX"])) // 8
+    sizes = [10_000, 100_000, 1_000_000]
+    runs = {}
+    for n in sizes:
+        code = f"""
+import time, numpy as np
+from ezphot.imageobjects import Background, Errormap, ScienceImage
+from ezphot.photometry.forced import circular_photometry
+img = ScienceImage({str(path)!r})
+bkg, rms = Background({str(bkg_path)!r}), Errormap({str(rms_path)!r})
+opts = dict(target_bkg=bkg, target_bkgrms=rms, aperture_diameter_arcsec=[5, 7, 10],
+            aperture_diameter_seeing=[2.5, 3.5], save=False)
+circular_photometry(img, [4000.0], [3000.0], **opts)  # warm-up (imports)
+rss = lambda key: int([l for l in open('/proc/self/status') if l.startswith(key)][0].split()[1]) * 1024
+before = rss('VmRSS')
+rng = np.random.default_rng(0)
+x, y = rng.uniform(-10, {nx} + 10, {n}), rng.uniform(-10, {ny} + 10, {n})
+times, cpu = [], []
+for _ in range({max(1, repeat) if n <= 100_000 else 1}):  # best of a few: a conservative ratio
+    t0, c0 = time.perf_counter(), time.process_time()
+    cat = circular_photometry(img, x, y, **opts)
+    times.append(time.perf_counter() - t0)
+    cpu.append(time.process_time() - c0)
+    measured = int((np.asarray(cat.data['FLAGS']) == 0).sum())
+    del cat
+res = dict(n={n}, seconds=min(times), cpu_seconds=min(cpu), rss_before_call=before,
+           measured=measured)
+"""
+        r = child(code)
+        r["us_per_position"] = r["seconds"] / n * 1e6
+        r["cpu_us_per_position"] = r["cpu_seconds"] / n * 1e6
+        runs[n] = r
+        print(f"  {n:>9,d} positions: {r['seconds']:8.1f} s, {r['us_per_position']:7.1f} us per "
+              f"position ({r['cpu_us_per_position']:.1f} us CPU), peak RSS {r['maxrss'] / 1e6:7.0f} MB ({r['maxrss'] / frame_bytes:.2f}x "
+              f"the frame; {r['rss_before_call'] / 1e6:.0f} MB before the call)")
+    lo, hi = runs[sizes[0]], runs[sizes[-1]]
+    result = {
+        "frame_bytes": frame_bytes,
+        "runs": {str(n): r for n, r in runs.items()},
+        "ratio_time_per_position_1e6_vs_1e4": hi["us_per_position"] / lo["us_per_position"],
+        # CPU time: robust to other processes sharing the machine during the long 1e6 run
+        "ratio_cpu_per_position_1e6_vs_1e4":
+            hi["cpu_us_per_position"] / lo["cpu_us_per_position"],
+        "peak_rss_1e6_vs_frame": hi["maxrss"] / frame_bytes,
+        "peak_rss_increase_1e6_vs_frame": (hi["maxrss"] - hi["rss_before_call"]) / frame_bytes,
+    }
+    print(f"  time per position 1e6 / 1e4: {result['ratio_time_per_position_1e6_vs_1e4']:.3f} "
+          f"wall, {result['ratio_cpu_per_position_1e6_vs_1e4']:.3f} CPU (target <= 1.3); peak RSS at 1e6: {result['peak_rss_1e6_vs_frame']:.2f}x the frame "
+          f"({frame_bytes / 1e6:.0f} MB; target <= 4), of which the call itself "
+          f"{result['peak_rss_increase_1e6_vs_frame']:.2f}x")
+    return result
+
+
 def bench_batch(frames_dir: Path, repeat: int) -> dict:
     """8 full frames: 1 vs 2 local workers, Dask LocalCluster; memory of a worker; browsing.
 
@@ -458,8 +528,9 @@ def bench_save(frames_dir: Path, repeat: int) -> dict:
     return result
 
 
-BENCHES = {"core": bench_core, "maps": bench_maps, "forced": bench_forced, "batch": bench_batch,
-           "inject": bench_inject, "save": bench_save}
+BENCHES = {"core": bench_core, "maps": bench_maps, "forced": bench_forced,
+           "forced_scale": bench_forced_scale, "batch": bench_batch, "inject": bench_inject,
+           "save": bench_save}
 
 
 def main() -> None:

@@ -17,6 +17,7 @@ import warnings
 import numpy as np
 from astropy.io import fits
 
+from . import _validate as validate
 from .exceptions import ImageError
 from .imageobjects.maps import Background, Errormap, Mask
 
@@ -184,6 +185,17 @@ def sep_background(img, masks=(), box_size: int = 64, filter_size: int = 3):
     return bkg, data, ignore, n_ignored
 
 
+def _check_mesh(img, box_size, filter_size) -> tuple[int, int]:
+    """Mesh size within the image; median filter at most the mesh grid's size (or 11)."""
+    ny, nx = img.shape
+    box = validate.size(box_size, "box_size", maximum=max(ny, nx),
+                        what=f"the image ({nx}x{ny} pixels)")
+    meshes = max(-(-ny // box), -(-nx // box))
+    filt = validate.size(filter_size, "filter_size", maximum=max(11, 2 * meshes + 1),
+                         what=f"the {max(11, 2 * meshes + 1)} meshes a filter can span here")
+    return box, filt
+
+
 def calculate_bkg(img, *, target_srcmask=None, target_ivpmask=None, is_2D_bkg: bool = True,
                   box_size: int = 64, filter_size: int = 3, estimator: str = "mean",
                   skew_correction: bool = False) -> Background:
@@ -218,8 +230,7 @@ def calculate_bkg(img, *, target_srcmask=None, target_ivpmask=None, is_2D_bkg: b
     """
     if estimator not in ("sextractor", "mean"):
         raise ValueError(f"estimator must be 'sextractor' or 'mean', got {estimator!r}")
-    if box_size < 1 or filter_size < 1:
-        raise ValueError("box_size and filter_size must be positive")
+    box_size, filter_size = _check_mesh(img, box_size, filter_size)
     header = fits.Header()
     header["BKGESTIM"] = (estimator, "mesh level estimator")
     header["BKGSIZE"] = (box_size, "mesh size [pixel]")
@@ -287,9 +298,20 @@ def calculate_bkgrms_from_propagation(img, target_bkg, *, mbias=None, mdark=None
     -------
     Errormap
     """
+    validate.egain(egain)
+    validate.number(rdnoise, "rdnoise", minimum=0, strict=False, optional=True)
+    if ncombine is not None:
+        validate.size(ncombine, "ncombine")
+    if not isinstance(target_bkg, Background):
+        if np.ndim(target_bkg) == 0:
+            validate.number(target_bkg, "target_bkg")
+        elif np.shape(target_bkg) != tuple(img.shape):
+            raise ImageError(f"target_bkg of shape {np.shape(target_bkg)} does not match "
+                             f"{img.path} of shape {tuple(img.shape)}")
     bkg = target_bkg if isinstance(target_bkg, Background) else Background(
         np.broadcast_to(np.asarray(target_bkg, np.float32), img.shape).copy(), target_img=img.path)
     bkg.check_shape(img.shape, img.path)
+    validate.background_map(bkg, None)
     assumptions: list[str] = []
     gain = egain if egain is not None else img.egain
     if not gain or gain <= 0:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
+import socket
 import sys
 from pathlib import Path
 
@@ -32,10 +34,42 @@ def _browser(args):
 
 
 def _floats(text: str) -> list[float]:
+    """Comma-separated finite numbers."""
     try:
-        return [float(v) for v in text.split(",") if v.strip()]
+        values = [float(v) for v in text.split(",") if v.strip()]
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from exc
+    if not all(math.isfinite(v) for v in values):
+        raise argparse.ArgumentTypeError(f"expected finite numbers, got {text!r}")
+    return values
+
+
+def _positive_floats(text: str) -> list[float]:
+    """Comma-separated positive numbers (aperture diameters)."""
+    values = _floats(text)
+    if any(v <= 0 for v in values):
+        raise argparse.ArgumentTypeError(f"expected positive numbers, got {text!r}")
+    return values
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from exc
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from exc
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -50,10 +84,10 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("photometry", help="detection photometry of every matching frame")
     _add_browse_filters(p)
     p.add_argument("--method", choices=["sextractor", "photutils"], default="sextractor")
-    p.add_argument("--detection-sigma", type=float, default=5.0)
-    p.add_argument("--aperture-arcsec", type=_floats, default=[5.0, 7.0, 10.0],
+    p.add_argument("--detection-sigma", type=_positive_float, default=5.0)
+    p.add_argument("--aperture-arcsec", type=_positive_floats, default=[5.0, 7.0, 10.0],
                    help="fixed aperture diameters, arcsec (comma-separated)")
-    p.add_argument("--aperture-seeing", type=_floats, default=[3.5, 4.5],
+    p.add_argument("--aperture-seeing", type=_positive_floats, default=[3.5, 4.5],
                    help="aperture diameters as multiples of the seeing (comma-separated)")
     _add_run_options(p)
 
@@ -61,20 +95,20 @@ def _parser() -> argparse.ArgumentParser:
     _add_browse_filters(p)
     p.add_argument("--ra", type=_floats, required=True, help="RA in degrees (comma-separated)")
     p.add_argument("--dec", type=_floats, required=True, help="Dec in degrees (comma-separated)")
-    p.add_argument("--aperture-arcsec", type=_floats, default=[5.0, 7.0, 10.0])
-    p.add_argument("--aperture-seeing", type=_floats, default=[])
+    p.add_argument("--aperture-arcsec", type=_positive_floats, default=[5.0, 7.0, 10.0])
+    p.add_argument("--aperture-seeing", type=_positive_floats, default=[])
     _add_run_options(p)
 
     p = sub.add_parser("demo", help="generate sample 7DT-like frames and measure them")
     p.add_argument("--output", type=Path, default=Path("demo_output"))
-    p.add_argument("--n-frames", type=int, default=4)
+    p.add_argument("--n-frames", type=_positive_int, default=4)
     p.add_argument("--full-size", action="store_true", help="9576x6388 frames (slow)")
-    p.add_argument("--workers", type=int, default=None)
+    p.add_argument("--workers", type=_positive_int, default=None)
     return parser
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--workers", type=int, default=None, help="local worker processes")
+    p.add_argument("--workers", type=_positive_int, default=None, help="local worker processes")
     p.add_argument("--scheduler", default=None, help="Dask scheduler address (tcp://host:8786)")
     p.add_argument("--on-error", choices=["skip", "raise"], default="skip")
     p.add_argument("--no-resume", action="store_true", help="measure again even if done")
@@ -100,10 +134,46 @@ def _cmd_browse(args) -> int:
     return 0
 
 
+class _NoImage(Exception):
+    """No image matched the command's filters (exit code 1)."""
+
+
+def _check_scheduler(address: str | None, timeout: float = 5.0) -> None:
+    """Refuse an unreachable Dask scheduler at once (Dask itself retries for a long time)."""
+    if not address:
+        return
+    scheme, sep, rest = address.partition("://")
+    if not sep:
+        scheme, rest = "tcp", address
+    if scheme not in ("tcp", "tls"):
+        return  # other transports: left to Dask
+    host, _, port = rest.rstrip("/").rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"--scheduler {address!r}: expected tcp://host:port")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            pass
+    except OSError as exc:
+        raise ValueError(f"--scheduler {address}: cannot connect "
+                         f"({exc.strerror or exc})") from exc
+
+
+def _search(args) -> list:
+    browser = _browser(args)
+    paths = browser.search(args.pattern, return_type="path")
+    if not paths:
+        filters = {k: getattr(args, k) for k in ("observatory", "telkey", "objname", "telname",
+                                                  "filter") if getattr(args, k)}
+        raise _NoImage(f"no image matches {args.pattern!r} under {browser.basepath}"
+                       + (f" with {filters}" if filters else ""))
+    return paths
+
+
 def _cmd_photometry(args) -> int:
     from .batch import run_batch
 
-    paths = _browser(args).search(args.pattern, return_type="path")
+    _check_scheduler(args.scheduler)
+    paths = _search(args)
     options = dict(detection_sigma=args.detection_sigma,
                    aperture_diameter_arcsec=args.aperture_arcsec)
     if args.method == "sextractor":
@@ -118,13 +188,47 @@ def _cmd_forced(args) -> int:
 
     if len(args.ra) != len(args.dec):
         raise ValueError(f"--ra has {len(args.ra)} values but --dec {len(args.dec)}")
-    paths = _browser(args).search(args.pattern, return_type="path")
+    if not args.ra:
+        raise ValueError("--ra and --dec give no position")
+    if any(abs(d) > 90 for d in args.dec):
+        raise ValueError(f"--dec must be within [-90, 90], got {args.dec}")
+    _check_scheduler(args.scheduler)
+    paths = _search(args)
+    if not _report_off_positions(paths, args.ra, args.dec):
+        raise _NoImage(f"none of the {len(args.ra)} position(s) falls on any of the "
+                       f"{len(paths)} matching frame(s)")
     summary = run_batch(paths, "circular", workers=args.workers, scheduler=args.scheduler,
                         on_error=args.on_error, resume=not args.no_resume,
                         x_arr=args.ra, y_arr=args.dec, unit="coord",
                         aperture_diameter_arcsec=args.aperture_arcsec,
                         aperture_diameter_seeing=args.aperture_seeing)
     return _print_summary(summary)
+
+
+def _report_off_positions(paths, ra: list[float], dec: list[float]) -> bool:
+    """Warn (stderr) about positions on none of the frames (headers only); True when at
+    least one position is on at least one frame, or when that cannot be told."""
+    import numpy as np
+
+    from .imageobjects import ScienceImage
+
+    on_some = np.zeros(len(ra), dtype=bool)
+    for path in paths:
+        try:
+            img = ScienceImage(path)
+            wcs = img.wcs
+        except Exception:  # an unreadable frame fails in the batch, with its own message
+            return True
+        if wcs is None:
+            return True
+        ny, nx = img.shape
+        with np.errstate(invalid="ignore"):
+            x, y = wcs.world_to_pixel_values(np.asarray(ra), np.asarray(dec))
+            on_some |= (x >= -0.5) & (x < nx - 0.5) & (y >= -0.5) & (y < ny - 0.5)
+    for i in np.flatnonzero(~on_some):
+        print(f"ezphot forced: position {i} (RA {ra[i]}, Dec {dec[i]}) is on none of the "
+              f"{len(paths)} frame(s)", file=sys.stderr)
+    return bool(on_some.any())
 
 
 def _cmd_demo(args) -> int:
@@ -182,6 +286,9 @@ def main(argv: list[str] | None = None) -> int:
                 "demo": _cmd_demo}
     try:
         return handlers[args.command](args)
+    except _NoImage as exc:
+        print(f"ezphot {args.command}: {exc}", file=sys.stderr)
+        return 1
     except (EzphotError, FileNotFoundError, ValueError) as exc:
         print(f"ezphot {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -63,20 +63,39 @@ class FrameSpec:
     header_saturate: float | None = 65535.0  # a header SATURATE that must not override args
     dtype: str = "float32"
 
+    def __post_init__(self) -> None:
+        for name in ("telname", "objname", "filter"):
+            safe_name(getattr(self, name), name)
+
     @property
     def fwhm_pixel(self) -> float:
         return self.seeing / self.pixel_scale
 
     def file_name(self) -> str:
         stamp = Time(self.obsdate).strftime("%Y%m%d_%H%M%S")
-        return (f"calib_{self.telname}_{self.objname}_{stamp}_{self.filter}_"
-                f"{int(round(self.exptime))}.fits")
+        return safe_name(f"calib_{self.telname}_{self.objname}_{stamp}_{self.filter}_"
+                         f"{int(round(self.exptime))}.fits", "file name")
 
     def tree_dir(self, root: str | os.PathLike) -> Path:
         binning = "1x1"
         mode = "HIGH" if self.gain_setting == 2750 else "LOW"
-        return (Path(root) / "7DT" / f"7DT_C361K_{mode}_{binning}" / self.objname / self.telname
-                / self.filter)
+        parts = [safe_name(v, k) for k, v in (("objname", self.objname),
+                                              ("telname", self.telname),
+                                              ("filter", self.filter))]
+        return Path(root).joinpath("7DT", f"7DT_C361K_{mode}_{binning}", *parts)
+
+
+def safe_name(value, name: str) -> str:
+    """``value`` as one plain path component: nothing that could leave the output root
+    (``..``, an absolute path, a separator) or break a file name (control characters)."""
+    from .exceptions import ArgumentError
+
+    text = str(value)
+    if (not text or text in (".", "..") or "/" in text or "\\" in text or os.sep in text
+            or (os.altsep and os.altsep in text) or any(ord(c) < 32 for c in text)):
+        raise ArgumentError(f"{name} {text!r} cannot be used as a file or folder name: it "
+                            "must be one plain name (no '..', no separator, not absolute)")
+    return text
 
 
 def moffat_alpha(fwhm: float, beta: float) -> float:

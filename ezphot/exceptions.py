@@ -69,4 +69,13 @@ class SExtractorTimeoutError(SExtractorError, TimeoutError):
 class SExtractorOutputError(SExtractorError):
     """The binary's own output (its FITS_LDAC catalogue, a check image) is missing, empty,
     truncated or not what was asked for."""
+
+
 __all__ += ["SExtractorTimeoutError", "SExtractorOutputError"]
+
+
+class ArgumentError(EzphotError, ValueError):
+    """A numeric argument or option is out of range (the message names the argument)."""
+
+
+__all__ += ["ArgumentError"]

@@ -11,6 +11,7 @@ import logging
 import numpy as np
 from astropy.io import fits
 
+from . import _validate as validate
 from .imageobjects.maps import Mask
 
 log = logging.getLogger(__name__)
@@ -37,8 +38,8 @@ def calculate_circularmask(img, *, x_position: float, y_position: float, radius_
     """
     from .photometry.geometry import to_pixel
 
-    if not radius_arcsec or radius_arcsec <= 0:
-        raise ValueError(f"radius_arcsec must be positive, got {radius_arcsec}")
+    radius_arcsec = validate.number(radius_arcsec, "radius_arcsec", minimum=0, maximum=180 * 3600)
+    validate.positions(x_position, y_position, unit, ("x_position", "y_position"))
     mask = _start(img, target_srcmask)
     ny, nx = img.shape
     px, py = to_pixel(img, x_position, y_position, unit)
@@ -109,8 +110,9 @@ def calculate_sourcemask(img, *, target_srcmask=None, sigma: float = 5,
     from .sextractor import find_sextractor, run_sextractor
     from .sextractor.convfilter import detection_filter_config, resolve_detection_filter
 
-    if sigma <= 0 or mask_radius_factor <= 0:
-        raise ValueError("sigma and mask_radius_factor must be positive")
+    validate.number(sigma, "sigma", minimum=0)
+    validate.number(mask_radius_factor, "mask_radius_factor", minimum=0)
+    validate.saturation_level(saturation_level)
     mask = _start(img, target_srcmask)
     log.info("Masking source... [sigma = %g, mask_radius_factor = %g]", sigma, mask_radius_factor)
     config = dict(img.profile.sextractor)

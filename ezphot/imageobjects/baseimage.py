@@ -7,6 +7,7 @@ import functools
 import logging
 import os
 import re
+import threading
 import warnings
 from pathlib import Path
 
@@ -42,12 +43,15 @@ def _split_extension(path: str | os.PathLike, hdu: int | None) -> tuple[Path, in
     return Path(path), hdu
 
 
-def open_image_hdu(path: Path, hdu: int | None) -> tuple[int, fits.Header, bool, int]:
+def open_image_hdu(path: Path, hdu: int | None, *,
+                   with_extent: bool = False) -> tuple[int, fits.Header, bool, int]:
     """Find the image HDU of a FITS file without reading pixels.
 
     Returns
     -------
     (index, header, compressed, n_image_hdus)
+        With ``with_extent=True`` a fifth item: the smallest file size (bytes) that holds the
+        HDU's pixels, to tell a truncated file before reading it.
     """
     if not path.exists():
         raise ImageError(f"{path}: no such file")
@@ -73,11 +77,24 @@ def open_image_hdu(path: Path, hdu: int | None) -> tuple[int, fits.Header, bool,
                 naxis = [header.get(f"NAXIS{k}", 1) for k in range(3, header.get("NAXIS", 2) + 1)]
                 if any(n > 1 for n in naxis):
                     raise ImageError(f"{path}: HDU {hdu} is a data cube, not a 2-D image")
-                return hdu, header, compressed, len(images)
+                if not with_extent:
+                    return hdu, header, compressed, len(images)
+                return hdu, header, compressed, len(images), _data_end(hdul, hdu, header)
     except ImageError:
         raise
     except (OSError, ValueError, TypeError, IndexError) as exc:
         raise ImageError(f"{path}: not a readable FITS file ({exc})") from exc
+
+
+def _data_end(hdul, index: int, header: fits.Header) -> int:
+    """Offset where the HDU's pixels end (without the final padding, which some writers skip)."""
+    info = hdul.fileinfo(index)
+    if isinstance(hdul[index], fits.CompImageHDU):  # the heap: known only padded
+        return info["datLoc"] + max(0, info["datSpan"] - 2879)
+    nbytes = abs(int(header.get("BITPIX", 8))) // 8
+    for k in range(1, int(header.get("NAXIS", 0)) + 1):
+        nbytes *= int(header.get(f"NAXIS{k}", 0))
+    return info["datLoc"] + nbytes
 
 
 class BaseImage:
@@ -104,9 +121,17 @@ class BaseImage:
                  telescope_profile: TelescopeProfile | str | None = None) -> None:
         self.path, hdu = _split_extension(path, hdu)
         self.path = self.path.expanduser().absolute()
-        self.hdu, self._header, self.compressed, self._n_images = open_image_hdu(self.path, hdu)
+        (self.hdu, self._header, self.compressed, self._n_images,
+         self._data_end) = open_image_hdu(self.path, hdu, with_extent=True)
+        if 0 in self.shape:
+            raise ImageError(f"{self.path}: HDU {self.hdu} is an empty image (shape "
+                             f"{self.shape[0]}x{self.shape[1]})")
         self._profile_arg = telescope_profile
         self._data: np.ndarray | None = None
+        self._row_hdul = None
+        # one image object may be shared by threads: the lazy pixels and the row-reading
+        # file handle (one seek position) are guarded by this lock
+        self._lock = threading.RLock()
 
     # -- pickling: paths, never pixels ------------------------------------------------------
     def __getstate__(self) -> dict:
@@ -133,17 +158,41 @@ class BaseImage:
     @property
     def data(self) -> np.ndarray:
         """The pixels, memory-mapped when the file allows it (read-only)."""
-        if self._data is None:
-            with _quiet_fits():
-                try:
-                    data = fits.getdata(self.path, self.hdu, memmap=True)
-                except ValueError:  # scaled integers (BZERO/BSCALE) cannot be memory-mapped
-                    data = fits.getdata(self.path, self.hdu, memmap=False)
-            if data.ndim != 2:
-                data = data.reshape(data.shape[-2:])
-            data.flags.writeable = False
-            self._data = data
-        return self._data
+        data = self._data
+        if data is not None:
+            return data
+        with self._lock:
+            if self._data is None:
+                with self._reading():
+                    with _quiet_fits():
+                        try:
+                            data = fits.getdata(self.path, self.hdu, memmap=True)
+                        except ValueError:  # scaled integers (BZERO/BSCALE): no memory map
+                            data = fits.getdata(self.path, self.hdu, memmap=False)
+                    if data.ndim != 2:
+                        data = data.reshape(data.shape[-2:])
+                data.flags.writeable = False
+                self._data = data
+            return self._data
+
+    @contextlib.contextmanager
+    def _reading(self):
+        """Check the file still holds all the pixels, and turn a library error met while
+        reading them into an `ImageError` naming the file."""
+        try:
+            size = os.stat(self.path).st_size
+        except OSError as exc:
+            raise ImageError(f"{self.path}: cannot be read ({exc.strerror or exc})") from exc
+        if size < self._data_end:
+            raise ImageError(f"{self.path}: truncated FITS file: HDU {self.hdu} needs "
+                             f"{self._data_end} bytes for its pixels, the file has {size}")
+        try:
+            yield
+        except ImageError:
+            raise
+        except (OSError, ValueError, TypeError, IndexError, EOFError) as exc:
+            raise ImageError(f"{self.path}: pixels of HDU {self.hdu} cannot be read "
+                             f"({type(exc).__name__}: {exc})") from exc
 
     def read_native(self, dtype=np.float32) -> np.ndarray:
         """A private, writeable, native-byte-order copy of the pixels (one full-frame array).
@@ -153,10 +202,10 @@ class BaseImage:
         """
         if self.compressed or np.dtype(dtype).kind != "f":
             return np.array(self.data, dtype=dtype)
-        with _quiet_fits():
+        with self._reading(), _quiet_fits():
             with fits.open(self.path, memmap=False, lazy_load_hdus=True) as hdul:
                 raw = hdul[self.hdu].data
-        raw = raw.reshape(raw.shape[-2:])
+            raw = raw.reshape(raw.shape[-2:])
         if raw.dtype.kind == "f" and raw.dtype.itemsize == np.dtype(dtype).itemsize:
             if raw.dtype.byteorder not in ("=", "|", "<" if np.little_endian else ">"):
                 raw = raw.byteswap(inplace=True).view(raw.dtype.newbyteorder())
@@ -164,27 +213,33 @@ class BaseImage:
         return raw.astype(dtype)
 
     def read_rows(self, y0: int, y1: int, dtype=np.float32) -> np.ndarray:
-        """Rows ``y0:y1`` read from the file (no memory map left resident)."""
+        """Rows ``y0:y1`` read from the file (no memory map left resident).
+
+        Thread-safe: the file handle (one seek position) is used under the image's lock.
+        """
         if self.compressed:
             return np.array(self.data[y0:y1], dtype=dtype)
-        with _quiet_fits():
-            if getattr(self, "_row_hdul", None) is None:
-                self._row_hdul = fits.open(self.path, memmap=False, lazy_load_hdus=True)
-            section = self._row_hdul[self.hdu].section
-        rows = section[y0:y1] if section.shape and len(section.shape) == 2 else \
-            np.asarray(section[..., y0:y1, :]).reshape(-1, self.shape[1])
-        return np.asarray(rows, dtype=dtype)
+        with self._lock:
+            if self._row_hdul is None:
+                with self._reading(), _quiet_fits():
+                    self._row_hdul = fits.open(self.path, memmap=False, lazy_load_hdus=True)
+            with self._reading(), _quiet_fits():
+                section = self._row_hdul[self.hdu].section
+                rows = section[y0:y1] if section.shape and len(section.shape) == 2 else \
+                    np.asarray(section[..., y0:y1, :]).reshape(-1, self.shape[1])
+                return np.asarray(rows, dtype=dtype)
 
     def close(self) -> None:
         """Close the file handle used by `read_rows` (reopened on demand)."""
-        hdul = getattr(self, "_row_hdul", None)
-        if hdul is not None:
-            hdul.close()
-            self._row_hdul = None
+        with self._lock:
+            hdul, self._row_hdul = self._row_hdul, None
+            if hdul is not None:
+                hdul.close()
 
     def clear(self) -> None:
         """Forget cached pixels (they are read again on next use)."""
-        self._data = None
+        with self._lock:
+            self._data = None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -308,7 +363,13 @@ class BaseImage:
             except Exception as exc:  # astropy raises many kinds on broken headers
                 log.warning("%s: WCS cannot be read (%s)", self.path, exc)
                 return None
-        return w if w.has_celestial else None
+        if not w.has_celestial:
+            return None
+        # wcslib sets itself up on first use, writing into the shared structure: done here
+        # once, so threads sharing the image only ever read it
+        with contextlib.suppress(Exception):
+            w.wcs.set()
+        return w
 
     def require_wcs(self):
         """The WCS, or a `MissingWCSError` naming the file."""

@@ -50,17 +50,16 @@ class ImageMap:
                 raise ImageError(f"{self.path}: no such {self.kind} file")
             # before reading: a file replaced meanwhile then never passes for these pixels
             file_stat = _stat(self.path)
-            try:
-                with fits.open(self.path) as hdul:
-                    data = np.asarray(hdul[0].data)
-                    header = hdul[0].header.copy()
-            except OSError as exc:
-                raise ImageError(f"{self.path}: not a readable FITS {self.kind} ({exc})") from exc
+            data, header = _read_map(self.path, self.kind)
             target_img = target_img or header.get("EZTARGET")
         else:
             data = np.asarray(source)
         if data.ndim != 2:
-            raise ImageError(f"{self.kind} must be 2-D, got shape {data.shape}")
+            where = f"{self.path}: " if self.path is not None else ""
+            raise ImageError(f"{where}{self.kind} must be 2-D, got shape {data.shape}")
+        if 0 in data.shape:
+            where = f"{self.path}: " if self.path is not None else ""
+            raise ImageError(f"{where}{self.kind} is empty (shape {data.shape})")
         self.data = self._validate(data)
         if self.path is not None:
             # loaded from a file: read-only, so the file stays a faithful copy of ``data``
@@ -172,6 +171,37 @@ def _check_replaceable(path: Path, kind: str) -> None:
     if os.path.islink(path) or not os.path.isfile(path) or fits_owner(path) != "map":
         raise ForeignFileError(f"{path}: exists and is not an ezphot map; ezphot leaves it "
                                f"untouched (move it away to save the {kind} there)")
+
+
+def _read_map(path: Path, kind: str) -> tuple[np.ndarray, fits.Header]:
+    """Pixels and header of a saved map; a truncated or garbage file is an `ImageError`."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # astropy's "may have been truncated": checked below
+            with fits.open(path, lazy_load_hdus=True, memmap=False) as hdul:
+                hdu = hdul[0]
+                header = hdu.header.copy()
+                info = hdul.fileinfo(0)
+                shape = tuple(int(header.get(f"NAXIS{k}", 0))
+                              for k in range(int(header.get("NAXIS", 0)), 0, -1))
+                need = info["datLoc"] + abs(int(header.get("BITPIX", 8))) // 8 * int(
+                    np.prod(shape)) if shape else 0
+                size = os.stat(path).st_size
+                if size < need:
+                    raise ImageError(f"{path}: truncated FITS {kind}: its pixels need {need} "
+                                     f"bytes, the file has {size}")
+                if hdu.data is None:
+                    raise ImageError(f"{path}: no pixels in the primary HDU of this {kind} file")
+                data = hdu.data
+                if data.dtype.byteorder not in ("=", "|", "<" if np.little_endian else ">"):
+                    # native byte order in place: no second full-frame copy while converting
+                    data = data.byteswap(inplace=True).view(data.dtype.newbyteorder())
+    except ImageError:
+        raise
+    except (OSError, ValueError, TypeError, IndexError, EOFError) as exc:
+        raise ImageError(f"{path}: not a readable FITS {kind} ({type(exc).__name__}: "
+                         f"{exc})") from exc
+    return data, header
 
 
 def _stat(path: Path) -> tuple[int, int, int]:

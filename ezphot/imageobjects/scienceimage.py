@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 
 from .baseimage import BaseImage
 from .maps import Background, Errormap, ImageMap, Mask
@@ -11,15 +12,34 @@ from .maps import Background, Errormap, ImageMap, Mask
 _log = logging.getLogger("ezphot")
 
 
+_quiet_lock = threading.Lock()
+_quiet_calls = 0
+_level_before = logging.NOTSET
+
+
 @contextlib.contextmanager
 def _verbosity(verbose: bool):
-    previous = _log.level
-    if not verbose:
-        _log.setLevel(logging.WARNING)
+    """``verbose=False``: ezphot logs warnings only during the call.
+
+    Counted under a lock, so that calls overlapping in threads restore the level the logger
+    had before the first of them (saving and restoring per call would leave it lowered).
+    """
+    global _quiet_calls, _level_before
+    if verbose:
+        yield
+        return
+    with _quiet_lock:
+        if _quiet_calls == 0:
+            _level_before = _log.level
+            _log.setLevel(logging.WARNING)
+        _quiet_calls += 1
     try:
         yield
     finally:
-        _log.setLevel(previous)
+        with _quiet_lock:
+            _quiet_calls -= 1
+            if _quiet_calls == 0:
+                _log.setLevel(_level_before)
 
 __all__ = ["ScienceImage", "ReferenceImage", "CalibrationImage"]
 

@@ -16,14 +16,11 @@ __all__ = ["AperturePhotometry"]
 
 @contextlib.contextmanager
 def _verbosity(verbose: bool) -> Iterator[None]:
-    """``verbose=False`` lowers ezphot's logging to warnings for the call."""
-    previous = log.level
-    if not verbose:
-        log.setLevel(logging.WARNING)
-    try:
+    """``verbose=False`` lowers ezphot's logging to warnings for the call (thread-safe)."""
+    from ..imageobjects.scienceimage import _verbosity as shared
+
+    with shared(verbose):
         yield
-    finally:
-        log.setLevel(previous)
 
 
 class AperturePhotometry:

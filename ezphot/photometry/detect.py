@@ -15,9 +15,10 @@ import astropy.units as u
 import numpy as np
 from astropy.table import Table
 
+from .. import _validate as validate
 from ..dataobjects.catalog import Catalog
 from ..imageobjects import Background
-from .common import aperture_diameters, as_image, catalog_info, finish_catalog, resolve_maps
+from .common import aperture_diameters, as_image, catalog_info, finish_catalog
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,7 @@ _DEFAULT_CONV = np.array([[1, 2, 1], [2, 4, 2], [1, 2, 1]], dtype=np.float32) / 
 
 def _background(img, target_bkg, target_bkgrms, mask):
     """Full-frame background and RMS (detection needs the whole frame anyway)."""
-    bkg, rms, m = resolve_maps(img, target_bkg, target_bkgrms, mask)
+    bkg, rms, m = validate.resolved_maps(img, target_bkg, target_bkgrms, mask)
     m = None if m is None else m.data
     back_arr = rms_arr = None
     if bkg is None or rms is None:  # one mesh pass gives both maps
@@ -63,12 +64,17 @@ def photutils_photometry(target_img, *, target_bkg=None, target_bkgrms=None, tar
     from scipy.ndimage import convolve
 
     img = as_image(target_img)
-    if detection_sigma <= 0 or minarea_pixels < 1 or kron_factor <= 0:
-        raise ValueError("detection_sigma, kron_factor and minarea_pixels must be positive")
+    validate.photometry_args(egain=egain, seeing=seeing, kron_factor=kron_factor,
+                             detection_sigma=detection_sigma, zeropoint=zeropoint)
+    minarea_pixels = validate.size(minarea_pixels, "minarea_pixels",
+                                   maximum=img.shape[0] * img.shape[1], what="the image")
+    deblend_nlevels = validate.size(deblend_nlevels, "deblend_nlevels", maximum=1000)
+    validate.number(deblend_contrast, "deblend_contrast", minimum=0, strict=False, maximum=1)
     pixelscale = img.pixelscale
     seeing = seeing if seeing is not None else img.seeing
     diam_arcsec, diam_px = aperture_diameters(img, aperture_diameter_arcsec, None, seeing,
                                               pixelscale)
+    validate.apertures_fit(diam_px, img.shape, "aperture_diameter_arcsec", img.path)
     back, rms, mask = _background(img, target_bkg, target_bkgrms, target_mask)
     data = np.asarray(img.data, dtype=np.float32) - back
     finite = np.isfinite(data)

@@ -14,7 +14,8 @@ Formulas (per aperture, ADU; g = gain in e-/ADU)::
     UL5/UL3 = −2.5 log10(5 or 3 × SKYSIG) + ZP
 
 FLAGS bits: 1 aperture partly off the image, 2 fully off, 4 masked pixels inside,
-8 non-finite pixels inside. An aperture with any of these has NaN flux, never an exception.
+8 non-finite pixels inside, 16 background or RMS not finite inside. An aperture with any of
+these has NaN flux, never an exception.
 """
 
 from __future__ import annotations
@@ -26,21 +27,23 @@ from dataclasses import dataclass
 import astropy.units as u
 import numpy as np
 from astropy.coordinates import SkyCoord
-from astropy.table import Table
+from astropy.table import Column, Table
 
+from .. import _validate as validate
 from ..background import poisson_skew_correction
 from ..dataobjects.catalog import Catalog
+from ..exceptions import ArgumentError, ImageError
 from ..imageobjects import Background, BaseImage, Errormap
-from .common import (aperture_diameters, as_image, as_list, catalog_info, finish_catalog,
-                     resolve_maps)
+from .common import aperture_diameters, as_image, catalog_info, finish_catalog
 from .geometry import sky_to_pixel_ellipse, to_pixel
 
 log = logging.getLogger(__name__)
 
 __all__ = ["circular_photometry", "elliptical_photometry", "FLAG_PARTIAL", "FLAG_OFF",
-           "FLAG_MASKED", "FLAG_NONFINITE"]
+           "FLAG_MASKED", "FLAG_NONFINITE", "FLAG_BADSKY"]
 
 FLAG_PARTIAL, FLAG_OFF, FLAG_MASKED, FLAG_NONFINITE = 1, 2, 4, 8
+FLAG_BADSKY = 16  # background or RMS not finite in the aperture (e.g. an all-masked tile)
 _TILE, _MARGIN = 512, 128
 
 
@@ -143,10 +146,38 @@ def _annulus_sky(data: np.ndarray, mask: np.ndarray | None, ann_masks) -> tuple[
     return med, std, cnt
 
 
+class _RowBlock:
+    """Rows ``y0:y0 + len(rows)`` of a frame, indexed with full-frame slices.
+
+    Forced photometry reads the rows a chunk of positions needs and nothing else: memory stays
+    bounded whatever the number of positions, and no memory map of the whole frame stays
+    resident.
+    """
+
+    def __init__(self, rows: np.ndarray, y0: int, shape: tuple[int, int]):
+        self.rows, self.y0, self.shape = rows, y0, shape
+
+    def __getitem__(self, slc):
+        ys, xs = slc
+        return self.rows[ys.start - self.y0:ys.stop - self.y0, xs]
+
+
+def _pixel_dtype(img: BaseImage):
+    """The dtype arithmetic on the pixels had before (float64 for 32/64-bit integers)."""
+    bitpix = int(img.header.get("BITPIX", -32)) if not img.compressed else int(
+        img.header.get("ZBITPIX", img.header.get("BITPIX", -32)))
+    return np.float64 if bitpix in (-64, 32, 64) else np.float32
+
+
 def _measure(img: BaseImage, masks_per_aperture: list[list], areas: list[np.ndarray],
-             sky: _Sky, mask: np.ndarray | None, annulus=None):
-    """Sum data, sky and variance in every aperture mask. Returns per-aperture arrays."""
-    data = img.data
+             sky: _Sky, mask: np.ndarray | None, annulus=None, data=None):
+    """Sum data, sky and variance in every aperture mask. Returns per-aperture arrays.
+
+    ``data`` (full-frame indexable, e.g. a `_RowBlock`) defaults to the image's pixels.
+    A background or RMS that is not finite in an aperture gives NaN and `FLAG_BADSKY`; an RMS
+    map with zero or negative pixels in an (unmasked) aperture is refused.
+    """
+    data = img.data if data is None else data
     shape = data.shape
     n = len(masks_per_aperture[0])
     ann_med = ann_std = ann_cnt = None
@@ -188,15 +219,87 @@ def _measure(img: BaseImage, masks_per_aperture: list[list], areas: list[np.ndar
                 back, rms = bkg_map[slc_l], rms_map[slc_l]
             else:
                 back, rms = sky.cutouts(slc_l)
+            if rms_map is not None and np.ndim(rms) and not rms.min() > 0 \
+                    and (rms[w > 0] <= 0).any():
+                bb = m.bbox
+                raise ImageError(f"target_bkgrms has zero or negative pixels in the aperture "
+                                 f"at x {bb.ixmin}:{bb.ixmax}, y {bb.iymin}:{bb.iymax} (not "
+                                 "masked): an RMS must be positive")
             wf = w.ravel()
-            flux[i] = float(wf @ (d - back).ravel())
+            f = float(wf @ (d - back).ravel())
             if np.ndim(rms):
-                var_sky[i] = float(wf @ np.square(rms, dtype=np.float64).ravel())
+                v = float(wf @ np.square(rms, dtype=np.float64).ravel())
             else:
-                var_sky[i] = float(wf.sum() * rms * rms)
+                v = float(wf.sum() * rms * rms)
+            if not (math.isfinite(f) and math.isfinite(v)):
+                # no usable sky here (an all-masked tile, a NaN map pixel): never FLAGS 0
+                flags[i] |= FLAG_BADSKY
+                continue
+            flux[i], var_sky[i] = f, v
         flags_all |= flags
         results.append((flux, var_sky, var_est, flags))
     return results, flags_all
+
+
+# Positions measured per chunk: the aperture masks of a chunk (a few kB each) and the rows
+# it covers (at most _BLOCK_BYTES of pixels) are all the memory forced photometry needs
+# beyond its output, whatever the number of positions.
+_CHUNK = 4096
+_BLOCK_BYTES = 32 << 20
+
+
+def _chunks(ys: np.ndarray, max_rows: int):
+    """Slices of ``ys`` (sorted) with at most _CHUNK positions spanning at most ``max_rows``."""
+    start, n = 0, ys.size
+    while start < n:
+        stop = min(n, start + _CHUNK)
+        # fewer positions when they spread over too many rows
+        stop = max(start + 1, min(stop, int(np.searchsorted(ys, ys[start] + max_rows,
+                                                            side="right"))))
+        yield slice(start, stop)
+        start = stop
+
+
+def _chunked_measure(img: BaseImage, px: np.ndarray, py: np.ndarray, usable: np.ndarray,
+                     make_masks, n_apertures: int, extent: float, sky: _Sky,
+                     mask: np.ndarray | None, what: str):
+    """Measure all positions chunk by chunk, sorted along y so that each chunk reads only
+    the rows it covers. ``make_masks(idx)`` returns (aperture masks per aperture, their areas,
+    annulus masks or None) for the positions ``idx``; ``extent`` bounds their half size in pixels.
+
+    Returns per-aperture (flux, var_sky, var_est) arrays and the FLAGS of every position.
+    """
+    from tqdm.auto import tqdm
+
+    n = px.size
+    flux = [np.full(n, np.nan) for _ in range(n_apertures)]
+    var_sky = [np.full(n, np.nan) for _ in range(n_apertures)]
+    var_est = [np.zeros(n) for _ in range(n_apertures)]
+    flags = np.zeros(n, dtype=np.int32)
+    flags[~usable] = FLAG_OFF
+    ny, nx = img.shape
+    margin = extent + 2
+    order = np.flatnonzero(usable)
+    order = order[np.argsort(py[order], kind="stable")]
+    dtype = _pixel_dtype(img)
+    max_rows = max(1, _BLOCK_BYTES // (np.dtype(dtype).itemsize * nx) - int(2 * margin) - 2)
+    chunks = list(_chunks(py[order], max_rows))
+    try:
+        for chunk in tqdm(chunks, unit="chunk", desc=f"{what} photometry",
+                          disable=True if len(chunks) < 8 else None):
+            idx = order[chunk]
+            y0 = int(np.clip(np.floor(py[idx].min() - margin), 0, ny))
+            y1 = int(np.clip(np.ceil(py[idx].max() + margin) + 1, 0, ny))
+            aper_masks, areas, ann_masks = make_masks(idx)
+            data = _RowBlock(img.read_rows(y0, y1, dtype=dtype), y0, (ny, nx)) \
+                if y1 > y0 else _RowBlock(np.empty((0, nx), dtype), 0, (ny, nx))
+            results, fl = _measure(img, aper_masks, areas, sky, mask, ann_masks, data=data)
+            for k, (f, vs, ve, _) in enumerate(results):
+                flux[k][idx], var_sky[k][idx], var_est[k][idx] = f, vs, ve
+            flags[idx] |= fl
+    finally:
+        img.close()  # the file handle read_rows opened
+    return flux, var_sky, var_est, flags
 
 
 def _photometry_columns(table: Table, suffix: str, flux, var_sky, var_est, area, gain,
@@ -209,34 +312,44 @@ def _photometry_columns(table: Table, suffix: str, flux, var_sky, var_est, area,
         magerr = np.where(flux > 0, 2.5 / math.log(10) * fluxerr / flux, np.nan)
         ul5 = -2.5 * np.log10(5 * skysig) + zeropoint
         ul3 = -2.5 * np.log10(3 * skysig) + zeropoint
-    table[f"NPIX_{kind}{suffix}"] = np.asarray(area, float) * u.pix**2
-    table[f"FLUX_{kind}{suffix}"] = flux * u.ct
-    table[f"MAG_{kind}{suffix}"] = mag * u.mag
-    table[f"FLUXERR_{kind}{suffix}"] = fluxerr * u.ct
-    table[f"MAGERR_{kind}{suffix}"] = magerr * u.mag
-    table[f"SKYSIG_{kind}{suffix}"] = skysig * u.ct
-    table[f"UL5_{kind}{suffix}"] = ul5 * u.mag
-    table[f"UL3_{kind}{suffix}"] = ul3 * u.mag
+    # columns take these fresh arrays as they are (no copies: millions of rows)
+    for name, values, unit in (("NPIX", np.array(area, float), u.pix**2), ("FLUX", flux, u.ct),
+                               ("MAG", mag, u.mag), ("FLUXERR", fluxerr, u.ct),
+                               ("MAGERR", magerr, u.mag), ("SKYSIG", skysig, u.ct),
+                               ("UL5", ul5, u.mag), ("UL3", ul3, u.mag)):
+        table.add_column(Column(values, name=f"{name}_{kind}{suffix}", unit=unit, copy=False),
+                         copy=False)
 
 
 def _prepare(img, target_bkg, target_bkgrms, target_mask):
-    bkg, rms, mask = resolve_maps(img, target_bkg, target_bkgrms, target_mask)
+    # map pixels are checked where they are used (`_measure`): no full-frame pass per call
+    bkg, rms, mask = validate.resolved_maps(img, target_bkg, target_bkgrms, target_mask,
+                                            check_pixels=False)
     return bkg, rms, None if mask is None else mask.data
 
 
 def _positions(img, x_arr, y_arr, unit):
+    """0-based pixel positions and which of them can be measured.
+
+    Positions projected from the sky that fall nowhere near the frame (far side of the sky,
+    beyond ±1e7 pixels) are kept as rows flagged off the image, not refused.
+    """
     if isinstance(x_arr, SkyCoord):
         px, py = to_pixel(img, x_arr)
     else:
-        if np.ndim(x_arr) != np.ndim(y_arr) or np.size(x_arr) != np.size(y_arr):
-            raise ValueError(f"x_arr and y_arr have different lengths ({np.size(x_arr)} and "
-                             f"{np.size(y_arr)})")
-        px, py = to_pixel(img, x_arr, y_arr, unit)
+        x, y = validate.positions(x_arr, y_arr, unit)
+        if np.ndim(x_arr) != np.ndim(y_arr) or x.size != y.size:
+            raise ArgumentError(f"x_arr and y_arr have different lengths ({x.size} and "
+                                f"{y.size})")
+        px, py = to_pixel(img, x, y, unit)
     if px.size == 0:
-        raise ValueError("no positions given")
-    if not (np.isfinite(px).all() and np.isfinite(py).all()):
-        raise ValueError("positions must be finite numbers")
-    return px, py
+        raise ArgumentError("no positions given (x_arr is empty)")
+    usable = (np.isfinite(px) & np.isfinite(py) & (np.abs(px) <= validate.MAX_PIXEL)
+              & (np.abs(py) <= validate.MAX_PIXEL))
+    if not usable.all():
+        log.warning("%s: %d of %d positions do not project onto the image plane; flagged off "
+                    "the image", img.path, int((~usable).sum()), px.size)
+    return px, py, usable
 
 
 def _position_table(img, px, py) -> Table:
@@ -260,10 +373,19 @@ def _sky_source(img, bkg, rms, mask, annulus: bool):
 
 
 def _gain(img, egain):
-    gain = egain if egain is not None else img.egain
+    gain = validate.egain(egain)
+    gain = gain if gain is not None else img.egain
     if not gain:
         log.warning("%s: gain unknown; FLUXERR without the sources' Poisson noise", img.path)
     return gain
+
+
+def _off_image(img, px, py, usable, extent: float) -> int:
+    """How many positions lie with their whole aperture off the image."""
+    ny, nx = img.shape
+    inside = usable & (px > -extent - 1) & (px < nx + extent) & (py > -extent - 1) & \
+        (py < ny + extent)
+    return int((~inside).sum())
 
 
 def circular_photometry(target_img, x_arr, y_arr, *, aperture_diameter_arcsec=(5, 7, 10),
@@ -273,39 +395,67 @@ def circular_photometry(target_img, x_arr, y_arr, *, aperture_diameter_arcsec=(5
                         method: str = "exact", subpixels: int = 5, egain: float | None = None,
                         seeing: float | None = None, zeropoint: float = 0.0,
                         save: bool = True) -> Catalog:
-    """Forced photometry in circular apertures; see `AperturePhotometry.circular_photometry`."""
+    """Forced photometry in circular apertures; see `AperturePhotometry.circular_photometry`.
+
+    Positions are measured in chunks (bounded memory for any number of positions).
+    """
     from photutils.aperture import CircularAnnulus, CircularAperture
 
     img = as_image(target_img)
-    px, py = _positions(img, x_arr, y_arr, unit)
+    validate.egain(egain)
+    validate.seeing(seeing)
+    validate.number(zeropoint, "zeropoint")
+    subpixels = validate.size(subpixels, "subpixels", maximum=100)
+    px, py, usable = _positions(img, x_arr, y_arr, unit)
     seeing = seeing if seeing is not None else img.seeing
     diam_arcsec, diam_px = aperture_diameters(img, aperture_diameter_arcsec,
                                               aperture_diameter_seeing, seeing, img.pixelscale)
-    bkg, rms, mask = _prepare(img, target_bkg, target_bkgrms, target_mask)
-    xy = np.column_stack([px, py])
-    masks, areas = [], []
-    for d in diam_px:
-        aper = CircularAperture(xy, r=d / 2.0)
-        masks.append(aper.to_mask(method=method, subpixels=subpixels))
-        areas.append(np.full(len(px), aper.area))
-    annulus = None
-    if annulus_width_arcsec is not None and bkg is None:
-        width = as_list(annulus_width_arcsec, "annulus_width_arcsec")[0] / img.pixelscale
+    validate.apertures_fit(diam_px, img.shape, "aperture_diameter_arcsec/_seeing", img.path)
+    r_in = width = None
+    if annulus_width_arcsec is not None:
+        width = validate.number(annulus_width_arcsec, "annulus_width_arcsec", minimum=0)
+        if not img.pixelscale:
+            raise ArgumentError(f"annulus_width_arcsec needs a pixel scale, which {img.path} "
+                                "does not have")
+        width /= img.pixelscale
         # start clear of the star's wings: at 4 FWHM, or at the largest aperture if wider
         r_in = max(max(diam_px) / 2.0, 4 * seeing / img.pixelscale if seeing else 0.0)
-        annulus = CircularAnnulus(xy, r_in=r_in, r_out=r_in + width).to_mask(method="center")
-    sky = _sky_source(img, bkg, rms, mask, annulus is not None)
-    results, flags = _measure(img, masks, areas, sky, mask, annulus)
+        validate.apertures_fit([2 * (r_in + width)], img.shape,
+                               "annulus_width_arcsec (outer diameter)", img.path)
+    bkg, rms, mask = _prepare(img, target_bkg, target_bkgrms, target_mask)
+    with_annulus = annulus_width_arcsec is not None and bkg is None
+    areas = [np.pi * (d / 2.0) ** 2 for d in diam_px]
+
+    def make_masks(idx):
+        xy = np.column_stack([px[idx], py[idx]])
+        masks = [CircularAperture(xy, r=d / 2.0).to_mask(method=method, subpixels=subpixels)
+                 for d in diam_px]
+        ann = CircularAnnulus(xy, r_in=r_in, r_out=r_in + width).to_mask(method="center") \
+            if with_annulus else None
+        return masks, [np.full(idx.size, a) for a in areas], ann
+
+    extent = (r_in + width) if with_annulus else max(diam_px) / 2.0
+    sky = _sky_source(img, bkg, rms, mask, with_annulus)
+    fluxes, var_skys, var_ests, flags = _chunked_measure(
+        img, px, py, usable, make_masks, len(diam_px), extent, sky, mask, "circular")
+    off = _off_image(img, px, py, usable, extent)
+    if off == px.size:
+        log.warning("%s: none of the %d positions is on the image", img.path, px.size)
     table = _position_table(img, px, py)
     gain = _gain(img, egain)
-    for i, ((flux, var_sky, var_est, _), area) in enumerate(zip(results, areas)):
-        _photometry_columns(table, "" if i == 0 else f"_{i}", flux, var_sky, var_est, area, gain,
-                            zeropoint, "APER")
+    for i, area in enumerate(areas):
+        # hand each aperture's arrays over and drop them: no second copy of the results
+        flux, var_sky, var_est = fluxes[i], var_skys[i], var_ests[i]
+        fluxes[i] = var_skys[i] = var_ests[i] = None
+        _photometry_columns(table, "" if i == 0 else f"_{i}", flux, var_sky, var_est,
+                            np.full(px.size, area), gain, zeropoint, "APER")
+        del flux, var_sky, var_est
     table["FLAGS"] = flags
     table.meta.update(pixel_origin=0, aperture_method=method,
                       subpixels=subpixels if method == "subpixel" else None)
     meta = {"method": "circular", "aperture_method": method, "aperture_diameter_pixel": diam_px,
-            "background": _bkg_label(bkg, annulus), "egain": gain}
+            "background": _bkg_label(bkg, True if with_annulus else None), "egain": gain,
+            "n_off_image": off}
     info = catalog_info(img, "circular", seeing=seeing, aperture_diameter_arcsec=diam_arcsec,
                         path=None)
     return finish_catalog(Catalog(table, info=info, meta=meta), img, ".circ.cat", save,
@@ -325,58 +475,80 @@ def elliptical_photometry(target_img, x_arr, y_arr, sma_arr, smi_arr, theta_arr,
                           target_bkg=None, target_mask=None, target_bkgrms=None,
                           method: str = "exact", subpixels: int = 5, egain: float | None = None,
                           zeropoint: float = 0.0, save: bool = True) -> Catalog:
-    """Forced photometry in elliptical apertures; see `AperturePhotometry.elliptical_photometry`."""
+    """Forced photometry in elliptical apertures; see `AperturePhotometry.elliptical_photometry`.
+
+    Positions are measured in chunks (bounded memory for any number of positions).
+    """
     from photutils.aperture import EllipticalAnnulus, EllipticalAperture
 
     img = as_image(target_img)
-    px, py = _positions(img, x_arr, y_arr, unit)
+    validate.egain(egain)
+    validate.number(zeropoint, "zeropoint")
+    subpixels = validate.size(subpixels, "subpixels", maximum=100)
+    px, py, usable = _positions(img, x_arr, y_arr, unit)
     n = px.size
-    try:
-        a = np.broadcast_to(np.asarray(sma_arr, float), (n,)).copy()
-        b = np.broadcast_to(np.asarray(smi_arr, float), (n,)).copy()
-        theta = np.broadcast_to(np.asarray(theta_arr, float), (n,)).copy()
-    except ValueError as exc:
-        raise ValueError(f"sma_arr, smi_arr and theta_arr must be scalars or have one value per "
-                         f"position ({n})") from exc
-    if not (np.all(a > 0) and np.all(b > 0) and np.isfinite(theta).all()):
-        raise ValueError("semi-axes must be positive and theta finite")
+    shapes = []
+    for value, name in ((sma_arr, "sma_arr"), (smi_arr, "smi_arr"), (theta_arr, "theta_arr")):
+        try:
+            arr = np.broadcast_to(np.asarray(value, float), (n,)).copy()
+        except (TypeError, ValueError) as exc:
+            raise ArgumentError(f"{name} must be a number or one number per position ({n})") \
+                from exc
+        bad = ~np.isfinite(arr) if name == "theta_arr" else ~(np.isfinite(arr) & (arr > 0))
+        if bad.any():
+            rule = "theta must be finite" if name == "theta_arr" else \
+                "semi-axes must be positive and finite"
+            raise ArgumentError(f"{rule}: {name} has {int(bad.sum())} bad value(s), e.g. "
+                                f"{arr[np.argmax(bad)]}")
+        shapes.append(arr)
+    a, b, theta = shapes
+    if annulus_ratio is not None:
+        annulus_ratio = validate.number(annulus_ratio, "annulus_ratio", minimum=1)
     if unit == "coord":
-        a, b, theta_rad = sky_to_pixel_ellipse(img, px, py, a, b, theta)
-    elif unit == "pixel":
-        theta_rad = np.radians(theta)
+        a, b, theta_rad = sky_to_pixel_ellipse(img, np.where(usable, px, 0.0),
+                                               np.where(usable, py, 0.0), a, b, theta)
+        usable = usable & np.isfinite(a) & np.isfinite(b) & np.isfinite(theta_rad)
     else:
-        raise ValueError(f"unit must be 'pixel' or 'coord', got {unit!r}")
+        theta_rad = np.radians(theta)
     swap = b > a  # "semi-major" given shorter than "semi-minor": the major axis is at +90 deg
     a, b = np.where(swap, b, a), np.where(swap, a, b)
     theta_rad = np.where(swap, theta_rad + np.pi / 2, theta_rad)
-    if annulus_ratio is not None and annulus_ratio <= 1:
-        raise ValueError(f"annulus_ratio must be > 1, got {annulus_ratio}")
+    ratio = annulus_ratio or 1.0
+    validate.apertures_fit(2 * a[usable] * ratio, img.shape,
+                           "sma_arr" if annulus_ratio is None else "sma_arr x annulus_ratio",
+                           img.path)
     bkg, rms, mask = _prepare(img, target_bkg, target_bkgrms, target_mask)
-    masks, ann = [], [] if annulus_ratio is not None and bkg is None else None
-    for i in range(n):
-        aper = EllipticalAperture((px[i], py[i]), a=float(a[i]), b=float(b[i]),
-                                  theta=float(theta_rad[i]))
-        masks.append(aper.to_mask(method=method, subpixels=subpixels))
-        if ann is not None:
-            ann.append(EllipticalAnnulus((px[i], py[i]), a_in=float(a[i]),
-                                         a_out=float(a[i]) * annulus_ratio,
-                                         b_out=float(b[i]) * annulus_ratio,
-                                         theta=float(theta_rad[i])).to_mask(method="center"))
+    with_annulus = annulus_ratio is not None and bkg is None
+
+    def make_masks(idx):
+        masks, ann = [], [] if with_annulus else None
+        for i in idx:
+            aper = EllipticalAperture((px[i], py[i]), a=float(a[i]), b=float(b[i]),
+                                      theta=float(theta_rad[i]))
+            masks.append(aper.to_mask(method=method, subpixels=subpixels))
+            if ann is not None:
+                ann.append(EllipticalAnnulus((px[i], py[i]), a_in=float(a[i]),
+                                             a_out=float(a[i]) * annulus_ratio,
+                                             b_out=float(b[i]) * annulus_ratio,
+                                             theta=float(theta_rad[i])).to_mask(method="center"))
+        return [masks], [np.pi * a[idx] * b[idx]], ann
+
     area = np.pi * a * b
-    sky = _sky_source(img, bkg, rms, mask, ann is not None)
-    results, flags = _measure(img, [masks], [area], sky, mask, ann)
+    extent = float(np.max(a[usable]) * ratio) if usable.any() else 0.0
+    sky = _sky_source(img, bkg, rms, mask, with_annulus)
+    fluxes, var_skys, var_ests, flags = _chunked_measure(
+        img, px, py, usable, make_masks, 1, extent, sky, mask, "elliptical")
     table = _position_table(img, px, py)
     table["SMA_IMAGE"] = a * u.pix
     table["SMI_IMAGE"] = b * u.pix
     table["THETA_IMAGE"] = np.degrees(theta_rad) * u.deg
-    flux, var_sky, var_est, _ = results[0]
-    _photometry_columns(table, "", flux, var_sky, var_est, area, _gain(img, egain), zeropoint,
-                        "ELIP")
+    _photometry_columns(table, "", fluxes[0], var_skys[0], var_ests[0], area, _gain(img, egain),
+                        zeropoint, "ELIP")
     table["FLAGS"] = flags
     table.meta.update(pixel_origin=0, aperture_method=method,
                       subpixels=subpixels if method == "subpixel" else None)
     meta = {"method": "elliptical", "aperture_method": method,
-            "background": _bkg_label(bkg, ann)}
+            "background": _bkg_label(bkg, True if with_annulus else None)}
     info = catalog_info(img, "elliptical", seeing=img.seeing, aperture_diameter_arcsec=None,
                         path=None)
     return finish_catalog(Catalog(table, info=info, meta=meta), img, ".ellip.cat", save,

@@ -15,6 +15,7 @@ import numpy as np
 from astropy.io import fits
 from astropy.table import Table
 
+from .. import _validate as validate
 from .._io import run_directory
 from ..config import sextractor_config_dir
 from ..dataobjects.catalog import Catalog
@@ -28,7 +29,7 @@ from ..sextractor.configfile import (checkimage_types, format_value, read_param_
 from ..sextractor.convfilter import detection_filter_config, resolve_detection_filter
 from ..sextractor.ldac import LDACCatalog
 from .common import (aperture_diameters, as_image, as_list, catalog_info, catalog_path,
-                     finish_catalog, resolve_maps)
+                     finish_catalog)
 
 log = logging.getLogger(__name__)
 
@@ -362,6 +363,8 @@ def sex_photometry(
 ) -> Catalog:
     """Detect and measure sources with SExtractor; see `AperturePhotometry.sex_photometry`."""
     img = as_image(target_img)
+    validate.photometry_args(egain=egain, saturation_level=saturation_level, seeing=seeing,
+                             kron_factor=kron_factor, zeropoint=zeropoint)
     resolve_timeout(timeout, 1.0)  # a bad timeout (argument or environment) fails first
     binary = binary if isinstance(binary, SExtractorBinary) else find_sextractor(binary,
                                                                                  timeout=timeout)
@@ -371,7 +374,8 @@ def sex_photometry(
     check_types = checkimage_types(checkimages)
     if not math.isfinite(detection_sigma) or detection_sigma <= 0:
         raise ValueError(f"detection_sigma must be positive, got {detection_sigma}")
-    bkg, rms, mask = resolve_maps(img, target_bkg, target_bkgrms, target_mask)
+    bkg, rms, mask = validate.resolved_maps(img, target_bkg, target_bkgrms, target_mask,
+                                            masked_nan_ok=False)
 
     pixelscale = float(user["PIXEL_SCALE"]) if float(user.get("PIXEL_SCALE", 0) or 0) > 0 \
         else img.pixelscale
@@ -391,6 +395,7 @@ def sex_photometry(
         diam_arcsec, diam_px = aperture_diameters(img, aperture_diameter_arcsec,
                                                   aperture_diameter_seeing, seeing, pixelscale)
     gain = egain if egain is not None else (img.egain or 0.0)
+    validate.apertures_fit(diam_px, img.shape, "aperture diameters", img.path)
 
     config = dict(img.profile.sextractor)
     min_radius = _numbers(config.get("PHOT_AUTOPARAMS", "2.5,3.5"))[-1]
