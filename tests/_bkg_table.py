@@ -28,7 +28,7 @@ def main(which):
             print(f"{name}: generated in {time.perf_counter() - t0:.1f} s; limit "
                   f"{scn['frame'].mag_limit:.2f} mag, {len(scn['xy_inj'])} injected, "
                   f"{len(scn['xy_blank'])} blank")
-            for p in T.PATHS:
+            for p in ("true_sky",) + T.PATHS:
                 t0 = time.perf_counter()
                 blank, rows = T.summary(scn, p)
                 dt = time.perf_counter() - t0

@@ -29,7 +29,9 @@ GAIN, RDNOISE, PIXSCALE, SATURATE = 0.2561, 6.0, 0.505, 64000.0
 
 @dataclass
 class Sky:
-    """Sky model: s0 · (1 + gx·(x/nx − ½) + gy·(y/ny − ½) + q·r²), r² in units of the frame."""
+    """Sky model: s0 · (1 + gx·u + gy·v + q·(u² + v²)), u = (x − nx/2)/9576,
+    v = (y − ny/2)/6388: the same slopes per pixel on any frame size (a smaller frame is a
+    cut-out of a full 7DT frame)."""
 
     s0: float
     gx: float
@@ -39,7 +41,7 @@ class Sky:
 
     def __call__(self, y, x) -> np.ndarray:
         ny, nx = self.shape
-        u, v = x / nx - 0.5, y / ny - 0.5
+        u, v = (x - nx / 2) / 9576.0, (y - ny / 2) / 6388.0
         return self.s0 * (1.0 + self.gx * u + self.gy * v + self.q * (u * u + v * v))
 
     def rows(self, y0: int, y1: int) -> np.ndarray:

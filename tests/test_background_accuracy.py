@@ -115,6 +115,15 @@ def measure(scn, path_name):
                   target_bkgrms=img.calculate_bkgrms_from_propagation(bkg, verbose=False))
     elif path_name == "annulus":
         kw = dict(annulus_width_arcsec=5.0)
+    elif path_name == "true_sky":  # reference: the sky model itself (not a path under test)
+        from ezphot.imageobjects import Background
+
+        ny, nx = img.shape
+        yy, xx = np.mgrid[0:ny, 0:nx]
+        bkg = Background(scn["frame"].sky(yy, xx).astype(np.float32), target_img=img.path)
+        del yy, xx
+        kw = dict(target_bkg=bkg,
+                  target_bkgrms=img.calculate_bkgrms_from_propagation(bkg, verbose=False))
     if path_name == "sex_photometry":
         img, (bkg, rms) = _maps(scn)
         cat = AperturePhotometry().sex_photometry(
