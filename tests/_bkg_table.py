@@ -33,6 +33,7 @@ def main(which):
                 blank, rows = T.summary(scn, p)
                 dt = time.perf_counter() - t0
                 cells = " ".join(f"{a:g}\"/SN{lo}+: {r:.3f} pull {s:.2f} (n {n})"
+                                 if lo != "all" else f"{a:g}\" pulls {s:.2f}"
                                  for (a, lo), (r, s, n) in rows.items())
                 print(f"  {p:15s} {dt:5.1f}s blank 5\" {blank[5.0]:+.3f} 10\" {blank[10.0]:+.3f} | "
                       f"{cells} | {T.measure(scn, p)['meta']}")

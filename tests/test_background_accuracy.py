@@ -158,8 +158,17 @@ def measure(scn, path_name):
     return res
 
 
+def _std(p: np.ndarray) -> float:
+    """Standard deviation after 4-sigma clipping (a stray neighbour must not decide it)."""
+    from astropy.stats import sigma_clipped_stats
+
+    return float(sigma_clipped_stats(p, sigma=4, maxiters=5)[2])
+
+
 def summary(scn, path_name):
-    """Blank mean (ADU/px) per aperture; median ratio and pull spread per S/N bin."""
+    """Blank mean (ADU/px) per aperture; per aperture and S/N bin (5-10, >= 10) the median
+    recovered/injected flux, the pulls' spread and the count; per aperture the pulls' spread
+    over all injected stars (key (aperture, 'all'))."""
     res = measure(scn, path_name)
     rows = {}
     for a in APER:
@@ -175,23 +184,31 @@ def summary(scn, path_name):
             if sel.sum() < 10:
                 rows[(a, lo)] = (np.nan, np.nan, int(sel.sum()))
                 continue
-            p = pull[sel]
-            spread = 1.4826 * np.median(np.abs(p - np.median(p)))
-            rows[(a, lo)] = (float(np.median(ratio[sel])), float(spread), int(sel.sum()))
+            rows[(a, lo)] = (float(np.median(ratio[sel])), _std(pull[sel]), int(sel.sum()))
+        sel = ok & (snr >= 5)
+        rows[(a, "all")] = (np.nan, _std(pull[sel]) if sel.sum() >= 10 else np.nan,
+                            int(sel.sum()))
     return res["blank"], rows
 
 
 @pytest.mark.parametrize("path_name", PATHS)
 @pytest.mark.parametrize("scenario", ["crowded", "sparse"])
 def test_blank_and_injected(scenario, path_name, request):
+    """Blank apertures average 0 within 0.1 ADU/px; injected stars come back with their flux
+    (median within 2 % at S/N >= 10, 5 % at S/N 5-10) and errors that describe their scatter
+    (pulls' standard deviation 0.9-1.1 over all injected stars of S/N >= 5; per S/N bin, with
+    ~80 stars, it is only known to +-0.1)."""
     scn = request.getfixturevalue(scenario)
     blank, rows = summary(scn, path_name)
     for a in APER:
         assert abs(blank[a]) <= 0.1, (scenario, path_name, a, blank[a])
     for (a, lo), (ratio, spread, n) in rows.items():
+        if lo == "all":
+            if path_name != "sex_photometry":  # detected ones only: a biased sample
+                assert 0.9 <= spread <= 1.1, (scenario, path_name, a, spread)
+            continue
         if path_name == "sex_photometry" and lo == 5:
-            continue  # detection at S/N 5-10 is incomplete: the detected ones are biased high
+            continue  # S/N 5-10 stars are mostly not detected: the detected ones are biased high
         tol = 0.05 if lo == 5 else 0.02
         assert n >= 10, (scenario, path_name, a, lo, n)
         assert abs(ratio - 1) <= tol, (scenario, path_name, a, lo, ratio)
-        assert 0.9 <= spread <= 1.1, (scenario, path_name, a, lo, spread)
