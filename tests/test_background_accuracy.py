@@ -7,7 +7,7 @@ stars of 10-21 mag and one of 9.5) and a crowded 2048x2048 frame (three times th
 area, plus three stars of 9-10.5 mag with wide wings). Known Moffat stars are injected into a
 copy of each frame at random isolated positions with chosen S/N (5-60 in a 5" aperture).
 
-"Blank" apertures are random positions at least 25 px from every truth star brighter than the
+"Blank" 10" apertures are random positions at least 25 px from every truth star brighter than the
 detection limit (matched-filter S/N 5, `SkyFrame.mag_limit`) and outside the radius where such
 a star's profile is above 0.02 ADU/px: their mean flux per pixel must be 0 within 0.1 ADU/px.
 Stars below the detection limit are part of the scene, as in the sky: a blank aperture holds
@@ -23,6 +23,7 @@ checked; blank apertures for it are those of the tutorial maps' path).
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 import pytest
@@ -33,9 +34,13 @@ from ezphot.photometry.forced import circular_photometry
 
 from .skygen import inject, isolated_positions, make_sky_frame
 
-APER = [5.0, 10.0]  # arcsec: injected stars in both, blank apertures in both
-N_BLANK, N_INJECT = 6000, 260
+APER = [5.0, 10.0]  # arcsec: injected stars in both; blank apertures held to 0 in the 10" one
+BLANK_APER = 10.0   # a 5" blank mean is only known to +-0.07 ADU/px from 10^4 apertures
+N_BLANK, N_INJECT = 12000, 400
 PATHS = ("default", "tutorial_maps", "unmasked_map", "annulus", "sex_photometry")
+# on the full-size frame the paths of the issue's table run by default (test time); all of
+# them with EZPHOT_TEST_FULL=1 (about 2 minutes more on a loaded 2-core machine)
+FULL_FRAME_PATHS = PATHS if os.environ.get("EZPHOT_TEST_FULL") else ("default", "tutorial_maps")
 
 
 def _aperture_truth(stamps, xy, radius):
@@ -55,7 +60,10 @@ def _scenario(tmp_path_factory, name, **kw):
     xy_inj = isolated_positions(frame, N_INJECT, rng, mutual=True, min_dist=30)
     r5 = APER[0] / 2 / 0.505
     frac5 = 1 - (1 + (r5 / frame.alpha) ** 2) ** (1 - frame.beta)
-    snr = np.exp(rng.uniform(np.log(5), np.log(60), len(xy_inj)))
+    # half at S/N 5-10, half 10-60 (log-uniform) in the 5" aperture
+    k = len(xy_inj)
+    snr = np.where(np.arange(k) % 2 == 0, rng.uniform(5, 10, k),
+                   np.exp(rng.uniform(np.log(10), np.log(60), k)))
     flux = np.array([frame.flux_for_snr(s, math.pi * r5 ** 2) for s in snr]) / frac5
     path, stamps = inject(frame, d / f"{name}_inj.fits", xy_inj, flux, seed=kw["seed"] + 7)
     xy_blank = isolated_positions(frame, N_BLANK, rng, avoid=xy_inj, min_dist=30)
@@ -144,16 +152,16 @@ def measure(scn, path_name):
         res = dict(blank=measure(scn, "tutorial_maps")["blank"], inj=inj,
                    meta=cat.meta.get("background"))
     else:
-        inj_cat = _forced(img, scn["xy_inj"], **kw)
-        blank_cat = _forced(img, scn["xy_blank"], **kw)
+        n_inj = len(scn["xy_inj"])
+        cat = _forced(img, np.concatenate([scn["xy_inj"], scn["xy_blank"]]), **kw)
         inj, blank = {}, {}
         for k, a in enumerate(APER):
             col = "" if k == 0 else f"_{k}"
-            inj[a] = (np.asarray(inj_cat.data[f"FLUX_APER{col}"]),
-                      np.asarray(inj_cat.data[f"FLUXERR_APER{col}"]))
-            b = np.asarray(blank_cat.data[f"FLUX_APER{col}"])
-            blank[a] = float(np.nanmean(b / np.asarray(blank_cat.data[f"NPIX_APER{col}"])))
-        res = dict(blank=blank, inj=inj, meta=inj_cat.meta.get("background"))
+            f = np.asarray(cat.data[f"FLUX_APER{col}"])
+            inj[a] = (f[:n_inj], np.asarray(cat.data[f"FLUXERR_APER{col}"])[:n_inj])
+            npix = np.asarray(cat.data[f"NPIX_APER{col}"])
+            blank[a] = float(np.nanmean(f[n_inj:] / npix[n_inj:]))
+        res = dict(blank=blank, inj=inj, meta=cat.meta.get("background_details"))
     scn["results"][path_name] = res
     return res
 
@@ -191,24 +199,56 @@ def summary(scn, path_name):
     return res["blank"], rows
 
 
-@pytest.mark.parametrize("path_name", PATHS)
-@pytest.mark.parametrize("scenario", ["crowded", "sparse"])
+CASES = [("crowded", p) for p in PATHS] + [("sparse", p) for p in FULL_FRAME_PATHS]
+
+
+@pytest.mark.parametrize("scenario, path_name", CASES)
 def test_blank_and_injected(scenario, path_name, request):
     """Blank apertures average 0 within 0.1 ADU/px; injected stars come back with their flux
     (median within 2 % at S/N >= 10, 5 % at S/N 5-10) and errors that describe their scatter
     (pulls' standard deviation 0.9-1.1 over all injected stars of S/N >= 5; per S/N bin, with
-    ~80 stars, it is only known to +-0.1)."""
+    ~200 stars, it is only known to +-0.05). Where confusion by stars below the detection
+    limit dominates (10" apertures, crowded frame: 1.13 with the true sky itself), the
+    errors are not inflated: the spread must then equal the true sky's within 0.05."""
     scn = request.getfixturevalue(scenario)
     blank, rows = summary(scn, path_name)
-    for a in APER:
-        assert abs(blank[a]) <= 0.1, (scenario, path_name, a, blank[a])
+    assert abs(blank[BLANK_APER]) <= 0.1, (scenario, path_name, blank)
     for (a, lo), (ratio, spread, n) in rows.items():
         if lo == "all":
-            if path_name != "sex_photometry":  # detected ones only: a biased sample
-                assert 0.9 <= spread <= 1.1, (scenario, path_name, a, spread)
+            if path_name == "sex_photometry":
+                continue  # detected ones only: a biased sample
+            assert spread >= 0.9, (scenario, path_name, a, spread)
+            if spread > 1.1:
+                # confusion: stars below the detection limit add scatter the noise model does
+                # not hold (13 % in 10" apertures on the crowded frame, with the true sky as
+                # well); the background must not add to it
+                ref = summary(scn, "true_sky")[1][(a, "all")][1]
+                assert ref > 1.05 and abs(spread - ref) <= 0.05, (scenario, path_name, a,
+                                                                   spread, ref)
             continue
         if path_name == "sex_photometry" and lo == 5:
             continue  # S/N 5-10 stars are mostly not detected: the detected ones are biased high
         tol = 0.05 if lo == 5 else 0.02
         assert n >= 10, (scenario, path_name, a, lo, n)
         assert abs(ratio - 1) <= tol, (scenario, path_name, a, lo, ratio)
+
+
+def test_catalogue_records_the_background(crowded):
+    """Which estimator and masks made the sky is in the catalogue's metadata."""
+    img = ScienceImage(crowded["path"])
+    xy = crowded["xy_inj"][:5]
+    tiles = _forced(img, xy).meta["background_details"]
+    assert tiles["source"] == "tiles" and "deep source mask" in tiles["estimator"]
+    bkg = img.calculate_bkg(box_size=256, filter_size=5, verbose=False)
+    assert bkg.header["BKGDEEP"] is True and bkg.header["BKGDSRC"] > 100
+    assert 0.05 < bkg.header["BKGDFRAC"] < 0.6
+    rms = img.calculate_bkgrms_from_propagation(bkg, verbose=False)
+    mapped = _forced(img, xy, target_bkg=bkg, target_bkgrms=rms).meta["background_details"]
+    assert mapped == {"source": "map", "estimator": "mean", "mesh": 256, "filter": 5,
+                      "deep_mask": True, "masked_pixels": 0}
+    ann = _forced(img, xy, annulus_width_arcsec=5.0).meta["background_details"]
+    assert ann["source"] == "annulus" and ann["deep_mask"] is True
+    single = img.calculate_bkg(box_size=256, filter_size=5, deep_mask=False, verbose=False)
+    assert single.header["BKGDEEP"] is False
+    # the single pass (the former default) takes in the sources' light: 1-2 ADU/px here
+    assert np.median(single.data - bkg.data) > 0.5

@@ -78,14 +78,14 @@ class _TileEstimate:
                 "skew_correction": bool(self.gain), "user_mask": self.mask is not None}
 
     def _whole_frame(self) -> bool:
-        """Once tiles cover a quarter of the frame, one pass over the whole frame is cheaper
-        than the rest of the tiles (margins overlap): maps of the whole frame from then on."""
+        """Once tiles cover 15 % of the frame, one pass over the whole frame is cheaper than
+        the rest of the tiles (their margins overlap): maps of the whole frame from then on."""
         if self.estimator != "mean":
             return False
         if "frame" not in self._tiles:
             ny, nx = self.img.shape
             area = sum((k[1] - k[0]) * (k[3] - k[2]) for k in self._tiles)
-            if area < 0.25 * ny * nx:
+            if area < 0.15 * ny * nx:
                 return False
             from ..background import tile_background
 
@@ -171,7 +171,7 @@ _ANNULUS_LABEL = {"estimator": "clipped mean (median/MAD start, 4 sigma, 5 itera
 
 class _DeepTiles:
     """Deep source masks (`ezphot.background._deep_background`) of tiles around positions
-    (cached; the whole frame at once when the tiles would cover a quarter of it)."""
+    (cached; the whole frame at once when the tiles would cover 15 % of it)."""
 
     def __init__(self, data: np.ndarray, mask: np.ndarray | None, box: int = 64,
                  filt: int = 3):
@@ -189,7 +189,7 @@ class _DeepTiles:
     def _tile(self, y0: int, y1: int, x0: int, x1: int):
         ny, nx = self.data.shape
         if "frame" not in self._tiles and sum(
-                (k[1] - k[0]) * (k[3] - k[2]) for k in self._tiles) >= 0.25 * ny * nx:
+                (k[1] - k[0]) * (k[3] - k[2]) for k in self._tiles) >= 0.15 * ny * nx:
             self._tiles.clear()
             self._tiles["frame"] = self._make(0, ny, 0, nx)
         if "frame" in self._tiles:
