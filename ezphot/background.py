@@ -194,10 +194,11 @@ def _moffat_profile(r, fwhm: float, beta: float = 2.5) -> np.ndarray:
     return (1.0 + (np.asarray(r, float) / alpha) ** 2) ** (-beta)
 
 
-def _stacked_profile(sm: np.ndarray, pos: np.ndarray, peak: np.ndarray, sig: float,
-                     rmax: int, fwhm_b: float) -> tuple[np.ndarray, str]:
+def _stacked_profile(sm: np.ndarray, lab: np.ndarray, pos: np.ndarray, peak: np.ndarray,
+                     sig: float, rmax: int, fwhm_b: float) -> tuple[np.ndarray, str]:
     """Radial profile (peak-normalised, binned px 0..rmax) of the smoothed residual ``sm``,
-    the median over up to 25 bright, unsaturated, isolated sources; a power law beyond where
+    the median over up to 25 bright, unsaturated sources, each measured on the pixels that
+    belong to no other detection (``lab``: labels, source i is i + 1); a power law beyond where
     it is measured. Falls back to a Moffat beta 2.5 of the seeing when too few stars."""
     ny, nx = sm.shape
     r_grid = np.arange(rmax + 1, dtype=float)
@@ -214,13 +215,22 @@ def _stacked_profile(sm: np.ndarray, pos: np.ndarray, peak: np.ndarray, sig: flo
         if y < w or x < w or y >= ny - w or x >= nx - w:
             continue
         cut = sm[y - w:y + w + 1, x - w:x + w + 1]
-        prof = np.bincount(rr.ravel(), weights=cut.ravel()) / nr
-        profiles.append(prof[:w + 1] / peak[i])
+        lc = lab[y - w:y + w + 1, x - w:x + w + 1]
+        own = ((lc == 0) | (lc == i + 1)).ravel()
+        n_own = np.bincount(rr.ravel()[own], minlength=w + 1)[:w + 1]
+        if np.any(n_own[: int(2 * fwhm_b) + 1] == 0):
+            continue
+        prof = np.bincount(rr.ravel()[own], weights=cut.ravel()[own], minlength=w + 1)[:w + 1]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            prof = prof / n_own
+        prof = np.where(n_own > 0, prof, np.nan)
+        profiles.append(prof / peak[i])
         if len(profiles) >= 25:
             break
     if len(profiles) < 5:
         return _moffat_profile(r_grid, fwhm_b * 1.15), "moffat2.5"
-    prof = np.median(np.array(profiles), axis=0)
+    prof = np.nanmedian(np.array(profiles), axis=0)
+    prof = np.where(np.isfinite(prof), prof, 0.0)
     prof = np.minimum.accumulate(np.maximum(prof, 0.0))  # monotonic: neighbours add, never cut
     # reliable out to where the median profile is above its own noise (~ sig / peak / sqrt(n))
     noise = 3 * sig / np.median(peak[cand[:len(profiles)]]) / np.sqrt(
@@ -233,7 +243,7 @@ def _stacked_profile(sm: np.ndarray, pos: np.ndarray, peak: np.ndarray, sig: flo
     with np.errstate(divide="ignore", invalid="ignore"):
         slope = -np.polyfit(np.log(r_grid[r_lo:r_good + 1]),
                             np.log(np.maximum(prof[r_lo:r_good + 1], 1e-12)), 1)[0]
-    slope = float(np.clip(slope if np.isfinite(slope) else 5.0, 2.5, 8.0))
+    slope = float(np.clip(slope if np.isfinite(slope) else 5.0, 3.0, 8.0))
     out = np.empty(rmax + 1)
     n = min(r_good, rmax) + 1
     out[:n] = prof[:n]
@@ -362,10 +372,11 @@ def _deep_background(img, invalid, hide, box: int, filter_size: int, fwhm: float
         peak = vals[order[last]].astype(float) - med
         pos = np.column_stack(np.unravel_index(flat[order[last]], sm.shape)).astype(int)
         area = np.bincount(labs, minlength=n + 1)[1:].astype(float)
-        del lab, det, flat, labs, vals, order
+        del det, flat, labs, vals, order
         pix_sigma = float(np.nanmedian(spread)) * b if np.isfinite(spread).any() else sig
         rmax_b = DEEP_RMAX // b
-        prof, how = _stacked_profile(sm, pos, peak, sig, rmax_b, fwhm_b)
+        prof, how = _stacked_profile(sm, lab, pos, peak, sig, rmax_b, fwhm_b)
+        del lab
         # a saturated (flat-topped) source: its isophote tells its brightness, not its peak
         r_iso = np.sqrt(area / np.pi)
         p_iso = np.interp(r_iso, np.arange(rmax_b + 1), prof)
@@ -376,6 +387,14 @@ def _deep_background(img, invalid, hide, box: int, filter_size: int, fwhm: float
         radius_b = np.where(below.any(axis=1), below.argmax(axis=1), rmax_b).astype(float)
         radius_b = np.minimum(np.maximum(radius_b, r_iso + 1.0), rmax_b)
         paint_disks(deep, pos[:, 1], pos[:, 0], radius_b)
+        # a mask that leaves under 40 % of the frame leaves too few sky pixels per mesh:
+        # shrink the growth (never below the isophotes) until it does not
+        scale = 1.0
+        while deep[::2, ::2].mean() > 0.6 and scale > 0.3:
+            scale *= 0.7
+            deep[:] = False
+            paint_disks(deep, pos[:, 1], pos[:, 0], np.maximum(radius_b * scale, r_iso + 1.0))
+        info["deep_growth_scale"] = round(scale, 3)
         info.update(deep_profile=how, deep_masked_fraction=float(deep[::2, ::2].mean()))
         del sm
         mesh2, spread2, _ = _clipped_mean_meshes(rows, user + [deep], boxb)
