@@ -117,7 +117,8 @@ def make_sky_frame(path: Path, *, shape: tuple[int, int], n_stars: int, seed: in
     alpha = fwhm / (2.0 * math.sqrt(2.0 ** (1.0 / beta) - 1.0))
     k = 0.33 * math.log(10)
     lo, hi = mag_range
-    mags = np.log(np.exp(k * lo) + rng.uniform(size=n_stars) * (np.exp(k * hi) - np.exp(k * lo))) / k
+    u = rng.uniform(size=n_stars)  # inverse CDF of dN/dm ∝ 10^(0.33 m)
+    mags = np.log(np.exp(k * lo) + u * (np.exp(k * hi) - np.exp(k * lo))) / k
     mags = np.concatenate([mags, np.asarray(bright, float)])
     n = mags.size
     x = rng.uniform(-5, nx + 5, n)
