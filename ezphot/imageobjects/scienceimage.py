@@ -107,7 +107,8 @@ class _ProductsMixin:
 
     def calculate_bkg(self, target_srcmask=None, target_ivpmask=None, *, is_2D_bkg: bool = True,
                       box_size: int = 64, filter_size: int = 3, estimator: str = "mean",
-                      skew_correction: bool = False, save: bool = False, verbose: bool = True,
+                      skew_correction: bool = False, deep_mask: bool = True,
+                      fwhm: float | None = None, save: bool = False, verbose: bool = True,
                       visualize: bool = False, save_fig: bool = False) -> Background:
         """SExtractor-style `Background`; see `ezphot.background.calculate_bkg`."""
         from ..background import calculate_bkg
@@ -115,7 +116,8 @@ class _ProductsMixin:
         with _verbosity(verbose):
             bkg = calculate_bkg(self, target_srcmask=target_srcmask, target_ivpmask=target_ivpmask,
                                 is_2D_bkg=is_2D_bkg, box_size=box_size, filter_size=filter_size,
-                                estimator=estimator, skew_correction=skew_correction)
+                                estimator=estimator, skew_correction=skew_correction,
+                                deep_mask=deep_mask, fwhm=fwhm)
             return self._finish(bkg, save, visualize, save_fig, "background")
 
     def calculate_bkgrms_from_propagation(self, target_bkg, *, mbias=None, mdark=None,
