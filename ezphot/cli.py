@@ -12,6 +12,8 @@ import socket
 import sys
 from pathlib import Path
 
+from . import __version__
+
 __all__ = ["main"]
 
 log = logging.getLogger("ezphot.cli")
@@ -75,6 +77,7 @@ def _positive_int(text: str) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ezphot", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    parser.add_argument("--version", action="version", version=f"ezphot {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("browse", help="list frames of a data tree, or the values present")
@@ -117,6 +120,9 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
 def _print_summary(summary) -> int:
     for row in summary:
         extra = row["error"] if row["status"] == "failed" else row["catalog"]
+        reason = row["reason"] if "reason" in row.colnames else ""
+        if reason.startswith("remeasured"):  # why a finished frame was measured again
+            extra = f"{extra}  ({reason})"
         print(f"{row['status']:8s} {row['sources']:6d} {row['seconds']:8.2f}s  {row['image']}  {extra}")
     failed = int((summary["status"] == "failed").sum()) if len(summary) else 0
     print(f"{len(summary)} images: {len(summary) - failed} ok, {failed} failed")

@@ -245,6 +245,13 @@ def test_catalogue_records_the_background(crowded):
     mapped = _forced(img, xy, target_bkg=bkg, target_bkgrms=rms).meta["background_details"]
     assert mapped == {"source": "map", "estimator": "mean", "mesh": 256, "filter": 5,
                       "deep_mask": True, "masked_pixels": 0}
+    from ezphot.photometry.sexphot import sex_photometry
+
+    sex = sex_photometry(img, target_bkg=bkg, target_bkgrms=rms, aperture_diameter_seeing=None,
+                         save=False).meta["background_details"]
+    assert sex == mapped
+    own = sex_photometry(img, aperture_diameter_seeing=None, save=False)
+    assert own.meta["background_details"]["source"] == "sextractor"
     ann = _forced(img, xy, annulus_width_arcsec=5.0).meta["background_details"]
     assert ann["source"] == "annulus" and ann["deep_mask"] is True
     single = img.calculate_bkg(box_size=256, filter_size=5, deep_mask=False, verbose=False)

@@ -165,6 +165,23 @@ def test_cli_forced(tree, tmp_path):
     cat = Catalog(f"{d / paths[0].name}{suffix}")
     assert len(cat.data) == 2 and "FLUX_APER_1" in cat.data.colnames
     assert cat.data["X_WORLD"][0] == pytest.approx(c.ra.deg)
+    # the same command again: skipped; other apertures: measured again, and the output says why
+    r = run_cli("forced", str(tmp_path / "scidata"), f"--ra={c.ra.deg},{c.ra.deg + 0.001}",
+                f"--dec={c.dec.deg},{c.dec.deg}", "--aperture-arcsec", "5,8", "--workers", "1")
+    assert r.returncode == 0 and r.stdout.startswith("skipped"), r.stdout + r.stderr
+    r = run_cli("forced", str(tmp_path / "scidata"), f"--ra={c.ra.deg},{c.ra.deg + 0.001}",
+                f"--dec={c.dec.deg},{c.dec.deg}", "--aperture-arcsec", "5,9", "--workers", "1")
+    assert r.returncode == 0 and "(remeasured: options changed)" in r.stdout, r.stdout
+
+
+def test_version():
+    """``ezphot --version`` and ``python -m ezphot`` (the package's __main__) print the version."""
+    import ezphot
+
+    for cmd in (["-m", "ezphot.cli"], ["-m", "ezphot"]):
+        r = subprocess.run([sys.executable, *cmd, "--version"], capture_output=True, text=True,
+                           timeout=120)
+        assert r.returncode == 0 and r.stdout.strip() == f"ezphot {ezphot.__version__}", r
 
 
 def _tutorial_cell_11(target_img):

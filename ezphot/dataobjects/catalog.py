@@ -198,6 +198,8 @@ class Catalog:
             info = CatalogInfo.from_dict(info)
         self.info = info or CatalogInfo()
         self.meta = dict(meta or {})
+        # SExtractor check images of this run (type -> CheckImage); not part of the saved file
+        self.checkimages: dict = {}
         self.verified = False  # True when loaded from a file whose checksum verified
 
     def __repr__(self) -> str:

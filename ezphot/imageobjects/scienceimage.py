@@ -94,6 +94,8 @@ class _ProductsMixin:
 
     def calculate_sourcemask(self, target_srcmask=None, *, sigma: float = 5,
                              mask_radius_factor: float = 3, saturation_level: float = 50000,
+                             detection_filter="gauss", detection_filter_fwhm: float | None = None,
+                             timeout: float | None = None,
                              save: bool = False, verbose: bool = True, visualize: bool = False,
                              save_fig: bool = False) -> Mask:
         """A `Mask` of the detected sources; see `ezphot.masks.calculate_sourcemask`."""
@@ -102,7 +104,10 @@ class _ProductsMixin:
         with _verbosity(verbose):
             mask = calculate_sourcemask(self, target_srcmask=target_srcmask, sigma=sigma,
                                         mask_radius_factor=mask_radius_factor,
-                                        saturation_level=saturation_level)
+                                        saturation_level=saturation_level,
+                                        detection_filter=detection_filter,
+                                        detection_filter_fwhm=detection_filter_fwhm,
+                                        timeout=timeout)
             return self._finish(mask, save, visualize, save_fig, "source mask")
 
     def calculate_bkg(self, target_srcmask=None, target_ivpmask=None, *, is_2D_bkg: bool = True,

@@ -443,6 +443,15 @@ def sex_photometry(
         "aperture_diameter_pixel": diam_px,
         "background": "sextractor" if bkg is None else ("map" if isinstance(bkg, Background)
                                                         else "constant"),
+        # which estimator and masks made the map (calculate_bkg's header), as forced photometry
+        "background_details": (
+            {"source": "map", "estimator": bkg.header.get("BKGESTIM"),
+             "mesh": bkg.header.get("BKGSIZE"), "filter": bkg.header.get("BKGFILT"),
+             "deep_mask": bkg.header.get("BKGDEEP"), "masked_pixels": bkg.header.get("BKGNMASK")}
+            if isinstance(bkg, Background) else
+            {"source": "sextractor", "BACK_SIZE": format_value(run.config.get("BACK_SIZE")),
+             "BACK_FILTERSIZE": format_value(run.config.get("BACK_FILTERSIZE"))}
+            if bkg is None else {"source": "constant", "value": float(bkg)}),
         "profile": img.profile.name,
         "seconds_binary": run.seconds,
         "detection_filter": ({"kind": "sex_params", "FILTER_NAME": str(user["FILTER_NAME"])}
