@@ -47,6 +47,24 @@ FLAG_BADSKY = 16  # background or RMS not finite in the aperture (e.g. an all-ma
 _TILE, _MARGIN = 512, 128
 
 
+def _tile_box(slc: tuple[slice, slice], shape: tuple[int, int],
+              box: int) -> tuple[int, int, int, int]:
+    """(y0, y1, x0, x1) of the cached tile holding the full-frame slices ``slc``: the
+    _TILE-pixel tile of their centre with _MARGIN pixels around it, or, for an aperture
+    larger than the margins, a box of its own (2 meshes around it)."""
+    ny, nx = shape
+    ys, xs = slc
+    cy, cx = (ys.start + ys.stop) // 2, (xs.start + xs.stop) // 2
+    ty, tx = cy // _TILE, cx // _TILE
+    y0, x0 = max(0, ty * _TILE - _MARGIN), max(0, tx * _TILE - _MARGIN)
+    y1, x1 = min(ny, (ty + 1) * _TILE + _MARGIN), min(nx, (tx + 1) * _TILE + _MARGIN)
+    if ys.start < y0 or ys.stop > y1 or xs.start < x0 or xs.stop > x1:
+        pad = 2 * box
+        y0, y1 = max(0, ys.start - pad), min(ny, ys.stop + pad)
+        x0, x1 = max(0, xs.start - pad), min(nx, xs.stop + pad)
+    return y0, y1, x0, x1
+
+
 class _TileEstimate:
     """Background and RMS estimated on tiles around the positions (cached).
 
@@ -132,17 +150,8 @@ class _TileEstimate:
 
     def cutouts(self, slc: tuple[slice, slice]):
         """(background, rms) over the full-frame slices ``slc``."""
-        ny, nx = self.img.shape
         ys, xs = slc
-        cy, cx = (ys.start + ys.stop) // 2, (xs.start + xs.stop) // 2
-        ty, tx = cy // _TILE, cx // _TILE
-        y0, x0 = max(0, ty * _TILE - _MARGIN), max(0, tx * _TILE - _MARGIN)
-        y1, x1 = min(ny, (ty + 1) * _TILE + _MARGIN), min(nx, (tx + 1) * _TILE + _MARGIN)
-        if ys.start < y0 or ys.stop > y1 or xs.start < x0 or xs.stop > x1:
-            # an aperture larger than the tile margins: a box of its own
-            pad = 2 * self.box
-            y0, y1 = max(0, ys.start - pad), min(ny, ys.stop + pad)
-            x0, x1 = max(0, xs.start - pad), min(nx, xs.stop + pad)
+        y0, y1, x0, x1 = _tile_box(slc, self.img.shape, self.box)
         back, rms = self._tile(y0, y1, x0, x1)
         local = (slice(ys.start - y0, ys.stop - y0), slice(xs.start - x0, xs.stop - x0))
         return back[local], rms[local]
@@ -203,17 +212,8 @@ class _DeepTiles:
         return self._tiles[key], y0, x0
 
     def cutout(self, slc: tuple[slice, slice]) -> np.ndarray:
-        ny, nx = self.data.shape
         ys, xs = slc
-        cy, cx = (ys.start + ys.stop) // 2, (xs.start + xs.stop) // 2
-        ty, tx = cy // _TILE, cx // _TILE
-        y0, x0 = max(0, ty * _TILE - _MARGIN), max(0, tx * _TILE - _MARGIN)
-        y1, x1 = min(ny, (ty + 1) * _TILE + _MARGIN), min(nx, (tx + 1) * _TILE + _MARGIN)
-        if ys.start < y0 or ys.stop > y1 or xs.start < x0 or xs.stop > x1:
-            pad = 2 * self.box
-            y0, y1 = max(0, ys.start - pad), min(ny, ys.stop + pad)
-            x0, x1 = max(0, xs.start - pad), min(nx, xs.stop + pad)
-        (deep, b), oy, ox = self._tile(y0, y1, x0, x1)
+        (deep, b), oy, ox = self._tile(*_tile_box(slc, self.data.shape, self.box))
         iy = (np.arange(ys.start, ys.stop) - oy) // b
         ix = (np.arange(xs.start, xs.stop) - ox) // b
         return deep[np.ix_(iy, ix)]
