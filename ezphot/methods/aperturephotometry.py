@@ -195,5 +195,5 @@ class AperturePhotometry:
             return catalog
         from ..visualization import plot_catalog
 
-        catalog.figure = plot_catalog(catalog, save=save_fig)
+        catalog.figure = plot_catalog(catalog, save=save_fig, display=visualize)
         return catalog
