@@ -23,6 +23,14 @@ def _verbosity(verbose: bool) -> Iterator[None]:
         yield
 
 
+def _call_signature(func) -> str:
+    """``(target_img, *, save=True, ...)``: the call as a user types it (no ``self``, no
+    annotations, defaults as literals)."""
+    params = [p.replace(annotation=inspect.Parameter.empty)
+              for p in inspect.signature(func).parameters.values() if p.name != "self"]
+    return str(inspect.Signature(params))
+
+
 class AperturePhotometry:
     """Aperture photometry of FITS images (CONTRACT §4).
 
@@ -34,11 +42,14 @@ class AperturePhotometry:
     """
 
     def help(self) -> None:
-        """Print each public method with its signature."""
+        """Print each public method as you would call it, with a one-line description."""
         lines = ["Help for AperturePhotometry", "Public methods:"]
         for name, member in inspect.getmembers(type(self), inspect.isfunction):
             if not name.startswith("_") and name != "help":
-                lines.append(f"- {name}{inspect.signature(member)}")
+                doc = (inspect.getdoc(member) or "").strip().split("\n\n")[0]
+                lines.append(f"- {name}{_call_signature(member)}")
+                first = " ".join(doc.split()).split(". ")[0].rstrip(".")
+                lines.append(f"    {first}.")
         print("\n".join(lines))  # noqa: T201 - help() is the one place that prints
 
     def sex_photometry(self, target_img, *, target_bkg=None, target_bkgrms=None, target_mask=None,
