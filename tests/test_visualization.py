@@ -1,0 +1,137 @@
+"""Pictures and messages as a notebook user gets them: ax=, binning, no figure left open on
+Agg, verbose messages per thread through logging."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import matplotlib
+import numpy as np
+import pytest
+
+from ezphot.datasets import FrameSpec, make_frame
+from ezphot.imageobjects import ScienceImage
+from ezphot.methods import AperturePhotometry
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    root = tmp_path_factory.mktemp("vis")
+    paths = []
+    for i, tel in enumerate(["7DT14", "7DT16"]):
+        spec = FrameSpec(shape=(300, 400), telname=tel)
+        paths.append(make_frame(root / f"frame_{tel}.fits", spec, seed=3, noise_seed=i)[0])
+    return paths
+
+
+def test_headless_pictures_leave_no_open_figure(small):
+    import matplotlib.pyplot as plt
+
+    assert matplotlib.get_backend().lower() == "agg"
+    before = plt.get_fignums()
+    img = ScienceImage(small[0])
+    img.show("coord")
+    img.show_position(100.0, 100.0, radius_arcsec=5)
+    img.calculate_bkg(visualize=True, verbose=False)
+    cat = AperturePhotometry().circular_photometry(img, [100.0], [120.0], save=False,
+                                                   verbose=False, visualize=True)
+    assert cat.figure is not None
+    assert plt.get_fignums() == before
+
+
+def test_ax_is_used_and_frame_binned(small):
+    from matplotlib.figure import Figure
+
+    img = ScienceImage(small[0])
+    fig = Figure()
+    ax = fig.add_subplot(1, 1, 1)
+    fig2, ax2 = img.show(ax=ax, downsample=4)
+    assert fig2 is fig and ax2 is ax
+    (im,) = ax.images
+    shown = np.asarray(im.get_array())
+    assert shown.shape == (300 // 4, 400 // 4)
+    # block means, not every 4th pixel
+    np.testing.assert_allclose(shown[3, 5], img.data[12:16, 20:24].mean(), rtol=1e-5)
+    assert im.get_extent() == pytest.approx((-0.5, 399.5, -0.5, 299.5))
+    # WCS axes are needed for 'coord'
+    with pytest.raises(ValueError, match="WCSAxes"):
+        img.show("coord", ax=Figure().add_subplot(1, 1, 1))
+    wfig = Figure()
+    wax = wfig.add_subplot(1, 1, 1, projection=img.wcs)
+    assert img.show("coord", ax=wax)[1] is wax
+    pfig = Figure()
+    pax = pfig.add_subplot(1, 1, 1)
+    assert img.show_position(50.0, 60.0, radius_arcsec=4, ax=pax)[1] is pax
+
+
+def test_verbose_messages_per_thread(small, capsys):
+    """Two threads at once: the verbose one's lines appear, the quiet one's never do, and the
+    ezphot logger is left as it was."""
+    logger = logging.getLogger("ezphot")
+    state = (logger.level, logger.propagate, list(logger.handlers))
+    loud, quiet = ScienceImage(small[0]), ScienceImage(small[1])
+    errors = []
+    start = threading.Barrier(2)
+
+    def run(img, verbose):
+        try:
+            start.wait()
+            for _ in range(3):
+                img.calculate_bkg(verbose=verbose, box_size=64, deep_mask=False)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(loud, True)),
+               threading.Thread(target=run, args=(quiet, False))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    out = capsys.readouterr().out
+    lines = [line for line in out.splitlines() if line]
+    assert sum(f"[INFO] {loud.path}: background" in line for line in lines) == 3
+    assert str(quiet.path) not in out
+    assert (logger.level, logger.propagate, list(logger.handlers)) == state
+    # after the calls, INFO stays silent as the user configured it
+    logging.getLogger("ezphot.background").info("nothing to see")
+    assert "nothing to see" not in capsys.readouterr().out
+
+
+def test_user_logging_configuration_is_respected(small, caplog):
+    """verbose=False means warnings only, and the warnings reach the user's handlers."""
+    img = ScienceImage(small[0])
+    with caplog.at_level(logging.WARNING):
+        img.calculate_bkgrms_from_propagation(img.calculate_bkg(verbose=False), verbose=False)
+    assert "read noise 6.0 e- from the telescope profile" in caplog.text
+    assert "background 4" not in caplog.text
+
+
+def test_overlapping_calls_keep_their_own_verbosity(capsys):
+    """Deterministic overlap: both threads are inside their calls when each logs."""
+    from ezphot.imageobjects.scienceimage import _verbosity
+
+    logger = logging.getLogger("ezphot")
+    state = (logger.level, logger.propagate, list(logger.handlers))
+    inside, logged = threading.Barrier(2), threading.Barrier(2)
+    log = logging.getLogger("ezphot.photometry.forced")
+
+    def run(name, verbose, first):
+        if not first:
+            inside.wait()  # enter second, leave first: exercises the shared bookkeeping
+        with _verbosity(verbose):
+            if first:
+                inside.wait()
+            log.info("%s: working", name)
+            logged.wait()
+
+    threads = [threading.Thread(target=run, args=("loud", True, True)),
+               threading.Thread(target=run, args=("quiet", False, False))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    out = capsys.readouterr().out
+    assert out == "[INFO] loud: working\n"
+    assert (logger.level, logger.propagate, list(logger.handlers)) == state
