@@ -29,7 +29,8 @@ from ._io import atomic_write
 
 log = logging.getLogger(__name__)
 
-__all__ = ["show_image", "show_position", "plot_catalog", "plot_map", "save_figure"]
+__all__ = ["show_image", "show_position", "plot_catalog", "plot_forced", "plot_map", "save_figure",
+           "bin_image"]
 
 
 _NOTEBOOK_BACKENDS = ("inline", "ipympl", "widget", "nbagg", "notebook")
@@ -290,6 +291,113 @@ def plot_catalog(catalog, save: bool = False, max_sources: int = 20000,
         base = catalog.info.path or f"{img.path}.cat"
         path = save_figure(fig, f"{base}.png")
         log.info("Figure saved: %s", path)
+    if owned and display:
+        present(fig)
+    return fig
+
+
+def _forced_label(row, suffix: str, kind: str) -> str:
+    """``flux ± error`` (with the magnitude) when detected at 3 sigma, else the 5-sigma
+    upper limit."""
+    flux, err = float(row[f"FLUX_{kind}{suffix}"]), float(row[f"FLUXERR_{kind}{suffix}"])
+    if not np.isfinite(flux):
+        return "no measurement"
+    if err > 0 and flux >= 3 * err:
+        mag, magerr = float(row[f"MAG_{kind}{suffix}"]), float(row[f"MAGERR_{kind}{suffix}"])
+        return f"{flux:.4g} ± {err:.2g} ct ({mag:.2f} ± {magerr:.2f} mag)"
+    return f"< {float(row[f'UL5_{kind}{suffix}']):.2f} mag (5σ); {flux:.3g} ± {err:.2g} ct"
+
+
+def plot_forced(catalog, *, max_positions: int = 16, zoom_radius_pixel: float | None = None,
+                ncols: int = 4, scale: str = "zscale", ax=None, save: bool = False,
+                display: bool = True):
+    """Cut-outs around forced-photometry positions (a grid for several), with the apertures
+    at their true size and orientation, each labelled with flux ± error or the upper limit.
+
+    Parameters
+    ----------
+    catalog : Catalog
+        A circular or elliptical forced-photometry catalogue.
+    max_positions : int
+        At most this many positions are drawn (the first ones).
+    zoom_radius_pixel : float, optional
+        Half size of each cut-out (default: 3 × the largest aperture radius, at least 15 px).
+    ax : matplotlib Axes, optional
+        Draw the first position into these axes.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    from matplotlib.patches import Rectangle
+
+    from .imageobjects import ScienceImage
+
+    img = ScienceImage(catalog.info.target_img)
+    data = img.data
+    ny, nx = data.shape
+    t = catalog.data
+    elliptical = "SMA_IMAGE" in t.colnames
+    n = min(len(t), max(1, int(max_positions)))
+    if elliptical:
+        radii = [np.asarray(t["SMA_IMAGE"][:n], float)]
+        kind, suffixes = "ELIP", [""]
+    else:
+        diam = [float(d) for d in np.atleast_1d(catalog.meta.get("aperture_diameter_pixel", []))]
+        radii = [np.full(n, d / 2.0) for d in diam]
+        kind, suffixes = "APER", ["" if i == 0 else f"_{i}" for i in range(len(diam))]
+    big = np.nanmax(np.vstack(radii)) if radii and n else 5.0
+    half = float(zoom_radius_pixel) if zoom_radius_pixel else max(15.0, 3.0 * float(big))
+    if ax is not None:
+        fig, axes, owned = ax.figure, [ax], False
+        n = min(n, 1)
+    else:
+        cols = max(1, min(int(ncols), n))
+        rows = int(np.ceil(n / cols)) if n else 1
+        fig = new_figure((3.6 * cols, 3.9 * rows))
+        axes = [fig.add_subplot(rows, cols, i + 1) for i in range(max(n, 1))]
+        owned = True
+    colours = ["cyan", "yellow", "orange", "magenta", "lime", "red"]
+    for i in range(n):
+        a = axes[i]
+        row = t[i]
+        x, y = float(row["X_IMAGE"]), float(row["Y_IMAGE"])
+        x0, x1 = int(np.floor(x - half)), int(np.ceil(x + half)) + 1
+        y0, y1 = int(np.floor(y - half)), int(np.ceil(y + half)) + 1
+        cx0, cx1, cy0, cy1 = max(0, x0), min(nx, x1), max(0, y0), min(ny, y1)
+        if cx0 < cx1 and cy0 < cy1:
+            cut = np.asarray(data[cy0:cy1, cx0:cx1], dtype=float)
+            a.imshow(cut, origin="lower", cmap="gray", norm=_norm(cut, scale),
+                     extent=(cx0 - 0.5, cx1 - 0.5, cy0 - 0.5, cy1 - 0.5), interpolation="nearest")
+        else:
+            a.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, color="0.3"))
+        lines = []
+        if elliptical:
+            a.add_patch(Ellipse((x, y), 2 * float(row["SMA_IMAGE"]), 2 * float(row["SMI_IMAGE"]),
+                                angle=float(row["THETA_IMAGE"]), fill=False, color=colours[0],
+                                lw=1.2))
+            lines.append(_forced_label(row, "", kind))
+        else:
+            for j, (r, sfx) in enumerate(zip(radii, suffixes)):
+                a.add_patch(Circle((x, y), float(r[i]), fill=False, color=colours[j % 6], lw=1.0))
+                lines.append(f"⌀{2 * float(r[i]):.1f}px: {_forced_label(row, sfx, kind)}")
+        a.plot([x], [y], marker="+", color="red", ms=8, mew=1)
+        a.set_xlim(x0 - 0.5, x1 - 0.5)
+        a.set_ylim(y0 - 0.5, y1 - 0.5)
+        a.set_title(f"#{i} x, y = {x:.1f}, {y:.1f}" + ("" if int(row["FLAGS"]) == 0
+                                                      else f" FLAGS {int(row['FLAGS'])}"),
+                    fontsize="small")
+        a.text(0.02, 0.02, "\n".join(lines), transform=a.transAxes, fontsize=6.5, color="white",
+               va="bottom", ha="left", bbox=dict(facecolor="black", alpha=0.6, lw=0))
+        a.tick_params(labelsize=6)
+    if owned:
+        fig.suptitle(f"{img.path.name}: {catalog.info.catalog_type} forced photometry"
+                     + (f" (first {n} of {len(t)})" if len(t) > n else ""), fontsize="small")
+    if save:
+        suffix = {"circular": ".circ.cat", "elliptical": ".ellip.cat"}.get(
+            catalog.info.catalog_type, ".cat")
+        base = catalog.info.path or f"{img.path}{suffix}"
+        log.info("Figure saved: %s", save_figure(fig, f"{base}.png"))
     if owned and display:
         present(fig)
     return fig

@@ -135,3 +135,49 @@ def test_overlapping_calls_keep_their_own_verbosity(capsys):
     out = capsys.readouterr().out
     assert out == "[INFO] loud: working\n"
     assert (logger.level, logger.propagate, list(logger.handlers)) == state
+
+
+def test_forced_pictures_are_cutouts_with_true_apertures(small):
+    from matplotlib.patches import Circle, Ellipse
+
+    img = ScienceImage(small[0])
+    ap = AperturePhotometry()
+    xs, ys = [100.0, 250.5, 390.0], [120.0, 80.2, 150.0]
+    cat = ap.circular_photometry(img, xs, ys, aperture_diameter_arcsec=[5, 10],
+                                 aperture_diameter_seeing=[], save=False, verbose=False,
+                                 visualize=True)
+    axes = cat.figure.axes
+    assert len(axes) == 3
+    diam = np.asarray(cat.meta["aperture_diameter_pixel"])
+    np.testing.assert_allclose(diam, np.array([5, 10]) / img.pixelscale)
+    for a, row in zip(axes, cat.data):
+        circles = [p for p in a.patches if isinstance(p, Circle)]
+        assert [c.radius for c in circles] == pytest.approx(list(diam / 2))
+        assert all(c.center == pytest.approx((row["X_IMAGE"], row["Y_IMAGE"])) for c in circles)
+        # a cut-out, not the frame: a few aperture radii around the position
+        (x0, x1), (y0, y1) = a.get_xlim(), a.get_ylim()
+        assert x1 - x0 < 6.5 * diam.max() / 2 + 3 and x0 < row["X_IMAGE"] < x1
+        text = a.texts[0].get_text()
+        flux, err = float(row["FLUX_APER"]), float(row["FLUXERR_APER"])
+        if flux >= 3 * err:
+            assert f"{flux:.4g} ± {err:.2g} ct" in text
+        else:
+            assert f"< {float(row['UL5_APER']):.2f} mag (5σ)" in text
+    cat = ap.elliptical_photometry(img, [200.0], [150.0], [6.0], [3.0], [30.0], save=False,
+                                   verbose=False, visualize=True)
+    (a,) = cat.figure.axes
+    (ell,) = [p for p in a.patches if isinstance(p, Ellipse)]
+    assert (ell.width, ell.height, ell.angle) == pytest.approx((12.0, 6.0, 30.0))
+    assert ell.center == pytest.approx((200.0, 150.0))
+
+
+def test_detection_picture_zoom(small):
+    from ezphot.visualization import plot_catalog
+
+    cat = AperturePhotometry().sex_photometry(small[0], save=False, verbose=False,
+                                              visualize=False)
+    fig = plot_catalog(cat, zoom=(200, 150, 40))
+    ax = fig.axes[0]
+    assert ax.get_xlim() == pytest.approx((159.5, 240.5)) and ax.images[0].get_array().shape \
+        == (81, 81)
+    assert len(ax.collections[0].get_offsets()) == len(cat.data)

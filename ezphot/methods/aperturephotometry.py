@@ -204,7 +204,10 @@ class AperturePhotometry:
     def _figure(catalog: Catalog, visualize: bool, save_fig: bool) -> Catalog:
         if not (visualize or save_fig):
             return catalog
-        from ..visualization import plot_catalog
+        from ..visualization import plot_catalog, plot_forced
 
-        catalog.figure = plot_catalog(catalog, save=save_fig, display=visualize)
+        if catalog.info.catalog_type in ("circular", "elliptical"):
+            catalog.figure = plot_forced(catalog, save=save_fig, display=visualize)
+        else:
+            catalog.figure = plot_catalog(catalog, save=save_fig, display=visualize)
         return catalog
