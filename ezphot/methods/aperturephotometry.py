@@ -23,6 +23,39 @@ def _verbosity(verbose: bool) -> Iterator[None]:
         yield
 
 
+def _hint_unit(target_img, x_arr, y_arr, unit) -> None:
+    """Warn when ``unit='pixel'`` positions are all off the image but, read as RA/Dec, fall on
+    it: the usual slip of passing coordinates without ``unit='coord'``."""
+    import warnings
+
+    import numpy as np
+    from astropy.utils.exceptions import AstropyUserWarning
+
+    if unit != "pixel":
+        return
+    try:
+        x = np.atleast_1d(np.asarray(x_arr, dtype=float)).ravel()
+        y = np.atleast_1d(np.asarray(y_arr, dtype=float)).ravel()
+        if x.size == 0 or x.size != y.size or not (np.isfinite(x).all() and np.isfinite(y).all()):
+            return
+        from ..photometry.common import as_image
+
+        img = as_image(target_img)
+        ny, nx = img.shape
+        if ((x >= -0.5) & (x < nx - 0.5) & (y >= -0.5) & (y < ny - 0.5)).any():
+            return
+        if not ((x >= 0) & (x < 360) & (np.abs(y) <= 90)).all() or img.wcs is None:
+            return
+        px, py = img.wcs.all_world2pix(x, y, 0, quiet=True)
+    except Exception:  # noqa: BLE001 - only a hint: the measurement reports real problems
+        return
+    on = (px >= -0.5) & (px < nx - 0.5) & (py >= -0.5) & (py < ny - 0.5)
+    if on.any():
+        warnings.warn(f"{img.path}: none of the {x.size} position(s) is on the image in pixels, "
+                      f"but {int(on.sum())} would be as RA/Dec: did you mean unit='coord'?",
+                      AstropyUserWarning, stacklevel=3)
+
+
 def _call_signature(func) -> str:
     """``(target_img, *, save=True, ...)``: the call as a user types it (no ``self``, no
     annotations, defaults as literals)."""
@@ -170,6 +203,7 @@ class AperturePhotometry:
         """
         from ..photometry.forced import circular_photometry
 
+        _hint_unit(target_img, x_arr, y_arr, unit)
         with _verbosity(verbose):
             catalog = circular_photometry(
                 target_img, x_arr, y_arr, aperture_diameter_arcsec=aperture_diameter_arcsec,
@@ -193,6 +227,7 @@ class AperturePhotometry:
         """
         from ..photometry.forced import elliptical_photometry
 
+        _hint_unit(target_img, x_arr, y_arr, unit)
         with _verbosity(verbose):
             catalog = elliptical_photometry(
                 target_img, x_arr, y_arr, sma_arr, smi_arr, theta_arr, unit=unit,
