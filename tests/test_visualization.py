@@ -181,3 +181,28 @@ def test_detection_picture_zoom(small):
     assert ax.get_xlim() == pytest.approx((159.5, 240.5)) and ax.images[0].get_array().shape \
         == (81, 81)
     assert len(ax.collections[0].get_offsets()) == len(cat.data)
+
+
+def test_light_curve_labels():
+    from astropy.table import Table
+    from matplotlib.figure import Figure
+
+    from ezphot.photometry.lightcurve import plot_light_curve
+
+    t = Table(dict(TARGET=[0, 0, 0], FILTER=["m600", "m600", "m625"],
+                   MJD=[60924.12, 60925.5, 60926.25], RA=[326.25] * 3, DEC=[-77.26] * 3,
+                   MAG_APER=[16.0, 16.2, 99.0], MAGERR_APER=[0.02, 0.03, 0.0],
+                   UL5_APER=[20.0, 20.1, 19.5], DETECTED=[True, True, False]))
+    t.meta["aperture_diameter_arcsec"] = [5.0]
+    fig = plot_light_curve(t, zeropoint=28.0)
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == "MJD − 60924 [days]"
+    assert ax.get_ylabel() == "m600, m625 magnitude (zero point 28.000)"
+    np.testing.assert_allclose(ax.containers[0].lines[0].get_xdata(), [0.12, 1.5])
+    assert '5" aperture' in ax.get_title()
+    assert {t.get_text() for t in ax.get_legend().get_texts()} == {"m600", "m625 5σ limit"}
+    own = Figure().add_subplot(1, 1, 1)
+    fig = plot_light_curve(t, time="date", zeropoint="EZZP", ax=own)
+    assert fig is own.figure and own.get_xlabel() == "date (UTC)"
+    assert "zero point: header EZZP" in own.get_ylabel()
+    assert len([a for a in own.texts if getattr(a, "arrow_patch", None) is not None]) == 1
