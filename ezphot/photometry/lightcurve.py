@@ -157,8 +157,10 @@ def plot_light_curve(table: Table, target: int = 0, aperture: int = 0, *, time: 
         b = t[t["FILTER"] == band]
         det = np.asarray(b[f"DETECTED{s}"], bool)
         color = f"C{k}"
-        ax.errorbar(xs(b["MJD"][det]), b[f"MAG_APER{s}"][det], yerr=b[f"MAGERR_APER{s}"][det],
-                    fmt="o", color=color, label=band or "no filter")
+        if det.any():
+            ax.errorbar(xs(b["MJD"][det]), b[f"MAG_APER{s}"][det],
+                        yerr=b[f"MAGERR_APER{s}"][det], fmt="o", color=color,
+                        label=band or "no filter")
         if (~det).any():
             # a limit: the source is fainter (larger magnitude); the arrow points that way
             mjd, ul = xs(b["MJD"][~det]), np.asarray(b[f"UL5_APER{s}"][~det], float)
