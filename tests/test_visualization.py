@@ -206,3 +206,22 @@ def test_light_curve_labels():
     assert fig is own.figure and own.get_xlabel() == "date (UTC)"
     assert "zero point: header EZZP" in own.get_ylabel()
     assert len([a for a in own.texts if getattr(a, "arrow_patch", None) is not None]) == 1
+
+
+def test_help_signatures_are_plain(capsys):
+    import inspect
+    import pydoc
+
+    ap = AperturePhotometry()
+    sig = str(inspect.signature(ap.circular_photometry))
+    assert sig.startswith("(target_img, x_arr, y_arr, *, aperture_diameter_arcsec=(5, 7, 10)")
+    assert "'" not in sig.replace("'pixel'", "") and ":" not in sig
+    text = pydoc.render_doc(ap.sex_photometry, renderer=pydoc.plaintext)
+    assert "self" not in text.splitlines()[2] and "'bool'" not in text
+    show = pydoc.render_doc(ScienceImage.show, renderer=pydoc.plaintext)
+    assert "show(self, coord_type='pixel', scale='zscale', downsample=4, figsize=(8, 6), *, " \
+        "ax=None)" in show
+    ap.help()
+    out = capsys.readouterr().out
+    assert "- elliptical_photometry(target_img, x_arr, y_arr, sma_arr, smi_arr, theta_arr, *," in out
+    assert "    Forced photometry in elliptical apertures at given positions." in out

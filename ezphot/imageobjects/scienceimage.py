@@ -104,6 +104,22 @@ def _verbosity(verbose: bool):
 __all__ = ["ScienceImage", "ReferenceImage", "CalibrationImage"]
 
 
+def _plain_signatures(cls):
+    """Give the public methods of ``cls`` the signature a user types, for ``help()``:
+    ``from __future__ import annotations`` would show every annotation as a quoted string."""
+    import inspect
+
+    for name, func in list(vars(cls).items()):
+        if name.startswith("_") or not inspect.isfunction(func):
+            continue
+        sig = inspect.signature(func)
+        func.__signature__ = sig.replace(
+            parameters=[p.replace(annotation=inspect.Parameter.empty)
+                        for p in sig.parameters.values()],
+            return_annotation=inspect.Signature.empty)
+    return cls
+
+
 class _ProductsMixin:
     """Products saved beside the image (``<F>.bkgmap``, ``<F>.bkgrms``, ``<F>.srcmask``)."""
 
@@ -240,3 +256,6 @@ class CalibrationImage(BaseImage):
     """A master calibration frame (bias, dark, flat)."""
 
     image_type = "calibration"
+
+
+_plain_signatures(_ProductsMixin)

@@ -246,3 +246,12 @@ class AperturePhotometry:
         else:
             catalog.figure = plot_catalog(catalog, save=save_fig, display=visualize)
         return catalog
+
+
+def _readable_help() -> None:
+    from ..imageobjects.scienceimage import _plain_signatures
+
+    _plain_signatures(AperturePhotometry)
+
+
+_readable_help()
