@@ -85,3 +85,18 @@ def test_help_is_readable(tutorial):
     text = _text(_cell(tutorial, "from ezphot.methods import AperturePhotometry"))
     assert "- circular_photometry(target_img, x_arr, y_arr, *" in text
     assert "self" not in text and "'bool'" not in text
+
+
+FORCED = ROOT / "docs" / "tutorials" / "forced_photometry_lightcurve.ipynb"
+
+
+def test_forced_and_light_curve_notebook(tmp_path, monkeypatch):
+    nb = _execute(FORCED, tmp_path, monkeypatch)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            assert not [o for o in cell.outputs if o.output_type == "error"], cell.source
+    assert _pngs(_cell(nb, "from ezphot.methods import AperturePhotometry")) == 1
+    assert _pngs(_cell(nb, "from ezphot.photometry.lightcurve import")) == 1
+    # the light curve's figure is shown once (pyplot-managed), not also as a text repr
+    out = _cell(nb, "from ezphot.photometry.lightcurve import").outputs
+    assert not [o for o in out if o.output_type == "execute_result"]
