@@ -302,10 +302,12 @@ def _forced_label(row, suffix: str, kind: str) -> str:
     flux, err = float(row[f"FLUX_{kind}{suffix}"]), float(row[f"FLUXERR_{kind}{suffix}"])
     if not np.isfinite(flux):
         return "no measurement"
+    digits = 0 if err >= 10 else 2
+    fe = f"{flux:.{digits}f} ± {err:.{digits}f} ct"
     if err > 0 and flux >= 3 * err:
         mag, magerr = float(row[f"MAG_{kind}{suffix}"]), float(row[f"MAGERR_{kind}{suffix}"])
-        return f"{flux:.4g} ± {err:.2g} ct ({mag:.2f} ± {magerr:.2f} mag)"
-    return f"< {float(row[f'UL5_{kind}{suffix}']):.2f} mag (5σ); {flux:.3g} ± {err:.2g} ct"
+        return f"{fe} ({mag:.2f} ± {magerr:.2f} mag)"
+    return f"< {float(row[f'UL5_{kind}{suffix}']):.2f} mag (5σ); {fe}"
 
 
 def plot_forced(catalog, *, max_positions: int = 16, zoom_radius_pixel: float | None = None,
