@@ -274,12 +274,49 @@ def _worker_init(parent_pid: int) -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
+_GUARD_HINT = ("run_batch() with worker processes was called at the top level of {path}: "
+               "each worker re-runs that script when it starts. Put the call under "
+               "`if __name__ == '__main__':` (or pass workers=1).")
+
+
+def _check_main_guard() -> None:
+    """A script that calls run_batch() at its top level, without the ``__main__`` guard,
+    makes every spawned worker run the script again and die ("worker died"): say so."""
+    import ast
+
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if getattr(multiprocessing.current_process(), "_inheriting", False):
+        # inside a worker that is importing the user's script: the same mistake, seen from here
+        raise EzphotError(_GUARD_HINT.format(path=path or "the main script"))
+    if main is None or not path or not str(path).endswith(".py"):
+        return  # interactive session or notebook: nothing is re-run
+    frame = sys._getframe(1)
+    while frame is not None and not (frame.f_globals is vars(main)
+                                     and frame.f_code.co_name == "<module>"):
+        frame = frame.f_back
+    if frame is None:
+        return  # called from a function: fine with spawn
+    try:
+        with open(path, encoding="utf-8") as fh:
+            tree = ast.parse(fh.read(), filename=path)
+    except (OSError, SyntaxError, ValueError):
+        return
+    line = frame.f_lineno
+    for node in tree.body:
+        if node.lineno <= line <= (node.end_lineno or node.lineno):
+            if not isinstance(node, ast.If):
+                raise EzphotError(_GUARD_HINT.format(path=path))
+            return
+
+
 def _run_local(paths, method, options, resume, workers, on_error, progress, desc,
                max_attempts: int = 2) -> list[dict]:
     """A process pool; if a worker dies (killed, out of memory) the pool is rebuilt and the
     unfinished images are tried again, up to ``max_attempts`` times each."""
     from concurrent.futures.process import BrokenProcessPool
 
+    _check_main_guard()
     # 'spawn' is safe whatever threads the parent runs (fork is not), on every platform.
     ctx = multiprocessing.get_context("spawn")
     rows: list[dict] = []

@@ -12,36 +12,112 @@ from .maps import Background, Errormap, ImageMap, Mask
 _log = logging.getLogger("ezphot")
 
 
-_quiet_lock = threading.Lock()
-_quiet_calls = 0
-_level_before = logging.NOTSET
+class _CallGate(logging.Handler):
+    """Sits on the ``ezphot`` logger while any ezphot call with a ``verbose`` flag runs.
+
+    ``verbose=True`` needs INFO records, which the logger's usual effective level (WARNING)
+    drops before any handler sees them. So, while calls are active, the logger is opened to
+    INFO with propagation switched off, and this gate:
+
+    - writes ``[INFO] message`` lines for records made in a thread that is inside a
+      ``verbose=True`` call, to the stream that was ``sys.stdout`` when that call began
+      (per thread: concurrent calls never see each other's lines);
+    - forwards to the root logger's handlers exactly the records the user's configuration
+      would have let through (level at or above the original effective level), minus the
+      INFO/DEBUG of threads inside a ``verbose=False`` call.
+
+    The logger's level and propagation are restored when the last active call ends.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.calls: dict[int, list[tuple[bool, object]]] = {}  # thread -> stack of calls
+        self.level_before = logging.NOTSET
+        self.propagate_before = True
+        self.effective_before = logging.WARNING
+
+    def _threshold(self, name: str, quiet: bool) -> int:
+        """The level the user's configuration would have let through for logger ``name``:
+        its own or a parent's explicit level below ``ezphot``, else ezphot's original one
+        (raised to WARNING inside a ``verbose=False`` call, as before)."""
+        while name and name != "ezphot":
+            level = logging.getLogger(name).level
+            if level != logging.NOTSET:
+                return level
+            name = name.rpartition(".")[0]
+        return max(self.effective_before, logging.WARNING) if quiet else self.effective_before
+
+    def emit(self, record: logging.LogRecord) -> None:
+        stack = self.calls.get(record.thread)
+        verbose, stream = stack[-1] if stack else (None, None)
+        if verbose and record.levelno >= logging.INFO:
+            try:
+                tag = "INFO" if record.levelno == logging.INFO else record.levelname
+                stream.write(f"[{tag}] {record.getMessage()}\n")
+                stream.flush()
+            except Exception:  # noqa: BLE001 - a closed stream must not break photometry
+                self.handleError(record)
+        if record.levelno < self._threshold(record.name, verbose is False):
+            return
+        root = logging.getLogger()
+        if root.handlers:
+            root.handle(record)
+        elif record.levelno >= logging.lastResort.level and not verbose:
+            logging.lastResort.handle(record)
+
+
+_gate = _CallGate()
+_gate_lock = threading.Lock()
 
 
 @contextlib.contextmanager
 def _verbosity(verbose: bool):
-    """``verbose=False``: ezphot logs warnings only during the call.
+    """``verbose=True``: one-line progress messages of this call (this thread only) on the
+    current ``sys.stdout``; ``verbose=False``: warnings only. Thread-safe; the ``ezphot``
+    logger is left as it was found when the last overlapping call ends."""
+    import sys
 
-    Counted under a lock, so that calls overlapping in threads restore the level the logger
-    had before the first of them (saving and restoring per call would leave it lowered).
-    """
-    global _quiet_calls, _level_before
-    if verbose:
-        yield
-        return
-    with _quiet_lock:
-        if _quiet_calls == 0:
-            _level_before = _log.level
-            _log.setLevel(logging.WARNING)
-        _quiet_calls += 1
+    tid = threading.get_ident()
+    with _gate_lock:
+        if not _gate.calls:
+            _gate.level_before = _log.level
+            _gate.propagate_before = _log.propagate
+            _gate.effective_before = _log.getEffectiveLevel()
+            _log.addHandler(_gate)
+            _log.propagate = False
+            _log.setLevel(min(logging.INFO, _gate.effective_before))
+        _gate.calls.setdefault(tid, []).append((bool(verbose), sys.stdout))
     try:
         yield
     finally:
-        with _quiet_lock:
-            _quiet_calls -= 1
-            if _quiet_calls == 0:
-                _log.setLevel(_level_before)
+        with _gate_lock:
+            stack = _gate.calls[tid]
+            stack.pop()
+            if not stack:
+                del _gate.calls[tid]
+            if not _gate.calls:
+                _log.removeHandler(_gate)
+                _log.propagate = _gate.propagate_before
+                _log.setLevel(_gate.level_before)
+
 
 __all__ = ["ScienceImage", "ReferenceImage", "CalibrationImage"]
+
+
+def _plain_signatures(cls):
+    """Give the public methods of ``cls`` the signature a user types, for ``help()``:
+    ``from __future__ import annotations`` would show every annotation as a quoted string."""
+    import inspect
+
+    for name, func in list(vars(cls).items()):
+        if name.startswith("_") or not inspect.isfunction(func):
+            continue
+        sig = inspect.signature(func)
+        func.__signature__ = sig.replace(
+            parameters=[p.replace(annotation=inspect.Parameter.empty)
+                        for p in sig.parameters.values()],
+            return_annotation=inspect.Signature.empty)
+    return cls
 
 
 class _ProductsMixin:
@@ -73,7 +149,8 @@ class _ProductsMixin:
         if visualize or save_fig:
             from ..visualization import plot_map, save_figure
 
-            product.figure = plot_map(product, title=f"{self.path.name}: {title}")
+            product.figure = plot_map(product, title=f"{self.path.name}: {title}",
+                                      display=visualize)
             if save_fig:
                 save_figure(product.figure, f"{product.default_path(self.path)}.png")
         return product
@@ -141,23 +218,26 @@ class _ProductsMixin:
 
     # -- pictures ----------------------------------------------------------------------------
     def show(self, coord_type: str = "pixel", scale: str = "zscale", downsample: int = 4,
-             figsize=(8, 6)):
-        """The image, zscaled; ``'coord'`` draws RA/Dec axes. Returns ``(fig, ax)``."""
+             figsize=(8, 6), *, ax=None):
+        """The image (binned by ``downsample``), zscaled; ``'coord'`` draws RA/Dec axes.
+        Shown under the cell in Jupyter; ``ax=`` draws into your axes. Returns ``(fig, ax)``."""
         from ..visualization import show_image
 
         return show_image(self, coord_type=coord_type, scale=scale, downsample=downsample,
-                          figsize=figsize)
+                          figsize=figsize, ax=ax)
 
     def show_position(self, x: float, y: float, coord_type: str = "pixel", radius_arcsec=None,
                       a_arcsec=None, b_arcsec=None, theta_deg=None, zoom_radius_pixel: int = 100,
-                      downsample: int = 1, scale: str = "zscale", figsize=(6, 6)):
-        """A cut-out around a position with its aperture at true size. Returns ``(fig, ax)``."""
+                      downsample: int = 1, scale: str = "zscale", figsize=(6, 6), *, ax=None):
+        """A cut-out around a position with its aperture at true size (``coord_type='coord'``:
+        RA/Dec in deg). Shown under the cell in Jupyter; ``ax=`` draws into your axes.
+        Returns ``(fig, ax)``."""
         from ..visualization import show_position
 
         return show_position(self, x, y, coord_type=coord_type, radius_arcsec=radius_arcsec,
                              a_arcsec=a_arcsec, b_arcsec=b_arcsec, theta_deg=theta_deg,
                              zoom_radius_pixel=zoom_radius_pixel, downsample=downsample,
-                             scale=scale, figsize=figsize)
+                             scale=scale, figsize=figsize, ax=ax)
 
 
 class ScienceImage(_ProductsMixin, BaseImage):
@@ -176,3 +256,6 @@ class CalibrationImage(BaseImage):
     """A master calibration frame (bias, dark, flat)."""
 
     image_type = "calibration"
+
+
+_plain_signatures(_ProductsMixin)

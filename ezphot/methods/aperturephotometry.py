@@ -23,6 +23,47 @@ def _verbosity(verbose: bool) -> Iterator[None]:
         yield
 
 
+def _hint_unit(target_img, x_arr, y_arr, unit) -> None:
+    """Warn when ``unit='pixel'`` positions are all off the image but, read as RA/Dec, fall on
+    it: the usual slip of passing coordinates without ``unit='coord'``."""
+    import warnings
+
+    import numpy as np
+    from astropy.utils.exceptions import AstropyUserWarning
+
+    if unit != "pixel":
+        return
+    try:
+        x = np.atleast_1d(np.asarray(x_arr, dtype=float)).ravel()
+        y = np.atleast_1d(np.asarray(y_arr, dtype=float)).ravel()
+        if x.size == 0 or x.size != y.size or not (np.isfinite(x).all() and np.isfinite(y).all()):
+            return
+        from ..photometry.common import as_image
+
+        img = as_image(target_img)
+        ny, nx = img.shape
+        if ((x >= -0.5) & (x < nx - 0.5) & (y >= -0.5) & (y < ny - 0.5)).any():
+            return
+        if not ((x >= 0) & (x < 360) & (np.abs(y) <= 90)).all() or img.wcs is None:
+            return
+        px, py = img.wcs.all_world2pix(x, y, 0, quiet=True)
+    except Exception:  # noqa: BLE001 - only a hint: the measurement reports real problems
+        return
+    on = (px >= -0.5) & (px < nx - 0.5) & (py >= -0.5) & (py < ny - 0.5)
+    if on.any():
+        warnings.warn(f"{img.path}: none of the {x.size} position(s) is on the image in pixels, "
+                      f"but {int(on.sum())} would be as RA/Dec: did you mean unit='coord'?",
+                      AstropyUserWarning, stacklevel=3)
+
+
+def _call_signature(func) -> str:
+    """``(target_img, *, save=True, ...)``: the call as a user types it (no ``self``, no
+    annotations, defaults as literals)."""
+    params = [p.replace(annotation=inspect.Parameter.empty)
+              for p in inspect.signature(func).parameters.values() if p.name != "self"]
+    return str(inspect.Signature(params))
+
+
 class AperturePhotometry:
     """Aperture photometry of FITS images (CONTRACT §4).
 
@@ -34,11 +75,14 @@ class AperturePhotometry:
     """
 
     def help(self) -> None:
-        """Print each public method with its signature."""
+        """Print each public method as you would call it, with a one-line description."""
         lines = ["Help for AperturePhotometry", "Public methods:"]
         for name, member in inspect.getmembers(type(self), inspect.isfunction):
             if not name.startswith("_") and name != "help":
-                lines.append(f"- {name}{inspect.signature(member)}")
+                doc = (inspect.getdoc(member) or "").strip().split("\n\n")[0]
+                lines.append(f"- {name}{_call_signature(member)}")
+                first = " ".join(doc.split()).split(". ")[0].rstrip(".")
+                lines.append(f"    {first}.")
         print("\n".join(lines))  # noqa: T201 - help() is the one place that prints
 
     def sex_photometry(self, target_img, *, target_bkg=None, target_bkgrms=None, target_mask=None,
@@ -159,6 +203,7 @@ class AperturePhotometry:
         """
         from ..photometry.forced import circular_photometry
 
+        _hint_unit(target_img, x_arr, y_arr, unit)
         with _verbosity(verbose):
             catalog = circular_photometry(
                 target_img, x_arr, y_arr, aperture_diameter_arcsec=aperture_diameter_arcsec,
@@ -182,6 +227,7 @@ class AperturePhotometry:
         """
         from ..photometry.forced import elliptical_photometry
 
+        _hint_unit(target_img, x_arr, y_arr, unit)
         with _verbosity(verbose):
             catalog = elliptical_photometry(
                 target_img, x_arr, y_arr, sma_arr, smi_arr, theta_arr, unit=unit,
@@ -193,7 +239,19 @@ class AperturePhotometry:
     def _figure(catalog: Catalog, visualize: bool, save_fig: bool) -> Catalog:
         if not (visualize or save_fig):
             return catalog
-        from ..visualization import plot_catalog
+        from ..visualization import plot_catalog, plot_forced
 
-        catalog.figure = plot_catalog(catalog, save=save_fig)
+        if catalog.info.catalog_type in ("circular", "elliptical"):
+            catalog.figure = plot_forced(catalog, save=save_fig, display=visualize)
+        else:
+            catalog.figure = plot_catalog(catalog, save=save_fig, display=visualize)
         return catalog
+
+
+def _readable_help() -> None:
+    from ..imageobjects.scienceimage import _plain_signatures
+
+    _plain_signatures(AperturePhotometry)
+
+
+_readable_help()

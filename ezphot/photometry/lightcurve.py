@@ -113,36 +113,86 @@ def _zeropoint(img, zeropoint) -> float:
     return float(zeropoint)
 
 
-def plot_light_curve(table: Table, target: int = 0, aperture: int = 0):
+def plot_light_curve(table: Table, target: int = 0, aperture: int = 0, *, time: str = "mjd",
+                     zeropoint: float | str | None = None, ax=None):
     """Magnitude against time per filter; non-detections as upper-limit arrows (UL5).
+
+    Parameters
+    ----------
+    time : {'mjd', 'date'}
+        Time axis in MJD (offset by the first whole day for readability) or as UTC dates.
+    zeropoint : float or str, optional
+        Zero point used by `light_curve`, for the axis label (default: ``table.meta``'s
+        ``zeropoint``, if any).
+    ax : matplotlib Axes, optional
+        Draw into these axes. Otherwise the figure is shown under the cell in Jupyter.
 
     Returns
     -------
     matplotlib.figure.Figure
     """
-    from matplotlib.figure import Figure
+    from ..visualization import new_figure, present
 
+    if time not in ("mjd", "date"):
+        raise ValueError(f"time must be 'mjd' or 'date', got {time!r}")
     s = "" if aperture == 0 else f"_{aperture}"
     t = table[table["TARGET"] == target]
-    fig = Figure(figsize=(8, 5))
-    ax = fig.add_subplot(1, 1, 1)
+    owned = ax is None
+    if owned:
+        fig = new_figure((8, 5))
+        ax = fig.add_subplot(1, 1, 1)
+    else:
+        fig = ax.figure
+    mjd_all = np.asarray(t["MJD"], float) if len(t) else np.array([])
+    finite = mjd_all[np.isfinite(mjd_all)]
+    offset = float(np.floor(finite.min())) if time == "mjd" and finite.size else 0.0
+
+    def xs(mjd):
+        mjd = np.asarray(mjd, float)
+        if time == "date":
+            return Time(mjd, format="mjd").to_datetime()
+        return mjd - offset
+
     for k, band in enumerate(sorted(set(t["FILTER"]))):
         b = t[t["FILTER"] == band]
         det = np.asarray(b[f"DETECTED{s}"], bool)
         color = f"C{k}"
-        ax.errorbar(b["MJD"][det], b[f"MAG_APER{s}"][det], yerr=b[f"MAGERR_APER{s}"][det],
-                    fmt="o", color=color, label=band)
+        if det.any():
+            ax.errorbar(xs(b["MJD"][det]), b[f"MAG_APER{s}"][det],
+                        yerr=b[f"MAGERR_APER{s}"][det], fmt="o", color=color,
+                        label=band or "no filter")
         if (~det).any():
             # a limit: the source is fainter (larger magnitude); the arrow points that way
-            mjd, ul = b["MJD"][~det], b[f"UL5_APER{s}"][~det]
+            mjd, ul = xs(b["MJD"][~det]), np.asarray(b[f"UL5_APER{s}"][~det], float)
             ax.plot(mjd, ul, "_", color=color, ms=12, mew=2, label=f"{band} 5σ limit")
             ax.plot(mjd, ul + 0.35, linestyle="none", alpha=0)  # keep the arrows in view
             for xm, ym in zip(mjd, ul):
                 ax.annotate("", xy=(xm, ym + 0.3), xytext=(xm, ym),
                             arrowprops=dict(arrowstyle="->", color=color))
     ax.invert_yaxis()
-    ax.set_xlabel("MJD")
-    ax.set_ylabel("magnitude")
-    ax.set_title(f"target {target}: RA {t['RA'][0]:.5f}, Dec {t['DEC'][0]:.5f}" if len(t) else "")
-    ax.legend(loc="best", fontsize="small")
+    if time == "date":
+        import matplotlib.dates as mdates
+
+        locator = mdates.AutoDateLocator()
+        ax.xaxis.set_major_locator(locator)
+        ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+        ax.set_xlabel("date (UTC)")
+    else:
+        ax.set_xlabel(f"MJD − {offset:.0f} [days]" if offset else "MJD [days]")
+    zp = table.meta.get("zeropoint") if zeropoint is None else zeropoint
+    bands = ", ".join(b for b in sorted(set(t["FILTER"])) if b) if len(t) else ""
+    aper = table.meta.get("aperture_diameter_arcsec") or []
+    aper_text = f', {float(aper[aperture]):g}" aperture' if aperture < len(aper) else ""
+    if zp is None:
+        ylabel = "instrumental magnitude (zero point 0)"
+    elif isinstance(zp, str):
+        ylabel = f"magnitude (zero point: header {zp})"
+    else:
+        ylabel = f"magnitude (zero point {float(zp):.3f})"
+    ax.set_ylabel(f"{bands} {ylabel}".strip())
+    title = f"target {target}: RA {t['RA'][0]:.5f}, Dec {t['DEC'][0]:.5f}" if len(t) else ""
+    ax.set_title(title + aper_text, fontsize="medium")
+    ax.legend(loc="best", fontsize="small", title="filter")
+    if owned:
+        present(fig)
     return fig

@@ -108,7 +108,8 @@ class DataBrowser:
                 values[level].add(value)
         return {level: sorted(v) for level, v in values.items()}
 
-    def search(self, pattern: str = "*.fits", return_type: str = "path"):
+    def search(self, pattern: str = "*.fits", return_type: str = "path",
+               verbose: bool | None = None):
         """Find files matching ``pattern`` under the selected directories.
 
         Parameters
@@ -116,6 +117,9 @@ class DataBrowser:
         pattern : str
             File-name glob, e.g. ``'*100.fits'``.
         return_type : {'path', 'science', 'reference', 'catalog'}
+        verbose : bool, optional
+            Say how many files matched (one line on ``sys.stdout``). Default: only in a
+            Jupyter kernel (scripts and the CLI keep their output clean).
 
         Returns
         -------
@@ -140,7 +144,11 @@ class DataBrowser:
         paths.sort()
         self.failed = failed
         self._report(failed)
-        log.info("Found %d files matching '%s'", len(paths), full)
+        from ..imageobjects.scienceimage import _verbosity
+        from ..visualization import _kernel
+
+        with _verbosity(_kernel() is not None if verbose is None else verbose):
+            log.info("Found %d files matching '%s'", len(paths), full)
         if return_type == "path":
             return paths
         if return_type in ("science", "reference"):
