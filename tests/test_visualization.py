@@ -158,6 +158,7 @@ def test_forced_pictures_are_cutouts_with_true_apertures(small):
         # a cut-out, not the frame: a few aperture radii around the position
         (x0, x1), (y0, y1) = a.get_xlim(), a.get_ylim()
         assert x1 - x0 < 6.5 * diam.max() / 2 + 3 and x0 < row["X_IMAGE"] < x1
+        assert abs(y1 - y0) < 6.5 * diam.max() / 2 + 3 and min(y0, y1) < row["Y_IMAGE"] < max(y0, y1)
         first = a.texts[0].get_text().splitlines()[0]
         flux, err = float(row["FLUX_APER"]), float(row["FLUXERR_APER"])
         shown = re.search(r"(-?[0-9.]+) ± ([0-9.]+) ct", first)
