@@ -5,6 +5,7 @@ astropy calls, formulas and truth tables. Each test names the reference it trust
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 import subprocess
 
 import astropy.units as u
@@ -285,3 +286,134 @@ def test_photutils_detection_fluxes_equal_direct_aperture_photometry(tmp_path):
         np.testing.assert_allclose(np.asarray(t[f"FLUX_APER{suffix}"][alone], float),
                                    np.asarray(ref["aperture_sum"], float), rtol=1e-5, atol=1e-2)
     np.testing.assert_allclose(diam, np.array([5, 10]) / img.pixelscale)
+
+
+# -- DataBrowser on a tree with several values at every level --------------------------------
+LEVEL_VALUES = {"observatory": ["7DT", "KCT"], "telkey": ["7DT_C361K_HIGH_1x1", "KCT_STX"],
+                "objname": ["T00528", "NGC0300"], "telname": ["7DT03", "7DT14"],
+                "filter": ["m600", "m625"]}
+
+
+@pytest.fixture(scope="module")
+def browser_tree(tmp_path_factory):
+    """Empty files at every combination of two values per level, but NGC0300 has no m600:
+    the truth table is the list of relative paths."""
+    import itertools
+
+    root = tmp_path_factory.mktemp("browse") / "scidata"
+    truth = []
+    for combo in itertools.product(*LEVEL_VALUES.values()):
+        if combo[2] == "NGC0300" and combo[4] == "m600":
+            continue
+        folder = root.joinpath(*combo)
+        folder.mkdir(parents=True)
+        for name in ("a_100.fits", "b_60.fits"):
+            (folder / name).touch()
+            truth.append((*combo, name))
+    return root, truth
+
+
+def test_browser_filters_equal_truth_table(browser_tree):
+    import fnmatch
+    import itertools
+
+    from ezphot.utils import DataBrowser
+    from ezphot.utils.databrowser import LEVELS
+
+    root, truth = browser_tree
+
+    def expected(setting: dict, pattern: str) -> list:
+        keep = [t for t in truth
+                if all(v is None or fnmatch.fnmatchcase(t[i], v)
+                       for i, v in enumerate(setting.get(lv) for lv in LEVELS))
+                and fnmatch.fnmatchcase(t[-1], pattern)]
+        return sorted(root.joinpath(*t) for t in keep)
+
+    n = 0
+    choices = {lv: [None, *vals, vals[0][:3] + "*"] for lv, vals in LEVEL_VALUES.items()}
+    for combo in itertools.product(*choices.values()):
+        setting = dict(zip(LEVEL_VALUES, combo))
+        if sum(v is not None for v in combo) not in (1, 2, 5):
+            continue
+        b = DataBrowser(root)
+        for lv, v in setting.items():
+            setattr(b, lv, v)
+        for pattern in ("*.fits", "*100.fits"):
+            assert b.search(pattern) == expected(setting, pattern), (setting, pattern)
+            n += 1
+        keys = b.keys
+        hits = expected(setting, "*.fits")
+        for i, lv in enumerate(LEVELS):
+            assert keys[lv] == sorted({p.relative_to(root).parts[i] for p in hits}), (setting, lv)
+    assert n > 200
+    b = DataBrowser(root)
+    b.objname = "NGC0300"
+    assert b.keys["filter"] == ["m625"]
+
+
+# -- exports --------------------------------------------------------------------------------
+@pytest.mark.parametrize("fmt", ["ecsv", "parquet", "csv"])
+def test_exports_keep_values_units_and_info(with_map, tmp_path, fmt):
+    """Catalog.write: values (every column), units (ECSV, Parquet) and the info (ECSV) come
+    back through astropy's own readers."""
+    catalog = with_map[0]
+    path = catalog.write(tmp_path / f"x.{fmt}", format=fmt)
+    back = Table.read(path, format={"csv": "ascii.csv", "ecsv": "ascii.ecsv"}.get(fmt, fmt))
+    assert back.colnames == catalog.data.colnames
+    for name in catalog.data.colnames:
+        np.testing.assert_allclose(np.asarray(back[name], float),
+                                   np.asarray(catalog.data[name], float), rtol=1e-6,
+                                   err_msg=name)
+        if fmt != "csv":  # plain CSV holds no units
+            assert back[name].unit == catalog.data[name].unit, name
+    if fmt == "ecsv":
+        assert back.meta["ezphot_info"] == catalog.info.to_dict()
+        assert back["MAG_AUTO"].unit == u.mag and back["X_IMAGE"].unit == u.pix
+
+
+# -- CLI exit code 1 and the Dask path's on_error='raise' ---------------------------------------
+@pytest.fixture(scope="module")
+def good_and_bad(tmp_path_factory):
+    """A tree with one good small frame and one truncated (hence failing) frame beside it."""
+    root = tmp_path_factory.mktemp("cli1") / "scidata"
+    path, _ = make_frame(spec=FrameSpec(shape=(192, 256), star_density=6), seed=2, root=root)
+    bad = path.with_name(path.name.replace("025855", "030000"))
+    bad.write_bytes(path.read_bytes()[:20000])
+    return root, path, bad
+
+
+def test_cli_exit_1_when_some_frames_fail(good_and_bad, capsys):
+    from ezphot import cli
+
+    root, good, bad = good_and_bad
+    code = cli.main(["photometry", str(root), "--no-resume", "--workers", "1"])
+    out = capsys.readouterr()
+    assert code == 1, out
+    assert "2 images: 1 ok, 1 failed" in out.out + out.err
+    assert Path(f"{good}.cat").exists() and not Path(f"{bad}.cat").exists()
+    Path(f"{good}.cat").unlink()
+
+
+def test_dask_on_error_raise(good_and_bad, tmp_path):
+    distributed = pytest.importorskip("distributed")
+    from ezphot.batch import BatchError, run_batch
+
+    _, good, bad = good_and_bad
+    files = []
+    for p in (good, bad):
+        files.append(tmp_path / p.name)
+        shutil.copy(p, files[-1])
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        with pytest.raises(BatchError, match=bad.name):
+            run_batch(files, client=client, progress=False, on_error="raise", resume=False,
+                      aperture_diameter_arcsec=[5], aperture_diameter_seeing=[])
+        skip = run_batch(files, client=client, progress=False, on_error="skip",
+                         aperture_diameter_arcsec=[5], aperture_diameter_seeing=[])
+    status = dict(zip(skip["image"], skip["status"]))
+    # the good frame may have finished before the failure raised: then it is resumed
+    assert status[str(files[0])] in ("done", "skipped") and status[str(files[1])] == "failed"
+    from ezphot.dataobjects import Catalog
+
+    assert Catalog.is_complete(f"{files[0]}.cat") and not Path(f"{files[1]}.cat").exists()
