@@ -417,3 +417,20 @@ def test_dask_on_error_raise(good_and_bad, tmp_path):
     from ezphot.dataobjects import Catalog
 
     assert Catalog.is_complete(f"{files[0]}.cat") and not Path(f"{files[1]}.cat").exists()
+
+
+def test_photutils_detection_nproc(tmp_path):
+    """nproc goes to photutils' deblending (n_processes): the same catalogue as with 1 process;
+    a bad value is refused before any work."""
+    from ezphot.exceptions import ArgumentError
+
+    spec = FrameSpec(shape=(256, 320), star_density=12)
+    path, _ = make_frame(tmp_path / spec.file_name(), spec, seed=8)
+    one = AP.photutils_photometry(path, aperture_diameter_arcsec=[5], **Q).data
+    two = AP.photutils_photometry(path, aperture_diameter_arcsec=[5], nproc=2, **Q).data
+    assert len(one) > 10
+    for name in ("X_IMAGE", "Y_IMAGE", "FLUX_APER", "FLUX_AUTO"):
+        np.testing.assert_array_equal(np.asarray(one[name]), np.asarray(two[name]), name)
+    for bad in (0, -1, 1.5, "2"):
+        with pytest.raises((ArgumentError, TypeError), match="nproc"):
+            AP.photutils_photometry(path, nproc=bad, **Q)
