@@ -5,8 +5,8 @@ astropy calls, formulas and truth tables. Each test names the reference it trust
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 import subprocess
+from pathlib import Path
 
 import astropy.units as u
 import numpy as np
@@ -23,7 +23,7 @@ from ezphot.sextractor import read_ldac
 
 from .conftest import shared
 
-Q = dict(save=False, visualize=False, verbose=False)
+Q = {"save": False, "visualize": False, "verbose": False}
 AP = AperturePhotometry()
 ZP = 25.3
 INTEGER_POSITIONS = ["XPEAK_IMAGE", "YPEAK_IMAGE", "XMIN_IMAGE", "YMIN_IMAGE", "XMAX_IMAGE",
@@ -196,7 +196,7 @@ def test_source_mask_disks_centred_on_truth(frame):
         d[i] = np.inf
         if np.any((d < 30) & (truth["FLUX"] > 0.01 * s["FLUX"])):
             continue
-        k = lab[int(round(s["Y"])), int(round(s["X"]))]
+        k = lab[round(s["Y"]), round(s["X"])]
         assert k > 0, f"star at ({s['X']:.1f}, {s['Y']:.1f}) not masked"
         cy, cx = ndimage.center_of_mass(lab == k)
         offsets.append((cx - s["X"], cy - s["Y"]))
