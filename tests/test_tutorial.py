@@ -58,11 +58,34 @@ def test_tutorial(data_root, monkeypatch, capsys):
         target_srcmask=target_brightstar_mask, sigma=5, mask_radius_factor=2,
         saturation_level=50000, save=False, verbose=True, visualize=True, save_fig=False)
     assert target_srcmask.data.sum() > target_brightstar_mask.data.sum()
+    # reference: the disk of 60" around the centre, ~pi r^2 pixels centred on its pixel
+    cx, cy = target_img.wcs.world_to_pixel(centre)
+    r_px = 60 / target_img.pixelscale
+    yy, xx = np.nonzero(target_brightstar_mask.data)
+    assert abs(len(xx) - np.pi * r_px ** 2) < 2 * r_px
+    assert abs(xx.mean() - cx) < 0.1 and abs(yy.mean() - cy) < 0.1
+    assert np.all(target_srcmask.data[target_brightstar_mask.data])  # the star mask is kept
     # [9]
     target_bkg = target_img.calculate_bkg(
         target_srcmask=target_srcmask, target_ivpmask=None, is_2D_bkg=True, box_size=256,
         filter_size=5, save=False, verbose=True, visualize=True, save_fig=False)
     target_bkgrms = target_img.calculate_bkgrms_from_propagation(target_bkg=target_bkg)
+    # references: the generator's noiseless sky, and the noise model's formula
+    from ezphot.datasets import true_sky
+    sky = true_sky(target_img.header, target_img.shape)
+    # (faint undetected sources stay in the sky level: README, notes on the numbers)
+    assert abs(np.median(target_bkg.data - sky)) < 1.0
+    assert np.percentile(np.abs(target_bkg.data - sky), 99) < 3
+    h = target_bkgrms.header
+    g, rn, n = h["EGAIN"], h["RDNOISE"], h["NCOMBINE"]
+    assert g == pytest.approx(target_img.egain)
+    expected_rms = np.sqrt((np.maximum(target_bkg.data, 0) / g + (rn / g) ** 2) / n)
+    np.testing.assert_allclose(target_bkgrms.data, expected_rms, rtol=1e-5)
+    # and the pixels' scatter on blank sky agrees with the model (sigma-clipped, 5 %)
+    from astropy.stats import sigma_clipped_stats
+    resid = np.asarray(target_img.data, float) - target_bkg.data
+    _, _, measured = sigma_clipped_stats(resid[~target_srcmask.data], sigma=3)
+    assert measured == pytest.approx(np.median(target_bkgrms.data), rel=0.05)
     # [10]
     advanced = aperturephot.sex_photometry(
         target_img=target_img, target_bkg=target_bkg, target_bkgrms=target_bkgrms,
@@ -71,6 +94,9 @@ def test_tutorial(data_root, monkeypatch, capsys):
         saturation_level=60000, kron_factor=2.5, save=False, verbose=False, visualize=True,
         save_fig=False)
     assert 0 < len(advanced.data) < len(target_catalog.data)
+    # nothing is detected under the bright-star mask
+    ax_, ay_ = np.asarray(advanced.data["X_IMAGE"]), np.asarray(advanced.data["Y_IMAGE"])
+    assert np.all(np.hypot(ax_ - cx, ay_ - cy) > r_px - 1)
     # [11] with the maps saved beside each frame (see test_browser_batch_cli for the Pool)
     for img in target_imglist:
         img.calculate_bkg(verbose=False, save=True)
@@ -93,6 +119,16 @@ def test_tutorial(data_root, monkeypatch, capsys):
     row = target_catalog_circular.data[0]
     assert row["FLAGS"] == 0 and row["FLUX_APER_2"] > row["FLUX_APER"] > 0
     assert row["FLUX_APER_2"] == pytest.approx(star["FLUX_APER_2"], rel=0.03)
+    # reference: photutils' aperture_photometry at the star's pixel position on image - map
+    from photutils.aperture import (CircularAperture, EllipticalAperture,
+                                    aperture_photometry)
+    resid = np.asarray(target_img.data, float) - np.asarray(target_img.bkgmap.data, float)
+    px, py = target_img.wcs.all_world2pix(point_source['ra'], point_source['dec'], 0)
+    diam = target_catalog_circular.meta["aperture_diameter_pixel"]
+    np.testing.assert_allclose(diam[:3], np.array([5, 7, 10]) / target_img.pixelscale)
+    for d, name in zip(diam, ["FLUX_APER", "FLUX_APER_1", "FLUX_APER_2", "FLUX_APER_3"]):
+        ref = aperture_photometry(resid, CircularAperture((px, py), r=d / 2))["aperture_sum"]
+        assert row[name] == pytest.approx(float(ref[0]), rel=1e-5), name
     # [16] [17]
     extended_source = dict(ra=point_source['ra'], dec=point_source['dec'], radius_arcsec=5,
                            a=5.85, b=2.909, theta=56.6)
@@ -107,5 +143,16 @@ def test_tutorial(data_root, monkeypatch, capsys):
         theta_arr=extended_source['theta'], unit='coord', target_bkg=target_img.bkgmap,
         target_mask=None, target_bkgrms=target_img.bkgrms, save=False, verbose=False,
         visualize=True, save_fig=False)
-    assert target_catalog_ellip.data["FLUX_ELIP"][0] > 0
+    erow = target_catalog_ellip.data[0]
+    assert erow["FLUX_ELIP"] > 0
+    # reference: the semi-axes in pixels, the position angle east of north as THETA_IMAGE
+    # (north up, east left on this frame: 90 + PA), and photutils' EllipticalAperture
+    assert erow["SMA_IMAGE"] == pytest.approx(5.85 / target_img.pixelscale, rel=1e-3)
+    assert erow["SMI_IMAGE"] == pytest.approx(2.909 / target_img.pixelscale, rel=1e-3)
+    # (within 1 deg: at Dec -77 north turns by ~0.3 deg across the frame)
+    assert (erow["THETA_IMAGE"] - (90 + 56.6) + 90) % 180 - 90 == pytest.approx(0, abs=1)
+    ref = aperture_photometry(resid, EllipticalAperture(
+        (erow["X_IMAGE"], erow["Y_IMAGE"]), erow["SMA_IMAGE"], erow["SMI_IMAGE"],
+        theta=np.radians(erow["THETA_IMAGE"])))["aperture_sum"]
+    assert erow["FLUX_ELIP"] == pytest.approx(float(ref[0]), rel=1e-5)
     assert target_catalog_ellip.info.target_img == str(target_img.path)

@@ -54,10 +54,14 @@ def photutils_photometry(target_img, *, target_bkg=None, target_bkgrms=None, tar
                          kron_factor: float = 2.5, minarea_pixels: int = 5,
                          deblend_contrast: float = 0.005, deblend_nlevels: int = 32,
                          egain: float | None = None, seeing: float | None = None,
-                         zeropoint: float = 0.0, save: bool = True) -> Catalog:
+                         zeropoint: float = 0.0, nproc: int = 1,
+                         save: bool = True) -> Catalog:
     """Detect with photutils and measure Kron and circular-aperture fluxes.
 
-    See `AperturePhotometry.photutils_photometry`.
+    See `AperturePhotometry.photutils_photometry`. ``nproc``: processes photutils' deblending
+    uses (``deblend_sources(n_processes=...)``); the catalogue does not depend on it. photutils
+    starts them with ``spawn``: a script calling this with ``nproc > 1`` needs the usual
+    ``if __name__ == '__main__':`` guard.
     """
     from photutils.segmentation import SourceCatalog, deblend_sources, detect_sources
     from photutils.utils import calc_total_error
@@ -69,6 +73,7 @@ def photutils_photometry(target_img, *, target_bkg=None, target_bkgrms=None, tar
     minarea_pixels = validate.size(minarea_pixels, "minarea_pixels",
                                    maximum=img.shape[0] * img.shape[1], what="the image")
     deblend_nlevels = validate.size(deblend_nlevels, "deblend_nlevels", maximum=1000)
+    nproc = validate.size(nproc, "nproc", maximum=4096)
     validate.number(deblend_contrast, "deblend_contrast", minimum=0, strict=False, maximum=1)
     pixelscale = img.pixelscale
     seeing = seeing if seeing is not None else img.seeing
@@ -94,7 +99,7 @@ def photutils_photometry(target_img, *, target_bkg=None, target_bkgrms=None, tar
     else:
         segm = deblend_sources(convolved, segm, n_pixels=minarea_pixels,
                                n_levels=deblend_nlevels, contrast=deblend_contrast,
-                               progress_bar=False)
+                               n_processes=nproc, progress_bar=False)
         error = calc_total_error(data, np.broadcast_to(rms, data.shape),
                                  effective_gain=gain if gain else np.inf)
         # shapes and centroids from the unfiltered pixels, as SExtractor measures them
