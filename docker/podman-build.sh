@@ -125,8 +125,10 @@ cmd_test() {
   cmd_build test ezphot:test
   t1=$(date +%s)
   echo "== test suite inside the container"
-  engine_run --rm -v "$shared:/opt/ezphot/shared:ro" ezphot:test \
-    python -m pytest -q -p no:cacheprovider
+  # pytest must not be PID 1 (a test reads /proc/<getppid()>/stat; a container's PID 1 has
+  # parent 0): bash stays the parent because a command follows pytest.
+  engine_run --rm -v "$shared:/opt/ezphot/shared:ro" --entrypoint bash ezphot:test \
+    -c 'python -m pytest -q -p no:cacheprovider; exit $?'
   t2=$(date +%s)
 
   work=$(mktemp -d /tmp/ezphot-docker-test.XXXXXX)
