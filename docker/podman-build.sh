@@ -118,7 +118,9 @@ cmd_test() {
   # mounted read-only where tests/conftest.py expects it; 3. the demo as the non-root user with
   # a mounted output folder; 4. a Dask scheduler + `dask worker` from the image (host network,
   # data tree at the same path as on the client) and `ezphot photometry --scheduler` through it.
-  local t0 t1 t2 t3 t4 shared work port rc=0
+  local t0 t1 t2 t3 t4 shared port rc=0
+  # globals, not locals: the EXIT trap runs after this function has returned
+  work="" sched=ezphot-sched-$$ worker=ezphot-worker-$$
   shared=$(cd "$repo/../shared" && pwd -P)
   t0=$(date +%s)
   cmd_build runtime ezphot
@@ -133,10 +135,9 @@ cmd_test() {
 
   work=$(mktemp -d /tmp/ezphot-docker-test.XXXXXX)
   chown 1000:1000 "$work" 2>/dev/null || chmod 1777 "$work"
-  local sched=ezphot-sched-$$ worker=ezphot-worker-$$
   cleanup() {
     "$ENGINE" rm -f "$sched" "$worker" >/dev/null 2>&1 || true
-    rm -rf "$work"
+    [ -z "$work" ] || rm -rf "$work"
   }
   trap cleanup EXIT
   echo "== demo as the non-root user, output in a mounted folder"
