@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.ezphot-installed
 DEMO_DIR ?= demo_output
 
-.PHONY: setup system-packages demo test bench docker clean
+.PHONY: setup system-packages demo test bench docker docker-test clean
 
 setup: system-packages $(STAMP)
 
@@ -28,8 +28,13 @@ test: setup
 bench: setup
 	$(PY) benchmarks/run_benchmarks.py
 
+# The image (docker when a daemon answers, else podman; host workarounds in docker/podman-build.sh).
 docker:
-	docker build -f docker/Dockerfile -t ezphot .
+	bash docker/podman-build.sh build runtime ezphot
+
+# Build runtime + test stages, run the whole suite, the demo and a Dask-worker batch in containers.
+docker-test:
+	bash docker/podman-build.sh test
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache build *.egg-info
