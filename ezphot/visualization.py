@@ -348,7 +348,11 @@ def plot_forced(catalog, *, max_positions: int = 16, zoom_radius_pixel: float | 
         diam = [float(d) for d in np.atleast_1d(catalog.meta.get("aperture_diameter_pixel", []))]
         radii = [np.full(n, d / 2.0) for d in diam]
         kind, suffixes = "APER", ["" if i == 0 else f"_{i}" for i in range(len(diam))]
+    annulus = catalog.meta.get("annulus_pixel")  # circular: [inner, outer] radius
+    ratio = catalog.meta.get("annulus_ratio")  # elliptical: outer / inner
     big = np.nanmax(np.vstack(radii)) if radii and n else 5.0
+    big = max(float(big), float(annulus[1]) if annulus else 0.0,
+              float(big) * float(ratio) if ratio else 0.0)
     half = float(zoom_radius_pixel) if zoom_radius_pixel else max(15.0, 3.0 * float(big))
     if ax is not None:
         fig, axes, owned = ax.figure, [ax], False
@@ -378,11 +382,21 @@ def plot_forced(catalog, *, max_positions: int = 16, zoom_radius_pixel: float | 
             a.add_patch(Ellipse((x, y), 2 * float(row["SMA_IMAGE"]), 2 * float(row["SMI_IMAGE"]),
                                 angle=float(row["THETA_IMAGE"]), fill=False, color=colours[0],
                                 lw=1.2))
+            if ratio:  # the sky annulus: the ellipse scaled by annulus_ratio
+                a.add_patch(Ellipse((x, y), 2 * ratio * float(row["SMA_IMAGE"]),
+                                    2 * ratio * float(row["SMI_IMAGE"]),
+                                    angle=float(row["THETA_IMAGE"]), fill=False, color="white",
+                                    lw=0.8, ls="--"))
             lines.append(_forced_label(row, "", kind))
         else:
             for j, (r, sfx) in enumerate(zip(radii, suffixes)):
                 a.add_patch(Circle((x, y), float(r[i]), fill=False, color=colours[j % 6], lw=1.0))
                 lines.append(f"⌀{2 * float(r[i]):.1f}px: {_forced_label(row, sfx, kind)}")
+            if annulus:  # the local-sky annulus, dashed
+                for rad in annulus:
+                    a.add_patch(Circle((x, y), float(rad), fill=False, color="white", lw=0.8,
+                                       ls="--"))
+                lines.append(f"sky annulus {annulus[0]:.1f}-{annulus[1]:.1f}px")
         a.plot([x], [y], marker="+", color="red", ms=8, mew=1)
         a.set_xlim(x0 - 0.5, x1 - 0.5)
         a.set_ylim(y0 - 0.5, y1 - 0.5)

@@ -174,6 +174,23 @@ def test_forced_pictures_are_cutouts_with_true_apertures(small):
     (ell,) = [p for p in a.patches if isinstance(p, Ellipse)]
     assert (ell.width, ell.height, ell.angle) == pytest.approx((12.0, 6.0, 30.0))
     assert ell.center == pytest.approx((200.0, 150.0))
+    # the local-sky annulus at its true size: photutils' own annulus radii / the scaled ellipse
+    cat = ap.circular_photometry(img, [200.0], [150.0], aperture_diameter_arcsec=[5],
+                                 aperture_diameter_seeing=[], annulus_width_arcsec=4,
+                                 save=False, verbose=False, visualize=True)
+    r_in, r_out = cat.meta["annulus_pixel"]
+    assert r_out - r_in == pytest.approx(4 / img.pixelscale)
+    (a,) = cat.figure.axes
+    dashed = sorted(p.radius for p in a.patches if isinstance(p, Circle) and p.get_linestyle()
+                    == "--")
+    assert dashed == pytest.approx([r_in, r_out])
+    (x0, x1) = a.get_xlim()
+    assert x1 - x0 > 2 * r_out
+    cat = ap.elliptical_photometry(img, [200.0], [150.0], [6.0], [3.0], [30.0], save=False,
+                                   annulus_ratio=2.0, verbose=False, visualize=True)
+    outer = [p for p in cat.figure.axes[0].patches if isinstance(p, Ellipse)
+             and p.get_linestyle() == "--"]
+    assert [(p.width, p.height, p.angle) for p in outer] == [pytest.approx((24.0, 12.0, 30.0))]
 
 
 def test_detection_picture_zoom(small):

@@ -599,6 +599,8 @@ def circular_photometry(target_img, x_arr, y_arr, *, aperture_diameter_arcsec=(5
     meta = {"method": "circular", "aperture_method": method, "aperture_diameter_pixel": diam_px,
             "background": _bkg_label(bkg, True if with_annulus else None), "egain": gain,
             "n_off_image": off,
+            # local-sky annulus (pixels: inner and outer radius), drawn by the pictures
+            "annulus_pixel": [float(r_in), float(r_in + width)] if with_annulus else None,
             "background_details": _bkg_details(sky, bkg, True if with_annulus else None)}
     info = catalog_info(img, "circular", seeing=seeing, aperture_diameter_arcsec=diam_arcsec,
                         path=None)
@@ -693,6 +695,8 @@ def elliptical_photometry(target_img, x_arr, y_arr, sma_arr, smi_arr, theta_arr,
                       subpixels=subpixels if method == "subpixel" else None)
     meta = {"method": "elliptical", "aperture_method": method,
             "background": _bkg_label(bkg, True if with_annulus else None),
+            # the annulus runs from each ellipse out to annulus_ratio times it
+            "annulus_ratio": float(annulus_ratio) if with_annulus else None,
             "background_details": _bkg_details(sky, bkg, True if with_annulus else None)}
     info = catalog_info(img, "elliptical", seeing=img.seeing, aperture_diameter_arcsec=None,
                         path=None)
