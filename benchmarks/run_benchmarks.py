@@ -51,6 +51,16 @@ def child(code: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def _conv_for_bare_run(cat, config: dict, d: Path) -> None:
+    """The catalogue's detection kernel (its .conv lived in the removed run directory) written
+    for the bare binary: the same filter, byte for byte (meta['detection_filter'])."""
+    from ezphot.sextractor.convfilter import write_conv
+
+    kernel = cat.meta.get("detection_filter", {}).get("kernel")
+    if kernel is not None:
+        config["FILTER_NAME"] = str(write_conv(d / "bare.conv", kernel))
+
+
 def bench_core(frames_dir: Path, repeat: int) -> dict:
     """sex_photometry vs the bare binary with the same configuration; memory; import time."""
     from ezphot.imageobjects import ScienceImage
@@ -70,6 +80,7 @@ def bench_core(frames_dir: Path, repeat: int) -> dict:
         d = Path(d)
         (d / "bare.param").write_text("\n".join(cat.meta["sextractor_parameters"]) + "\n")
         config.update(CATALOG_NAME=str(d / "bare.ldac"), PARAMETERS_NAME=str(d / "bare.param"))
+        _conv_for_bare_run(cat, config, d)
         (d / "bare.sex").write_text("".join(f"{k} {v}\n" for k, v in config.items()))
         for _ in range(repeat):  # alternate, so drifts in machine load hit both alike
             t0 = time.perf_counter()
@@ -148,6 +159,7 @@ def bench_maps(frames_dir: Path, repeat: int) -> dict:
         cfg = {}
         image_path = _prepare_maps(img, d, str(path), cfg, bkg, rms, star, 60000)
         config.update({k: v for k, v in cfg.items() if k in ("WEIGHT_IMAGE",)})
+        _conv_for_bare_run(cat, config, d)
         (d / "bare.param").write_text("\n".join(cat.meta["sextractor_parameters"]) + "\n")
         config.update(CATALOG_NAME=str(d / "bare.ldac"), PARAMETERS_NAME=str(d / "bare.param"))
         (d / "bare.sex").write_text("".join(f"{k} {v}\n" for k, v in config.items()))
