@@ -1,6 +1,6 @@
 """Speed and memory of ezphot, measured side by side with a reference in the same run.
 
-    python benchmarks/run_benchmarks.py [core maps forced forced_scale batch inject save]
+    python benchmarks/run_benchmarks.py [core maps forced forced_scale batch inject save show]
                                          [--frames-dir DIR] [--repeat 3]
 
 Every figure is a ratio against a reference measured in this same run on the same full-size
@@ -577,9 +577,59 @@ def bench_save(frames_dir: Path, repeat: int) -> dict:
     return result
 
 
+def bench_show(frames_dir: Path, repeat: int) -> dict:
+    """``show('coord')`` of a full frame (binning, zscale, WCSAxes, drawing) vs plain
+    matplotlib ``imshow`` of the same binned array (zscale norm, drawing), side by side."""
+    from astropy.visualization import ImageNormalize, ZScaleInterval
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from ezphot.imageobjects import ScienceImage
+    from ezphot.visualization import bin_image
+
+    print("show: show('coord') of a full frame vs plain imshow of the binned array")
+    img = ScienceImage(full_frame(frames_dir))
+    img.data  # pixels loaded once: both sides draw from memory
+    binned = bin_image(img.data, 4)
+
+    def ours() -> None:
+        fig, _ = img.show("coord")
+        FigureCanvasAgg(fig)  # a plain Figure's base canvas draws nothing: render for real
+        fig.canvas.draw()
+
+    def plain(projection=None) -> None:
+        fig = Figure(figsize=(8, 6))
+        FigureCanvasAgg(fig)
+        ax = fig.add_subplot(projection=projection)
+        im = ax.imshow(binned, origin="lower", cmap="gray",
+                       norm=ImageNormalize(binned, interval=ZScaleInterval()))
+        fig.colorbar(im, ax=ax, label="ADU")  # the same picture: show() has a colour bar
+        fig.canvas.draw()
+
+    def plain_wcs() -> None:  # what a user types: matplotlib + astropy's WCSAxes
+        plain(img.wcs)
+
+    ours(), plain(), plain_wcs()  # warm-up (WCS, fonts)
+    ours_t, plain_t, wcs_t = [], [], []
+    for _ in range(repeat):
+        for f, ts in ((ours, ours_t), (plain_wcs, wcs_t), (plain, plain_t)):
+            t0 = time.perf_counter()
+            f()
+            ts.append(time.perf_counter() - t0)
+    result = {"show_coord_s": statistics.median(ours_t),
+              "plain_imshow_wcsaxes_s": statistics.median(wcs_t),
+              "plain_imshow_pixel_axes_s": statistics.median(plain_t)}
+    result["ratio"] = result["show_coord_s"] / result["plain_imshow_wcsaxes_s"]
+    print(f"  show('coord') {result['show_coord_s']:.2f} s (binning included) vs plain imshow "
+          f"of the binned array on WCSAxes {result['plain_imshow_wcsaxes_s']:.2f} s -> ratio "
+          f"{result['ratio']:.2f} (target <= 1.5); on pixel axes "
+          f"{result['plain_imshow_pixel_axes_s']:.2f} s")
+    return result
+
+
 BENCHES = {"core": bench_core, "maps": bench_maps, "forced": bench_forced,
            "forced_scale": bench_forced_scale, "batch": bench_batch, "inject": bench_inject,
-           "save": bench_save}
+           "save": bench_save, "show": bench_show}
 
 
 def main() -> None:

@@ -94,22 +94,39 @@ def bin_image(data, step: int) -> np.ndarray:
     """Mean of ``step x step`` blocks (NaN-aware; edges that do not fill a block dropped).
 
     Binning keeps faint sources and noise statistics that taking every n-th pixel loses.
+    The frame is binned in strips of a few MB (no full-frame temporary); only strips with a
+    non-finite block take the slower NaN-aware path.
     """
     data = np.asarray(data)
     step = max(1, int(step))
     if step == 1:
         return data.astype(float, copy=False)
     ny, nx = (data.shape[0] // step) * step, (data.shape[1] // step) * step
-    block = data[:ny, :nx].astype(np.float32).reshape(ny // step, step, nx // step, step)
     if data.dtype == bool:
-        return block.max(axis=(1, 3))
-    finite = np.isfinite(block)
-    if finite.all():
-        return block.mean(axis=(1, 3))
-    total = np.where(finite, block, 0).sum(axis=(1, 3))
-    count = finite.sum(axis=(1, 3))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(count > 0, total / count, np.nan)
+        return data[:ny, :nx].reshape(ny // step, step, nx // step, step).max(axis=(1, 3))
+    out = np.empty((ny // step, nx // step), dtype=np.float32)
+    rows = max(step, ((1 << 22) // (4 * max(nx, 1))) // step * step)
+    for y0 in range(0, ny, rows):
+        y1 = min(ny, y0 + rows)
+        strip = np.asarray(data[y0:y1, :nx], dtype=np.float32)
+        # sums of strided slices: long inner loops (a reduction over a 4-long axis is slow)
+        cols = strip[:, 0::step].copy()
+        for k in range(1, step):
+            cols += strip[:, k::step]
+        binned = cols[0::step].copy()
+        for k in range(1, step):
+            binned += cols[k::step]
+        binned /= np.float32(step * step)
+        # a non-finite pixel makes its block's sum non-finite: only such strips need more
+        if not np.isfinite(binned).all():
+            block = strip.reshape((y1 - y0) // step, step, nx // step, step)
+            finite = np.isfinite(block)
+            total = np.where(finite, block, 0).sum(axis=(1, 3))
+            count = finite.sum(axis=(1, 3))
+            with np.errstate(invalid="ignore", divide="ignore"):
+                binned = np.where(count > 0, total / count, np.nan)
+        out[y0 // step:y1 // step] = binned
+    return out
 
 
 def _norm(data: np.ndarray, scale: str):
