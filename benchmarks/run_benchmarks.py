@@ -154,10 +154,10 @@ def bench_maps(frames_dir: Path, repeat: int) -> dict:
     with tempfile.TemporaryDirectory() as d:
         d = Path(d)
         # the bare binary gets the same three inputs, prepared beforehand (not timed)
-        from ezphot.photometry.sexphot import _prepare_maps
+        from ezphot.sextractor.imagerun import prepare_maps
 
         cfg = {}
-        image_path = _prepare_maps(img, d, str(path), cfg, bkg, rms, star, 60000)
+        image_path = prepare_maps(img, d, str(path), cfg, bkg, rms, star, 60000)
         config.update({k: v for k, v in cfg.items() if k in ("WEIGHT_IMAGE",)})
         _conv_for_bare_run(cat, config, d)
         (d / "bare.param").write_text("\n".join(cat.meta["sextractor_parameters"]) + "\n")

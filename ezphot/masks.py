@@ -128,30 +128,24 @@ def calculate_sourcemask(img, *, target_srcmask=None, sigma: float = 5,
     ``timeout``: seconds allowed to the binary (default ``$EZPHOT_SEXTRACTOR_TIMEOUT``, else
     one that grows with the image size).
     """
-    from ._io import run_directory
-    from .photometry.sexphot import _NO_KEY, _sextractor_input
-    from .sextractor import find_sextractor, run_sextractor
-    from .sextractor.convfilter import detection_filter_config, resolve_detection_filter
+    from .sextractor.convfilter import resolve_detection_filter
+    from .sextractor.imagerun import image_config, run_on_image
 
     validate.number(sigma, "sigma", minimum=0)
     validate.number(mask_radius_factor, "mask_radius_factor", minimum=0)
     validate.saturation_level(saturation_level)
     mask = _start(img, target_srcmask)
     log.info("Masking source... [sigma = %g, mask_radius_factor = %g]", sigma, mask_radius_factor)
-    config = dict(img.profile.sextractor)
-    config.update(DETECT_THRESH=sigma, ANALYSIS_THRESH=sigma, SATUR_LEVEL=saturation_level,
-                  SATUR_KEY=_NO_KEY, GAIN=0.0, GAIN_KEY=_NO_KEY, PHOT_APERTURES=5,
-                  PIXEL_SCALE=img.pixelscale or 1.0)
+    config = image_config(img, saturation_level=saturation_level, DETECT_THRESH=sigma,
+                          ANALYSIS_THRESH=sigma, PHOT_APERTURES=5,
+                          PIXEL_SCALE=img.pixelscale or 1.0)
     params = ["X_IMAGE", "Y_IMAGE", "ISOAREA_IMAGE", "FWHM_IMAGE", "FLAGS"]
     # detection filter (sextractor/convfilter.py): header seeing, else the shipped 3x3
     dfilter = resolve_detection_filter(detection_filter, fwhm=detection_filter_fwhm,
                                        seeing_pixel=_seeing_pixel(img))
-    with run_directory("ezphot-srcmask-") as workdir:
-        config.update(detection_filter_config(dfilter, workdir))
-        config["DETECT_THRESH"] = sigma * dfilter.threshold_scale
-        run = run_sextractor(_sextractor_input(img, workdir), workdir=workdir, config=config,
-                             parameters=params, n_apertures=1, timeout=timeout,
-                             binary=binary or find_sextractor(timeout=timeout))
+    run = run_on_image(img, config=config, parameters=params, prefix="ezphot-srcmask-",
+                       detection_filter=dfilter, detection_sigma=sigma, binary=binary,
+                       timeout=timeout)
     t = run.catalogs[0].table
     radius = np.maximum(np.sqrt(np.asarray(t["ISOAREA_IMAGE"], float) / np.pi),
                         np.asarray(t["FWHM_IMAGE"], float).clip(0, 50))

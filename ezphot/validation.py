@@ -38,10 +38,11 @@ import astropy.units as u
 import numpy as np
 from astropy.table import Table
 
-from ._io import run_directory
+from ._io import run_directory, write_float_image
 from .exceptions import ImageError
 from .imageobjects import BaseImage
 from .photometry.common import as_image
+from .sextractor.imagerun import detect_sources
 
 log = logging.getLogger(__name__)
 
@@ -162,26 +163,6 @@ class _PSF:
     def meta(self) -> dict:
         return {"kind": self.kind, "fwhm_pixel": self.fwhm, "beta": self.beta,
                 "n_stars": self.n_stars}
-
-
-def _detect(img: BaseImage, workdir: Path, binary, *, sigma: float = 3.0) -> Table:
-    """The binary's sources on the image (0-based positions): for the PSF and to avoid them."""
-    from .photometry.sexphot import _NO_KEY, _sextractor_input
-    from .sextractor import find_sextractor, run_sextractor
-
-    config = dict(img.profile.sextractor)
-    config.update(DETECT_THRESH=sigma, ANALYSIS_THRESH=sigma, PHOT_APERTURES=5,
-                  SATUR_LEVEL=img.saturation, SATUR_KEY=_NO_KEY, GAIN=0.0, GAIN_KEY=_NO_KEY,
-                  PIXEL_SCALE=img.pixelscale or 1.0, CLEAN="Y")
-    params = ["X_IMAGE", "Y_IMAGE", "FLUX_AUTO", "FLUXERR_AUTO", "FLUX_MAX", "BACKGROUND",
-              "ISOAREA_IMAGE", "FWHM_IMAGE", "ELONGATION", "FLAGS"]
-    run = run_sextractor(_sextractor_input(img, workdir), workdir=workdir, config=config,
-                         parameters=params, n_apertures=1,
-                         binary=binary or find_sextractor())
-    t = run.catalogs[0].table
-    t["X_IMAGE"] = np.asarray(t["X_IMAGE"], float) - 1.0
-    t["Y_IMAGE"] = np.asarray(t["Y_IMAGE"], float) - 1.0
-    return t
 
 
 def _psf_candidates(img: BaseImage, det: Table, radius: int) -> Table:
@@ -469,8 +450,6 @@ def injection_recovery(
     -------
     InjectionResult
     """
-    from .photometry.sexphot import write_float_image
-
     if workflow not in WORKFLOWS:
         raise ValueError(f"workflow must be one of {WORKFLOWS}, got {workflow!r}")
     if maps not in _MAPS:
@@ -487,8 +466,7 @@ def injection_recovery(
     with run_directory("ezphot-inject-") as workdir:
         det = None
         if avoid_sources or (isinstance(psf, str) and psf == "auto"):
-            (workdir / "detect").mkdir()
-            det = _detect(img, workdir / "detect", binary)
+            det = detect_sources(img, binary=binary)
         model = build_psf(img, psf, detections=det)
         fwhm = model.fwhm
         radius = int(math.ceil(max(4 * fwhm, 10)))

@@ -419,7 +419,7 @@ def test_saved_errormap_is_linked_not_copied(own_copy, tmp_path, caplog):
     with pytest.raises(ValueError, match="read-only"):
         loaded.data[0, 0] = 1.0
     digest = sha256(rms_file)
-    with caplog.at_level("DEBUG", logger="ezphot.photometry.sexphot"):
+    with caplog.at_level("DEBUG", logger="ezphot.sextractor.imagerun"):
         ours = AperturePhotometry().sex_photometry(img, target_bkgrms=loaded,
                                                    target_bkg=float(np.median(bkg.data)),
                                                    detection_filter="default", **QUIET)

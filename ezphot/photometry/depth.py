@@ -69,12 +69,10 @@ def blank_positions(mask: np.ndarray, radius: float, n: int, rng, *,
 
 def _source_mask(img: BaseImage, binary, *, grow: float) -> np.ndarray:
     """Disks over the binary's 3-sigma detections: 2 x isophotal radius, at least ``grow``."""
-    from .._io import run_directory
     from ..masks import paint_disks
-    from ..validation import _detect
+    from ..sextractor.imagerun import detect_sources
 
-    with run_directory("ezphot-blank-") as workdir:
-        det = _detect(img, workdir, binary)
+    det = detect_sources(img, binary=binary)
     mask = np.zeros(img.shape, bool)
     if len(det):
         r = np.maximum(2.0 * np.sqrt(np.asarray(det["ISOAREA_IMAGE"], float) / np.pi),

@@ -1,32 +1,33 @@
-"""`sex_photometry`: detection photometry with the real SExtractor binary (CONTRACT §4.1)."""
+"""`sex_photometry`: detection photometry with the real SExtractor binary (CONTRACT §4.1).
+
+How the binary is run on an image (configuration, maps, run directory) is
+`ezphot.sextractor.imagerun`'s; this module owns the arguments and the column contract.
+"""
 
 from __future__ import annotations
 
 import logging
 import math
-import os
 import re
-import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import astropy.units as u
 import numpy as np
-from astropy.io import fits
 from astropy.table import Table
 
 from .. import _validate as validate
-from .._io import run_directory
 from ..config import sextractor_config_dir
 from ..dataobjects.catalog import Catalog
 from ..exceptions import ImageError
 from ..imageobjects import Background, BaseImage, Errormap, Mask
-from ..sextractor import SExtractorBinary, find_sextractor, run_sextractor
+from ..sextractor import SExtractorBinary, find_sextractor
 from ..sextractor.binary import resolve_timeout
 from ..sextractor.checkimage import CheckImage, checkimage_file_name
 from ..sextractor.configfile import (checkimage_types, format_value, read_param_file,
                                      validate_config)
-from ..sextractor.convfilter import detection_filter_config, resolve_detection_filter
+from ..sextractor.convfilter import resolve_detection_filter
+from ..sextractor.imagerun import image_config, run_on_image
 from ..sextractor.ldac import LDACCatalog
 from .common import (aperture_diameters, as_image, as_list, catalog_info, catalog_path,
                      finish_catalog)
@@ -35,18 +36,8 @@ log = logging.getLogger(__name__)
 
 __all__ = ["sex_photometry", "measure_seeing", "default_parameters", "zero_based_columns"]
 
-# Keywords ezphot sets so that header values (SATURATE, GAIN) never override the arguments:
-# SExtractor reads SATUR_KEY/GAIN_KEY from the image header when present.
-_NO_KEY = "EZNOKEY"
 # Pixel positions SExtractor reports 1-based: X/Y..._IMAGE columns in pixels.
 _POSITION = re.compile(r"^[XY][A-Z]*_IMAGE(_DBL)?(_\d+)?$")
-# Keywords of the tile-compression convention (and of extensions), dropped from a plain copy.
-_COMPRESSION_KEY = re.compile(
-    r"^(XTENSION|PCOUNT|GCOUNT|ZIMAGE|ZSIMPLE|ZEXTEND|ZBLOCKED|ZTENSION|ZPCOUNT|ZGCOUNT|ZBITPIX|"
-    r"ZNAXIS\d*|ZTILE\d+|ZCMPTYPE|ZNAME\d+|ZVAL\d+|ZMASKCMP|ZQUANTIZ|ZDITHER0|ZHECKSUM|"
-    r"ZDATASUM)$")
-# Weight threshold above which MAP_RMS pixels are treated as bad (masked).
-_MASKED_RMS = 1.0e30
 
 
 def default_parameters() -> list[str]:
@@ -84,16 +75,12 @@ def measure_seeing(img: BaseImage, *, binary: SExtractorBinary | None = None,
     pixelscale = img.pixelscale
     if not pixelscale:
         return None
-    binary = binary or find_sextractor(timeout=timeout)
-    config = dict(img.profile.sextractor)
-    config.update(DETECT_THRESH=20, ANALYSIS_THRESH=20, PHOT_APERTURES=10,
-                  SATUR_LEVEL=saturation_level or img.saturation, SATUR_KEY=_NO_KEY,
-                  GAIN=0.0, GAIN_KEY=_NO_KEY, PIXEL_SCALE=pixelscale, CLEAN="Y")
+    config = image_config(img, saturation_level=saturation_level or img.saturation,
+                          DETECT_THRESH=20, ANALYSIS_THRESH=20, PHOT_APERTURES=10,
+                          PIXEL_SCALE=pixelscale, CLEAN="Y")
     params = ["FWHM_IMAGE", "FLAGS", "ELONGATION", "FLUX_AUTO", "FLUXERR_AUTO", "CLASS_STAR"]
-    with run_directory("ezphot-seeing-") as workdir:
-        image_path = _sextractor_input(img, workdir)
-        run = run_sextractor(image_path, workdir=workdir, config=config, parameters=params,
-                             n_apertures=1, binary=binary, timeout=timeout)
+    run = run_on_image(img, config=config, parameters=params, prefix="ezphot-seeing-",
+                       binary=binary, timeout=timeout)
     t = run.catalogs[0].table
     with np.errstate(divide="ignore", invalid="ignore"):
         snr = t["FLUX_AUTO"] / t["FLUXERR_AUTO"]
@@ -111,141 +98,6 @@ def measure_seeing(img: BaseImage, *, binary: SExtractorBinary | None = None,
     seeing = float(np.median(fwhm) * pixelscale)
     log.info("%s: seeing measured on %d stars: %.3f arcsec", img.path, fwhm.size, seeing)
     return seeing
-
-
-_STRUCTURAL = re.compile(r"^(SIMPLE|BITPIX|NAXIS\d*|EXTEND|BZERO|BSCALE|BLANK|CHECKSUM|DATASUM)$")
-
-
-def _plain_header(header: fits.Header, shape: tuple[int, int]) -> fits.Header:
-    """A float32 primary header with the image's metadata and WCS (no structure/compression)."""
-    out = fits.Header([("SIMPLE", True), ("BITPIX", -32), ("NAXIS", 2), ("NAXIS1", shape[1]),
-                       ("NAXIS2", shape[0])])
-    for card in header.cards:
-        if card.keyword and not (_STRUCTURAL.match(card.keyword)
-                                 or _COMPRESSION_KEY.match(card.keyword)):
-            out.append(card, end=True)
-    return out
-
-
-# Bytes per row block when streaming an image: blocks that stay in the CPU cache and below
-# malloc's mmap threshold. With blocks of 512 rows (19 MB for 7DT) every temporary was a
-# fresh mmap whose pages the kernel had to fault in and zero: writing the two maps of a full
-# 7DT frame took 0.4-0.6 s, now 0.15-0.25 s (benchmarks/, "maps").
-_BLOCK_BYTES = 1 << 19
-
-
-def write_float_image(path: Path, shape: tuple[int, int], rows, header: fits.Header | None = None,
-                      chunk: int | None = None) -> str:
-    """Write a float32 FITS image row block by row block (no full-frame temporary array).
-
-    ``rows(y0, y1)`` returns the rows ``y0:y1`` of the image; ``chunk`` rows are asked for at
-    a time (default: about 512 KiB of pixels).
-    """
-    chunk = chunk or max(1, _BLOCK_BYTES // (4 * shape[1]))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", fits.verify.VerifyWarning)
-        head = _plain_header(header or fits.Header(), shape).tostring().encode("ascii")
-    # a plain FITS file written directly: astropy's StreamingHDU flushes every block (slow)
-    block = np.empty((chunk, shape[1]), dtype=">f4")  # one reused big-endian buffer
-    with open(path, "wb", buffering=0) as fh:
-        fh.write(head)
-        for y0 in range(0, shape[0], chunk):
-            y1 = min(shape[0], y0 + chunk)
-            out = block[: y1 - y0]
-            out[...] = rows(y0, y1)
-            fh.write(out.data)
-        fh.write(b"\0" * (-fh.tell() % 2880))  # FITS blocks are 2880 bytes
-    return str(path)
-
-
-def _sextractor_input(img: BaseImage, workdir: Path) -> str:
-    """A path the binary can read: the file itself, or a plain copy (tile-compressed input)."""
-    path = img.sextractor_path
-    if path is not None:
-        return path
-    log.debug("%s is tile-compressed: measuring a plain copy", img.path)
-    try:
-        return write_float_image(workdir / "image.fits", img.shape, img.read_rows, img.header)
-    finally:
-        img.close()
-
-
-def _prepare_maps(img: BaseImage, workdir: Path, image_path: str, config: dict, bkg, rms, mask,
-                  saturation_level: float) -> str:
-    """Write the background-subtracted image and the weight map the binary needs.
-
-    SExtractor takes no background map: a map is subtracted into a copy and the binary told
-    BACK_TYPE MANUAL 0, with the saturation level lowered by the background removed. RMS map
-    and mask become one weight image in which masked pixels are bad, hence neither detected
-    nor measured (SExtractor's own way: in apertures they are replaced by their mirror pixel
-    about the centre). An RMS map loaded from a file, unmodified and without a mask is
-    linked instead of copied. Files are written concurrently (file writes release the GIL).
-
-    Marking masked pixels as -1e30 in the subtracted copy instead would spare the weight file,
-    but SExtractor 2.25 treats such pixels differently in apertures (zero, not the mirror
-    pixel: a star half under a mask lost half its FLUX_AUTO) and in its noise estimate, so
-    the mask stays in the weight map.
-    """
-    from concurrent.futures import ThreadPoolExecutor
-
-    jobs = {}
-    if isinstance(bkg, Background):
-        jobs["image"] = (workdir / "image_subbkg.fits",
-                         lambda a, b: img.read_rows(a, b) - bkg.data[a:b], img.header)
-        # a smooth map: its median from a sparse grid of pixels is the median
-        config["SATUR_LEVEL"] = saturation_level - float(np.nanmedian(bkg.data[::8, ::8]))
-        config.update(BACK_TYPE="MANUAL", BACK_VALUE=0.0)
-    elif bkg is not None:
-        config.update(BACK_TYPE="MANUAL", BACK_VALUE=float(bkg))
-    linked = None
-    if rms is not None:
-        # absolute RMS map; masked pixels beyond WEIGHT_THRESH are bad
-        config.update(WEIGHT_TYPE="MAP_RMS", WEIGHT_THRESH=_MASKED_RMS / 10, RESCALE_WEIGHTS="N")
-        source = rms.unmodified_file() if mask is None else None
-        if source is not None and _plain_primary_image(source):
-            # loaded from a file and unmodified: handed over as it is, not copied
-            linked = workdir / "weight.fits"
-            os.symlink(source.resolve(), linked)  # a plain name for the configuration file
-        else:
-            def weight_rows(a: int, b: int) -> np.ndarray:
-                rows = np.array(rms.data[a:b], dtype=np.float32)
-                if mask is not None:
-                    rows[mask.data[a:b]] = _MASKED_RMS
-                return rows
-
-            jobs["weight"] = (workdir / "weight.fits", weight_rows, None)
-    elif mask is not None:
-        # mask only: relative weights 1/0, rescaled by SExtractor to the measured noise
-        def weight_rows(a: int, b: int) -> np.ndarray:
-            return (~mask.data[a:b]).astype(np.float32)
-
-        config.update(WEIGHT_TYPE="MAP_WEIGHT", WEIGHT_THRESH=0.5, RESCALE_WEIGHTS="Y")
-        jobs["weight"] = (workdir / "weight.fits", weight_rows, None)
-    if rms is not None or mask is not None:
-        config["WEIGHT_GAIN"] = "N"
-    if mask is not None:
-        config["INTERP_TYPE"] = "NONE"  # masked pixels stay excluded, not filled in
-    try:
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            written = {k: pool.submit(write_float_image, path, img.shape, rows, header)
-                       for k, (path, rows, header) in jobs.items()}
-            written = {k: f.result() for k, f in written.items()}
-    finally:
-        img.close()  # the file handle read_rows opened
-    if "weight" in written or linked is not None:
-        config["WEIGHT_IMAGE"] = written.get("weight", str(linked))
-    log.debug("%s: written for the binary: %s%s", img.path, sorted(written) or "nothing",
-              "; RMS map linked" if linked is not None else "")
-    return written.get("image", image_path)
-
-
-def _plain_primary_image(path: Path) -> bool:
-    """True when the primary HDU of ``path`` is a 2-D image SExtractor can read."""
-    try:
-        header = fits.getheader(path, 0)
-    except (OSError, ValueError):
-        return False
-    return header.get("NAXIS") == 2 and header.get("BITPIX") in (8, 16, 32, -32, -64)
 
 
 def _postprocess(table: Table, ldac: LDACCatalog, img: BaseImage, *, detect_thresh: float,
@@ -399,12 +251,11 @@ def sex_photometry(
     gain = egain if egain is not None else (img.egain or 0.0)
     validate.apertures_fit(diam_px, img.shape, "aperture diameters", img.path)
 
-    config = dict(img.profile.sextractor)
+    config = image_config(img, saturation_level=saturation_level, gain=gain)
     min_radius = _numbers(config.get("PHOT_AUTOPARAMS", "2.5,3.5"))[-1]
     config.update(
         DETECT_THRESH=detection_sigma, ANALYSIS_THRESH=detection_sigma,
         PHOT_APERTURES=diam_px, PHOT_AUTOPARAMS=(kron_factor, min_radius),
-        SATUR_LEVEL=saturation_level, SATUR_KEY=_NO_KEY, GAIN=gain, GAIN_KEY=_NO_KEY,
         PIXEL_SCALE=pixelscale or 0.0, MAG_ZEROPOINT=zeropoint or 0.0,
     )
     if seeing:
@@ -420,15 +271,10 @@ def sex_photometry(
     dfilter = resolve_detection_filter(
         detection_filter, fwhm=detection_filter_fwhm, size=detection_filter_size,
         seeing_pixel=seeing / pixelscale if seeing and pixelscale else None)
-    with run_directory("ezphot-sex-") as workdir:
-        image_path = _prepare_maps(img, workdir, _sextractor_input(img, workdir), config, bkg,
-                                   rms, mask, saturation_level)
-        config.update(detection_filter_config(dfilter, workdir))
-        config["DETECT_THRESH"] = detection_sigma * dfilter.threshold_scale
-        config.update(user)
-        run = run_sextractor(image_path, workdir=workdir, config=config, parameters=params,
-                             n_apertures=len(diam_px), binary=binary, timeout=timeout,
-                             checkimages=check_types)
+    run = run_on_image(img, config=config, parameters=params, n_apertures=len(diam_px),
+                       prefix="ezphot-sex-", bkg=bkg, rms=rms, mask=mask,
+                       detection_filter=dfilter, detection_sigma=detection_sigma,
+                       overrides=user, binary=binary, timeout=timeout, checkimages=check_types)
     ldac = run.catalogs[0]
     table = ldac.table
     if len(table) == 0 and not np.isfinite(img.data).any():
