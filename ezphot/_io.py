@@ -49,7 +49,7 @@ def _owner_tag() -> str:
     return f"{os.getpid()}@{socket.gethostname()}"
 
 
-def _boot_id() -> str:
+def boot_id() -> str:
     try:
         return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
     except OSError:
@@ -79,7 +79,7 @@ def _pid_namespace() -> str:
 def _owner_record(name: str) -> dict:
     stat = _proc_stat(os.getpid())
     return {"ezphot": "owner", "name": name, "pid": os.getpid(), "host": socket.gethostname(),
-            "boot": _boot_id(), "pidns": _pid_namespace(),
+            "boot": boot_id(), "pidns": _pid_namespace(),
             "start": None if stat is None else stat[1], "created": round(time.time(), 3)}
 
 
@@ -117,7 +117,7 @@ def _owner_dead(rec: dict) -> bool:
     pidns = _pid_namespace()
     if rec.get("pidns") and pidns and rec["pidns"] != pidns:
         return False  # another container's pids are not visible here
-    boot = _boot_id()
+    boot = boot_id()
     if rec.get("boot") and boot and rec["boot"] != boot:
         return True  # written before a reboot
     pid = rec["pid"]

@@ -166,7 +166,7 @@ def _mesh_to_map(mesh: np.ndarray, filter_size: int, shape: tuple[int, int],
     return out
 
 
-class _ArrayRows:
+class ArrayRows:
     """An in-memory array with the ``read_rows``/``close``/``shape`` of an image."""
 
     def __init__(self, data: np.ndarray, path="array"):
@@ -317,7 +317,7 @@ def _bin_frame(img, invalid, hide, b: int) -> tuple[np.ndarray, np.ndarray | Non
     return total, hidden, n_bad  # 0/0 = NaN where a block has no usable pixel
 
 
-def _deep_background(img, invalid, hide, box: int, filter_size: int, fwhm: float | None,
+def deep_background(img, invalid, hide, box: int, filter_size: int, fwhm: float | None,
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, dict]:
     """Mesh levels measured outside a deep source mask, all on the binned frame.
 
@@ -348,7 +348,7 @@ def _deep_background(img, invalid, hide, box: int, filter_size: int, fwhm: float
         b -= 1
     ny, nx = img.shape
     binned, hidden, n_bad = _bin_frame(img, invalid, hide, b)
-    rows = _ArrayRows(binned)
+    rows = ArrayRows(binned)
     boxb = box // b
     user = [] if hidden is None else [hidden]
     mesh, spread, _ = _clipped_mean_meshes(rows, user, boxb)
@@ -434,9 +434,9 @@ def tile_background(data, ignore: np.ndarray | None, *, box_size: int = 64,
     Returns ``(back, rms, info)`` (float32 maps; NaN everywhere when no mesh has enough
     usable pixels).
     """
-    arr = data if hasattr(data, "read_rows") else _ArrayRows(np.asarray(data, np.float32))
+    arr = data if hasattr(data, "read_rows") else ArrayRows(np.asarray(data, np.float32))
     masks = [np.asarray(ignore, bool)] if ignore is not None and ignore.any() else []
-    mesh, spread, _, _, info = _deep_background(arr, masks, [], box_size, filter_size, fwhm)
+    mesh, spread, _, _, info = deep_background(arr, masks, [], box_size, filter_size, fwhm)
     if not np.isfinite(mesh).any():
         nan = np.full(arr.shape, np.nan, np.float32)
         return nan, nan, info
@@ -543,10 +543,10 @@ def calculate_bkg(img, *, target_srcmask=None, target_ivpmask=None, is_2D_bkg: b
                              _mask_array(target_ivpmask, shape, "target_ivpmask")) if m is not None]
         if deep_mask:
             if fwhm is None:
-                fwhm = _seeing_pixels(img)
+                fwhm = seeing_pixels(img)
             src = _mask_array(target_srcmask, shape, "target_srcmask")
             ivp = _mask_array(target_ivpmask, shape, "target_ivpmask")
-            mesh, spread, _, _, info = _deep_background(
+            mesh, spread, _, _, info = deep_background(
                 img, [] if ivp is None else [ivp], [] if src is None else [src], box_size,
                 filter_size, fwhm)
             n_ignored = info["ignored"]
@@ -597,7 +597,7 @@ def _master(frame, name: str):
     return np.asarray(frame, dtype=np.float64), None
 
 
-def _seeing_pixels(img) -> float | None:
+def seeing_pixels(img) -> float | None:
     """The image's seeing FWHM in pixels (header SEEING / pixel scale), if known."""
     try:
         seeing, scale = img.seeing, img.pixelscale

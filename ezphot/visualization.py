@@ -36,7 +36,7 @@ __all__ = ["show_image", "show_position", "plot_catalog", "plot_forced", "plot_m
 _NOTEBOOK_BACKENDS = ("inline", "ipympl", "widget", "nbagg", "notebook")
 
 
-def _kernel():
+def jupyter_kernel():
     """The running IPython kernel shell, or None (no IPython, or a terminal IPython)."""
     ipython = sys.modules.get("IPython")
     if ipython is None:
@@ -56,7 +56,7 @@ def _pyplot_notebook_backend() -> bool:
 def new_figure(figsize=(8, 6)) -> Figure:
     """A figure that Jupyter shows under the cell (pyplot-managed) when a notebook backend
     is active; a plain `Figure` (never registered with pyplot) everywhere else."""
-    if _kernel() is not None and _pyplot_notebook_backend():
+    if jupyter_kernel() is not None and _pyplot_notebook_backend():
         import matplotlib.pyplot as plt
 
         return plt.figure(figsize=figsize)
@@ -68,7 +68,7 @@ def present(fig: Figure) -> None:
 
     pyplot-managed figures are shown by Jupyter itself; outside a kernel nothing happens.
     """
-    shell = _kernel()
+    shell = jupyter_kernel()
     if shell is None:
         return
     import matplotlib.pyplot as plt

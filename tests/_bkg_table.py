@@ -24,7 +24,7 @@ def main(which):
     with tempfile.TemporaryDirectory() as d:
         for name in which:
             t0 = time.perf_counter()
-            scn = T._scenario(_Factory(d), name, **T.SPECS[name])
+            scn = T.make_scenario(_Factory(d), name, **T.SPECS[name])
             print(f"{name}: generated in {time.perf_counter() - t0:.1f} s; limit "
                   f"{scn['frame'].mag_limit:.2f} mag, {len(scn['xy_inj'])} injected, "
                   f"{len(scn['xy_blank'])} blank")

@@ -53,7 +53,7 @@ def _aperture_truth(stamps, xy, radius):
     return out
 
 
-def _scenario(tmp_path_factory, name, **kw):
+def make_scenario(tmp_path_factory, name, **kw):
     d = tmp_path_factory.mktemp(name)
     frame = make_sky_frame(d / f"{name}.fits", **kw)
     rng = np.random.default_rng(kw["seed"] + 100)
@@ -82,12 +82,12 @@ SPECS = {
 
 @pytest.fixture(scope="session")
 def sparse(tmp_path_factory):
-    return _scenario(tmp_path_factory, "sparse", **SPECS["sparse"])
+    return make_scenario(tmp_path_factory, "sparse", **SPECS["sparse"])
 
 
 @pytest.fixture(scope="session")
 def crowded(tmp_path_factory):
-    return _scenario(tmp_path_factory, "crowded", **SPECS["crowded"])
+    return make_scenario(tmp_path_factory, "crowded", **SPECS["crowded"])
 
 
 def _forced(img, xy, **kw):

@@ -13,7 +13,7 @@ from ezphot.exceptions import ImageError, MissingWCSError
 from ezphot.imageobjects import Background, Errormap, ScienceImage
 from ezphot.methods import AperturePhotometry
 from ezphot.photometry.forced import (FLAG_MASKED, FLAG_NONFINITE, FLAG_OFF, FLAG_PARTIAL,
-                                      _photometry_columns)
+                                      photometry_columns)
 from ezphot.sextractor import read_ldac
 
 from .conftest import shared
@@ -25,7 +25,7 @@ AP = AperturePhotometry()
 def test_tutorial_row_formulas():
     """The tutorial's circular row: FLUX 33697.23, SKYSIG 344.19, EGAIN 0.2561."""
     t = Table()
-    _photometry_columns(t, "", np.array([33697.23024050704]),
+    photometry_columns(t, "", np.array([33697.23024050704]),
                         np.array([344.1948525899388 ** 2]), np.zeros(1),
                         np.array([np.pi * (5 / 0.5064 / 2) ** 2]), 0.2561, 0.0, "APER")
     assert t["NPIX_APER"][0] == pytest.approx(76.5667, abs=1e-3)

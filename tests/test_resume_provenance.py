@@ -361,10 +361,10 @@ def _start_time(pid: int) -> int:
 
 
 def _marker(name: str, pid: int, start: int | None, host: str | None = None, **extra) -> str:
-    from ezphot._io import _boot_id
+    from ezphot._io import boot_id
 
     rec = {"ezphot": "owner", "name": name, "pid": pid, "host": host or socket.gethostname(),
-           "boot": _boot_id(), "start": start, "created": time.time(), **extra}
+           "boot": boot_id(), "start": start, "created": time.time(), **extra}
     return json.dumps(rec)
 
 

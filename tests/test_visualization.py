@@ -111,7 +111,7 @@ def test_user_logging_configuration_is_respected(small, caplog):
 
 def test_overlapping_calls_keep_their_own_verbosity(capsys):
     """Deterministic overlap: both threads are inside their calls when each logs."""
-    from ezphot.imageobjects.scienceimage import _verbosity
+    from ezphot.imageobjects.scienceimage import verbosity
 
     logger = logging.getLogger("ezphot")
     state = (logger.level, logger.propagate, list(logger.handlers))
@@ -121,7 +121,7 @@ def test_overlapping_calls_keep_their_own_verbosity(capsys):
     def run(name, verbose, first):
         if not first:
             inside.wait()  # enter second, leave first: exercises the shared bookkeeping
-        with _verbosity(verbose):
+        with verbosity(verbose):
             if first:
                 inside.wait()
             log.info("%s: working", name)

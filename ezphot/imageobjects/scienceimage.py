@@ -71,7 +71,7 @@ _gate_lock = threading.Lock()
 
 
 @contextlib.contextmanager
-def _verbosity(verbose: bool):
+def verbosity(verbose: bool):
     """``verbose=True``: one-line progress messages of this call (this thread only) on the
     current ``sys.stdout``; ``verbose=False``: warnings only. Thread-safe; the ``ezphot``
     logger is left as it was found when the last overlapping call ends."""
@@ -104,7 +104,7 @@ def _verbosity(verbose: bool):
 __all__ = ["ScienceImage", "ReferenceImage", "CalibrationImage"]
 
 
-def _plain_signatures(cls):
+def plain_signatures(cls):
     """Give the public methods of ``cls`` the signature a user types, for ``help()``:
     ``from __future__ import annotations`` would show every annotation as a quoted string."""
     import inspect
@@ -163,7 +163,7 @@ class _ProductsMixin:
         given mask); see `ezphot.masks.calculate_circularmask`."""
         from ..masks import calculate_circularmask
 
-        with _verbosity(verbose):
+        with verbosity(verbose):
             mask = calculate_circularmask(self, x_position=x_position, y_position=y_position,
                                           radius_arcsec=radius_arcsec, unit=unit,
                                           target_srcmask=target_srcmask)
@@ -178,7 +178,7 @@ class _ProductsMixin:
         """A `Mask` of the detected sources; see `ezphot.masks.calculate_sourcemask`."""
         from ..masks import calculate_sourcemask
 
-        with _verbosity(verbose):
+        with verbosity(verbose):
             mask = calculate_sourcemask(self, target_srcmask=target_srcmask, sigma=sigma,
                                         mask_radius_factor=mask_radius_factor,
                                         saturation_level=saturation_level,
@@ -195,7 +195,7 @@ class _ProductsMixin:
         """SExtractor-style `Background`; see `ezphot.background.calculate_bkg`."""
         from ..background import calculate_bkg
 
-        with _verbosity(verbose):
+        with verbosity(verbose):
             bkg = calculate_bkg(self, target_srcmask=target_srcmask, target_ivpmask=target_ivpmask,
                                 is_2D_bkg=is_2D_bkg, box_size=box_size, filter_size=filter_size,
                                 estimator=estimator, skew_correction=skew_correction,
@@ -211,7 +211,7 @@ class _ProductsMixin:
         `ezphot.background.calculate_bkgrms_from_propagation`."""
         from ..background import calculate_bkgrms_from_propagation
 
-        with _verbosity(verbose):
+        with verbosity(verbose):
             rms = calculate_bkgrms_from_propagation(self, target_bkg, mbias=mbias, mdark=mdark,
                                                     mflat=mflat, ncombine=ncombine)
             return self._finish(rms, save, visualize, save_fig, "background RMS")
@@ -258,4 +258,4 @@ class CalibrationImage(BaseImage):
     image_type = "calibration"
 
 
-_plain_signatures(_ProductsMixin)
+plain_signatures(_ProductsMixin)

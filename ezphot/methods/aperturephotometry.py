@@ -17,7 +17,7 @@ __all__ = ["AperturePhotometry"]
 @contextlib.contextmanager
 def _verbosity(verbose: bool) -> Iterator[None]:
     """``verbose=False`` lowers ezphot's logging to warnings for the call (thread-safe)."""
-    from ..imageobjects.scienceimage import _verbosity as shared
+    from ..imageobjects.scienceimage import verbosity as shared
 
     with shared(verbose):
         yield
@@ -249,9 +249,9 @@ class AperturePhotometry:
 
 
 def _readable_help() -> None:
-    from ..imageobjects.scienceimage import _plain_signatures
+    from ..imageobjects.scienceimage import plain_signatures
 
-    _plain_signatures(AperturePhotometry)
+    plain_signatures(AperturePhotometry)
 
 
 _readable_help()

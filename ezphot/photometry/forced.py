@@ -77,14 +77,14 @@ class _TileEstimate:
 
     def __init__(self, img: BaseImage, mask: np.ndarray | None, box: int = 64, filt: int = 3,
                  estimator: str = "mean"):
-        from ..background import _seeing_pixels
+        from ..background import seeing_pixels
 
         if estimator not in ("mean", "sextractor"):
             raise ValueError(f"estimator must be 'mean' or 'sextractor', got {estimator!r}")
         self.img, self.mask, self.box, self.filt = img, mask, box, filt
         self.estimator = estimator
         self.gain, self.rdnoise = img.egain, img.rdnoise or 0.0
-        self.fwhm = _seeing_pixels(img)
+        self.fwhm = seeing_pixels(img)
         self._tiles: dict[tuple[int, int, int, int], tuple[np.ndarray, np.ndarray]] = {}
 
     def label(self) -> dict:
@@ -182,7 +182,7 @@ _ANNULUS_LABEL = {"estimator": "clipped mean (median/MAD start, 4 sigma, 5 itera
 
 
 class _DeepTiles:
-    """Deep source masks (`ezphot.background._deep_background`) of tiles around positions
+    """Deep source masks (`ezphot.background.deep_background`) of tiles around positions
     (cached; the whole frame at once when the tiles would cover 15 % of it)."""
 
     def __init__(self, data: np.ndarray, mask: np.ndarray | None, box: int = 64,
@@ -191,11 +191,11 @@ class _DeepTiles:
         self._tiles: dict = {}
 
     def _make(self, y0: int, y1: int, x0: int, x1: int) -> tuple[np.ndarray, int]:
-        from ..background import _ArrayRows, _deep_background
+        from ..background import ArrayRows, deep_background
 
-        arr = _ArrayRows(self.data[y0:y1, x0:x1])  # rows are copied to float32 as read
+        arr = ArrayRows(self.data[y0:y1, x0:x1])  # rows are copied to float32 as read
         masks = [] if self.mask is None else [self.mask[y0:y1, x0:x1]]
-        _, _, deep, b, _ = _deep_background(arr, masks, [], self.box, self.filt, None)
+        _, _, deep, b, _ = deep_background(arr, masks, [], self.box, self.filt, None)
         return deep, b
 
     def _tile(self, y0: int, y1: int, x0: int, x1: int):
@@ -431,7 +431,7 @@ def _chunked_measure(img: BaseImage, px: np.ndarray, py: np.ndarray, usable: np.
     return flux, var_sky, var_est, flags
 
 
-def _photometry_columns(table: Table, suffix: str, flux, var_sky, var_est, area, gain,
+def photometry_columns(table: Table, suffix: str, flux, var_sky, var_est, area, gain,
                         zeropoint: float, kind: str) -> None:
     with np.errstate(divide="ignore", invalid="ignore"):
         skysig = np.sqrt(var_sky)
@@ -590,7 +590,7 @@ def circular_photometry(target_img, x_arr, y_arr, *, aperture_diameter_arcsec=(5
         # hand each aperture's arrays over and drop them: no second copy of the results
         flux, var_sky, var_est = fluxes[i], var_skys[i], var_ests[i]
         fluxes[i] = var_skys[i] = var_ests[i] = None
-        _photometry_columns(table, "" if i == 0 else f"_{i}", flux, var_sky, var_est,
+        photometry_columns(table, "" if i == 0 else f"_{i}", flux, var_sky, var_est,
                             np.full(px.size, area), gain, zeropoint, "APER")
         del flux, var_sky, var_est
     table["FLAGS"] = flags
@@ -688,7 +688,7 @@ def elliptical_photometry(target_img, x_arr, y_arr, sma_arr, smi_arr, theta_arr,
     table["SMA_IMAGE"] = a * u.pix
     table["SMI_IMAGE"] = b * u.pix
     table["THETA_IMAGE"] = np.degrees(theta_rad) * u.deg
-    _photometry_columns(table, "", fluxes[0], var_skys[0], var_ests[0], area, _gain(img, egain),
+    photometry_columns(table, "", fluxes[0], var_skys[0], var_ests[0], area, _gain(img, egain),
                         zeropoint, "ELIP")
     table["FLAGS"] = flags
     table.meta.update(pixel_origin=0, aperture_method=method,

@@ -144,10 +144,10 @@ class DataBrowser:
         paths.sort()
         self.failed = failed
         self._report(failed)
-        from ..imageobjects.scienceimage import _verbosity
-        from ..visualization import _kernel
+        from ..imageobjects.scienceimage import verbosity
+        from ..visualization import jupyter_kernel
 
-        with _verbosity(_kernel() is not None if verbose is None else verbose):
+        with verbosity(jupyter_kernel() is not None if verbose is None else verbose):
             log.info("Found %d files matching '%s'", len(paths), full)
         if return_type == "path":
             return paths
