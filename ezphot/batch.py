@@ -1,6 +1,7 @@
 """Photometry over many images: a local process pool by default, Dask distributed on request.
 
-Workers receive paths, never pixel arrays. Each image's catalogue is written atomically, so an
+Workers receive image descriptors (file, HDU, kind, profile), never pixel arrays, and call
+the methods' core functions (`ezphot.photometry.registry`). Each image's catalogue is written atomically, so an
 interrupted batch leaves only complete catalogues, and a re-run with ``resume=True`` measures
 only the images whose catalogue is missing, damaged, or made with other settings or another
 input (checksum and provenance key, see `process_image`). Local workers exit when the batch
@@ -26,14 +27,15 @@ from astropy.table import Table
 from tqdm.auto import tqdm
 
 from .exceptions import EzphotError, ForeignFileError
+from .imageobjects.baseimage import ImageDescriptor
+from .photometry.registry import get_method, method_names
 
 log = logging.getLogger(__name__)
 
 __all__ = ["run_batch", "process_image", "catalog_suffix", "METHODS"]
 
-METHODS = ("sextractor", "photutils", "circular", "elliptical")
-_SUFFIX = {"sextractor": ".cat", "photutils": ".phot.cat", "circular": ".circ.cat",
-           "elliptical": ".ellip.cat"}
+# the registered photometry methods (ezphot/photometry/registry.py)
+METHODS = method_names()
 
 
 class BatchError(EzphotError, RuntimeError):
@@ -41,42 +43,49 @@ class BatchError(EzphotError, RuntimeError):
 
 
 def catalog_suffix(method: str, options: Mapping | None = None) -> str:
-    """File suffix of the catalogue a method writes beside the image.
+    """File suffix of the catalogue a method writes beside the image (from the registry).
 
     Forced photometry ('circular', 'elliptical') writes one file per target list: with the
-    call's ``options`` (``x_arr``, ``y_arr``...) the suffix carries their digest
+    call's ``options`` (``x``, ``y``...) the suffix carries their digest
     (``.circ.<hash>.cat``, see `ezphot.photometry.common.forced_suffix`).
     """
-    if method not in _SUFFIX:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    spec = get_method(method)
     if options is None:
-        return _SUFFIX[method]
+        return spec.suffix
     from .photometry.common import expected_suffix
 
     return expected_suffix(method, options)
 
 
-def _measure(img, method: str, options: Mapping) -> object:
-    from .methods import AperturePhotometry
+# options of the tutorial façade: a batch shows nothing and logs warnings only; save_fig
+# saves each catalogue's picture beside it
+_FACADE_ONLY = ("verbose", "visualize", "save_fig")
 
-    ap = AperturePhotometry()
-    options = dict(options)
+
+def _measure(img, method: str, options: Mapping) -> object:
+    """One measurement with the method's core function (not the tutorial façade)."""
+    from .imageobjects.scienceimage import verbosity
+
+    save_fig = bool(options.get("save_fig", False))
+    options = {k: v for k, v in options.items() if k not in _FACADE_ONLY}
     if options.pop("use_saved_maps", False):
         options.setdefault("target_bkg", img.bkgmap)
         options.setdefault("target_bkgrms", img.bkgrms)
-    common = dict(save=True, verbose=False, visualize=False)
-    common.update(options)
-    if method == "sextractor":
-        return ap.sex_photometry(img, **common)
-    if method == "photutils":
-        return ap.photutils_photometry(img, **common)
-    if method == "circular":
-        return ap.circular_photometry(img, **common)
-    return ap.elliptical_photometry(img, **common)
+    options["save"] = True
+    with verbosity(False):
+        catalog = get_method(method).func(img, **options)
+        if save_fig:
+            from .visualization import plot_result
+
+            catalog.figure = plot_result(catalog, save=True, display=False)
+    return catalog
 
 
-def process_image(path: str, method: str, options: Mapping, resume: bool) -> dict:
+def process_image(image: ImageDescriptor | str, method: str, options: Mapping,
+                  resume: bool) -> dict:
     """Measure one image (runs in a worker). Never raises: failures become a summary row.
+
+    ``image`` is an `ImageDescriptor` (file, HDU, kind, profile) or a path.
 
     With ``resume`` an existing catalogue is reused only when its checksum verifies and its
     provenance key (method, options, targets, input file, versions) equals this call's; a
@@ -87,21 +96,20 @@ def process_image(path: str, method: str, options: Mapping, resume: bool) -> dic
         raise SystemExit(1)
     _worker_state["busy"] = True
     try:
-        return _process_image(path, method, options, resume)
+        return _process_image(ImageDescriptor.of(image), method, options, resume)
     finally:
         _worker_state["busy"] = False
 
 
-def _process_image(path: str, method: str, options: Mapping, resume: bool) -> dict:
+def _process_image(image: ImageDescriptor, method: str, options: Mapping, resume: bool) -> dict:
     from .dataobjects import Catalog
-    from .imageobjects import ScienceImage
     from .photometry.common import catalog_path, expect_provenance, provenance
 
     t0 = time.perf_counter()
-    row = {"image": str(path), "status": "done", "sources": -1, "seconds": 0.0, "error": "",
+    row = {"image": image.label, "status": "done", "sources": -1, "seconds": 0.0, "error": "",
            "catalog": "", "reason": ""}
     try:
-        img = ScienceImage(path)
+        img = image.open()
         target = catalog_path(img, catalog_suffix(method, options))
         key = provenance(method, img, options)
         state = Catalog.check(target, key)
@@ -123,16 +131,14 @@ def _process_image(path: str, method: str, options: Mapping, resume: bool) -> di
             row.update(sources=len(catalog.data), catalog=str(catalog.info.path or ""))
     except Exception as exc:  # a batch reports every failure instead of dying on the first
         row.update(status="failed", error=f"{type(exc).__name__}: {exc}")
-        log.debug("%s failed:\n%s", path, traceback.format_exc())
+        log.debug("%s failed:\n%s", image.label, traceback.format_exc())
     row["seconds"] = round(time.perf_counter() - t0, 3)
     return row
 
 
-def _paths(images: Iterable) -> list[str]:
-    out = []
-    for item in images:
-        out.append(str(getattr(item, "path", item)))
-    return out
+def _descriptors(images: Iterable) -> list[ImageDescriptor]:
+    """What the workers receive: one descriptor per image (file, HDU, kind, profile)."""
+    return [ImageDescriptor.of(item) for item in images]
 
 
 _COLUMNS = ["image", "status", "sources", "seconds", "error", "catalog", "reason"]
@@ -153,8 +159,12 @@ def run_batch(images: Iterable, method: str = "sextractor", *, workers: int | No
 
     Parameters
     ----------
-    images : ImageSet or iterable of paths/images
-    method : {'sextractor', 'photutils', 'circular', 'elliptical'}
+    images : ImageSet or iterable of images, `ImageDescriptor` or paths
+        Workers receive descriptors (file, HDU, kind, profile): ``'mef.fits[1]'`` or
+        ``ScienceImage('mef.fits[1]')`` is measured on HDU 1.
+    method : str
+        A registered method (`ezphot.photometry.registry`): 'sextractor', 'photutils',
+        'circular', 'elliptical'.
     workers : int, optional
         Local worker processes (default: the number of cores). 1 runs in this process.
     client : dask.distributed.Client, optional
@@ -180,10 +190,10 @@ def run_batch(images: Iterable, method: str = "sextractor", *, workers: int | No
         error, catalog, reason ('new', 'unchanged', 'remeasured: options changed',
         'remeasured: damaged catalogue (...)', ...).
     """
-    catalog_suffix(method)
+    get_method(method)
     if on_error not in ("skip", "raise"):
         raise ValueError(f"on_error must be 'skip' or 'raise', got {on_error!r}")
-    paths = _paths(images)
+    paths = _descriptors(images)
     options = dict(options)
     desc = f"Photometry ({method})"
     if client is not None or scheduler is not None:
@@ -196,7 +206,7 @@ def run_batch(images: Iterable, method: str = "sextractor", *, workers: int | No
     else:
         rows = _run_local(paths, method, options, resume, workers or os.cpu_count() or 1,
                           on_error, progress, desc)
-    order = {p: i for i, p in enumerate(paths)}
+    order = {p.label: i for i, p in enumerate(paths)}
     rows.sort(key=lambda r: order[r["image"]])
     summary = _summary(rows)
     n_failed = sum(r["status"] == "failed" for r in rows)
@@ -342,7 +352,7 @@ def _run_local(paths, method, options, resume, workers, on_error, progress, desc
                             if attempts[path] < max_attempts:
                                 todo.append(path)
                                 continue
-                            row = {"image": path, "status": "failed", "sources": -1,
+                            row = {"image": path.label, "status": "failed", "sources": -1,
                                    "seconds": 0.0, "catalog": "", "reason": "",
                                    "error": "worker process died (killed or out of memory)"}
                         rows.append(row)

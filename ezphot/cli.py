@@ -6,6 +6,7 @@ Exit codes: 0 success; 1 some images failed; 2 bad arguments or input.
 from __future__ import annotations
 
 import argparse
+import inspect
 import logging
 import math
 import socket
@@ -13,6 +14,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
+from .photometry.registry import get_method, method_names
 
 __all__ = ["main"]
 
@@ -86,7 +88,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("photometry", help="detection photometry of every matching frame")
     _add_browse_filters(p)
-    p.add_argument("--method", choices=["sextractor", "photutils"], default="sextractor")
+    p.add_argument("--method", choices=method_names(detection=True), default="sextractor")
     p.add_argument("--detection-sigma", type=_positive_float, default=5.0)
     p.add_argument("--aperture-arcsec", type=_positive_floats, default=[5.0, 7.0, 10.0],
                    help="fixed aperture diameters, arcsec (comma-separated)")
@@ -182,7 +184,7 @@ def _cmd_photometry(args) -> int:
     paths = _search(args)
     options = dict(detection_sigma=args.detection_sigma,
                    aperture_diameter_arcsec=args.aperture_arcsec)
-    if args.method == "sextractor":
+    if "aperture_diameter_seeing" in inspect.signature(get_method(args.method).func).parameters:
         options["aperture_diameter_seeing"] = args.aperture_seeing
     summary = run_batch(paths, args.method, workers=args.workers, scheduler=args.scheduler,
                         on_error=args.on_error, resume=not args.no_resume, **options)

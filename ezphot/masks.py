@@ -111,7 +111,7 @@ def _seeing_pixel(img) -> float | None:
 
 
 def calculate_sourcemask(img, *, target_srcmask=None, sigma: float = 5,
-                         mask_radius_factor: float = 3, saturation_level: float = 50000,
+                         mask_radius_factor: float = 3, saturation_level: float | None = None,
                          binary=None, detection_filter="gauss",
                          detection_filter_fwhm: float | None = None,
                          timeout: float | None = None) -> Mask:
@@ -119,7 +119,8 @@ def calculate_sourcemask(img, *, target_srcmask=None, sigma: float = 5,
 
     Each source is covered by a disk of ``mask_radius_factor`` × its isophotal radius
     (sqrt(ISOAREA/π), at least its FWHM); sources with pixels at or above
-    ``saturation_level`` get twice that radius, since their wings reach further.
+    ``saturation_level`` get twice that radius, since their wings reach further (default:
+    the telescope profile's ``mask_saturation``, 50000 ADU for 7DT).
 
     For a background map, a low ``sigma`` (1.5-2) also covers the faint sources whose light
     would otherwise raise it: on a full 7DT-like frame, sigma 1.5 brought the masked map to
@@ -133,6 +134,8 @@ def calculate_sourcemask(img, *, target_srcmask=None, sigma: float = 5,
 
     validate.number(sigma, "sigma", minimum=0)
     validate.number(mask_radius_factor, "mask_radius_factor", minimum=0)
+    if saturation_level is None:  # a telescope fact: the profile's
+        saturation_level = img.profile.mask_saturation
     validate.saturation_level(saturation_level)
     mask = _start(img, target_srcmask)
     log.info("Masking source... [sigma = %g, mask_radius_factor = %g]", sigma, mask_radius_factor)

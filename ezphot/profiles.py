@@ -39,7 +39,11 @@ class TelescopeProfile:
     read_noise : float
         Read noise in e-.
     saturation : float
-        Saturation level in ADU.
+        Saturation level in ADU: the default ``saturation_level`` of detection photometry.
+    mask_saturation : float
+        Level in ADU from which the source mask counts a source as saturated (twice the mask
+        radius): the default ``saturation_level`` of `calculate_sourcemask` (profile key
+        ``mask_saturation``; default 5/6 of ``saturation``).
     pixel_scale : float
         arcsec/pixel (0 = take it from the WCS).
     binning : int
@@ -58,6 +62,7 @@ class TelescopeProfile:
     read_noise: float
     saturation: float
     pixel_scale: float
+    mask_saturation: float | None = None
     binning: int = 1
     naxis: tuple[int, int] | None = None
     gain_mode: str | None = None
@@ -85,6 +90,13 @@ def _read_sex(path: Path) -> dict[str, str]:
     return config
 
 
+def _mask_saturation(var: dict, doc: dict) -> float:
+    value = var.get("mask_saturation", doc.get("mask_saturation"))
+    if value is None:
+        return float(var.get("saturation", doc.get("saturation", 65535.0))) * 5.0 / 6.0
+    return float(value)
+
+
 @functools.lru_cache(maxsize=4)
 def _load(directory: Path) -> tuple[TelescopeProfile, ...]:
     base = _read_sex(directory.parent / "default.sex")
@@ -101,6 +113,7 @@ def _load(directory: Path) -> tuple[TelescopeProfile, ...]:
                     egain=float(var.get("egain", 0.0)),
                     read_noise=float(var.get("read_noise", doc.get("read_noise", 0.0))),
                     saturation=float(var.get("saturation", doc.get("saturation", 65535.0))),
+                    mask_saturation=_mask_saturation(var, doc),
                     pixel_scale=float(var.get("pixel_scale", 0.0)),
                     binning=int(var.get("binning", 1)),
                     naxis=tuple(var["naxis"]) if "naxis" in var else None,

@@ -427,8 +427,9 @@ def plot_forced(catalog, *, max_positions: int = 16, zoom_radius_pixel: float | 
         fig.suptitle(f"{img.path.name}: {catalog.info.catalog_type} forced photometry"
                      + (f" (first {n} of {len(t)})" if len(t) > n else ""), fontsize="small")
     if save:
-        suffix = {"circular": ".circ.cat", "elliptical": ".ellip.cat"}.get(
-            catalog.info.catalog_type, ".cat")
+        from .photometry.registry import METHODS
+
+        suffix = getattr(METHODS.get(catalog.meta.get("method")), "suffix", ".cat")
         base = catalog.info.path or f"{img.path}{suffix}"
         log.info("Figure saved: %s", save_figure(fig, f"{base}.png"))
     if owned and display:
@@ -456,3 +457,11 @@ def plot_map(product, title: str = "", downsample: int | None = None, *, ax=None
     if owned and display:
         present(fig)
     return fig
+
+
+def plot_result(catalog, *, save: bool = False, display: bool = True):
+    """The picture of a photometry catalogue: detections (`plot_catalog`) or forced-photometry
+    cut-outs (`plot_forced`), as its method draws it."""
+    if catalog.info.catalog_type in ("circular", "elliptical"):
+        return plot_forced(catalog, save=save, display=display)
+    return plot_catalog(catalog, save=save, display=display)

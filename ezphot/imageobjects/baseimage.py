@@ -9,6 +9,7 @@ import os
 import re
 import threading
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,7 @@ from .header import HEADER_KEYS, first_value, header_float, header_obsdate
 
 log = logging.getLogger(__name__)
 
-__all__ = ["BaseImage", "open_image_hdu"]
+__all__ = ["BaseImage", "ImageDescriptor", "open_image_hdu"]
 
 _EXT_SUFFIX = re.compile(r"^(.*)\[(\d+)\]$")
 
@@ -142,6 +143,15 @@ class BaseImage:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self.path)!r}, hdu={self.hdu})"
+
+    def descriptor(self) -> ImageDescriptor:
+        """What identifies this image (file, HDU, kind, profile), small and picklable: what
+        a batch sends to its workers. ``label`` is the path, with ``[HDU]`` when the file holds
+        several images."""
+        label = str(self.path) if self._n_images == 1 else f"{self.path}[{self.hdu}]"
+        profile = self._profile_arg
+        return ImageDescriptor(path=str(self.path), hdu=self.hdu, kind=self.image_type,
+                               profile=profile, label=label)
 
     def __eq__(self, other) -> bool:
         return type(self) is type(other) and (self.path, self.hdu) == (other.path, other.hdu)
@@ -405,3 +415,56 @@ class BaseImage:
     def fovy(self) -> float | None:
         """Field of view along y in degrees."""
         return None if self.pixelscale is None else self.shape[0] * self.pixelscale / 3600.0
+
+
+@dataclass(frozen=True)
+class ImageDescriptor:
+    """An image as a batch worker receives it: file, HDU, kind and profile, never pixels.
+
+    Attributes
+    ----------
+    path : str
+        The FITS file (``'file.fits[N]'`` is also understood when ``hdu`` is None).
+    hdu : int or None
+        The HDU; None: the first HDU with 2-D image data.
+    kind : str
+        ``'science'``, ``'reference'``, ``'calibration'`` or ``'image'``.
+    profile : str, TelescopeProfile or None
+        The telescope profile forced on the image, if any.
+    label : str
+        How the image is named in summaries (default: ``path``).
+    """
+
+    path: str
+    hdu: int | None = None
+    kind: str = "science"
+    profile: object = field(default=None, compare=False)
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.label:
+            object.__setattr__(self, "label", self.path if self.hdu is None
+                               else f"{self.path}[{self.hdu}]")
+
+    def __str__(self) -> str:
+        return self.label
+
+    def open(self) -> BaseImage:
+        """The image object (its header read; pixels when used)."""
+        from . import scienceimage
+
+        cls = {"science": scienceimage.ScienceImage, "reference": scienceimage.ReferenceImage,
+               "calibration": scienceimage.CalibrationImage}.get(self.kind, BaseImage)
+        return cls(self.path, hdu=self.hdu, telescope_profile=self.profile)
+
+    @classmethod
+    def of(cls, item) -> ImageDescriptor:
+        """The descriptor of an image object, a descriptor, or a path (``'file.fits[N]'``)."""
+        if isinstance(item, ImageDescriptor):
+            return item
+        if isinstance(item, BaseImage):
+            return item.descriptor()
+        if isinstance(item, str | os.PathLike):
+            return cls(path=str(item), label=str(item))
+        raise TypeError(f"expected an image, an ImageDescriptor or a path, got "
+                        f"{type(item).__name__}")

@@ -170,7 +170,7 @@ class _ProductsMixin:
             return self._finish(mask, save, visualize, save_fig, "circular mask")
 
     def calculate_sourcemask(self, target_srcmask=None, *, sigma: float = 5,
-                             mask_radius_factor: float = 3, saturation_level: float = 50000,
+                             mask_radius_factor: float = 3, saturation_level: float | None = None,
                              detection_filter="gauss", detection_filter_fwhm: float | None = None,
                              timeout: float | None = None,
                              save: bool = False, verbose: bool = True, visualize: bool = False,

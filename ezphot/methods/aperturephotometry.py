@@ -8,6 +8,10 @@ import logging
 from collections.abc import Iterator
 
 from ..dataobjects.catalog import Catalog
+from ..photometry.registry import get_method
+
+# the only options the façade adds; everything else goes to the core function unchanged
+FACADE_OPTIONS = ("verbose", "visualize", "save_fig")
 
 log = logging.getLogger("ezphot")
 
@@ -23,7 +27,7 @@ def _verbosity(verbose: bool) -> Iterator[None]:
         yield
 
 
-def _hint_unit(target_img, x_arr, y_arr, unit) -> None:
+def _hint_unit(func, target_img, args: tuple, kwargs: dict) -> None:
     """Warn when ``unit='pixel'`` positions are all off the image but, read as RA/Dec, fall on
     it: the usual slip of passing coordinates without ``unit='coord'``."""
     import warnings
@@ -31,6 +35,12 @@ def _hint_unit(target_img, x_arr, y_arr, unit) -> None:
     import numpy as np
     from astropy.utils.exceptions import AstropyUserWarning
 
+    try:
+        call = inspect.signature(func).bind(target_img, *args, **kwargs)
+        call.apply_defaults()
+        x_arr, y_arr, unit = (call.arguments.get(k) for k in ("x", "y", "unit"))
+    except TypeError:  # the call itself is wrong: the function says so
+        return
     if unit != "pixel":
         return
     try:
@@ -68,7 +78,9 @@ class AperturePhotometry:
     """Aperture photometry of FITS images (CONTRACT §4).
 
     Every method takes the image first, keyword-only options after, and returns a `Catalog`.
-    Common options: ``save`` (write the catalogue beside the image, atomically; False writes
+    Each is a thin layer over a core function (`ezphot.photometry.registry`), whose signature
+    holds the options and their defaults; the façade adds only ``verbose``, ``visualize`` and
+    ``save_fig``. Common options: ``save`` (write the catalogue beside the image, atomically; False writes
     and deletes nothing), ``verbose`` (log at INFO, else warnings only), ``visualize`` (draw
     the sources/apertures; the figure is in ``catalog.figure``), ``save_fig`` (PNG beside the
     catalogue).
@@ -85,12 +97,8 @@ class AperturePhotometry:
                 lines.append(f"    {first}.")
         print("\n".join(lines))  # noqa: T201 - help() is the one place that prints
 
-    def sex_photometry(self, target_img, *, target_bkg=None, target_bkgrms=None, target_mask=None,
-                       sex_params: dict | None = None, detection_sigma: float = 5,
-                       aperture_diameter_arcsec=(5, 7, 10), aperture_diameter_seeing=(3.5, 4.5),
-                       annulus_width_arcsec: float | None = None, saturation_level: float = 60000,
-                       kron_factor: float = 2.5, save: bool = True, verbose: bool = True,
-                       visualize: bool = True, save_fig: bool = False, **kwargs) -> Catalog:
+    def sex_photometry(self, target_img, *, verbose: bool = True, visualize: bool = True,
+                       save_fig: bool = False, **kwargs) -> Catalog:
         """Detect and measure sources with the SExtractor binary.
 
         Parameters
@@ -110,8 +118,9 @@ class AperturePhotometry:
             Aperture diameters: fixed (arcsec) first, then multiples of the seeing FWHM.
         annulus_width_arcsec : float, optional
             Local background annulus thickness (BACKPHOTO_TYPE LOCAL).
-        saturation_level : float
-            SATUR_LEVEL in ADU (header SATURATE does not override it).
+        saturation_level : float, optional
+            SATUR_LEVEL in ADU; default: the telescope profile's saturation (60000 for 7DT).
+            The header's SATURATE does not override it.
         kron_factor : float
             First PHOT_AUTOPARAMS value.
         **kwargs
@@ -132,50 +141,26 @@ class AperturePhotometry:
         -------
         Catalog
         """
-        from ..photometry.sexphot import sex_photometry
-
-        with _verbosity(verbose):
-            catalog = sex_photometry(
-                target_img, target_bkg=target_bkg, target_bkgrms=target_bkgrms,
-                target_mask=target_mask, sex_params=sex_params, detection_sigma=detection_sigma,
-                aperture_diameter_arcsec=aperture_diameter_arcsec,
-                aperture_diameter_seeing=aperture_diameter_seeing,
-                annulus_width_arcsec=annulus_width_arcsec, saturation_level=saturation_level,
-                kron_factor=kron_factor, save=save, **kwargs)
-            return self._figure(catalog, visualize, save_fig)
+        return self._run("sextractor", target_img, (), kwargs, verbose, visualize, save_fig)
 
     def run_photometry(self, target_img, *, method: str = "sextractor", **kwargs) -> Catalog:
-        """`sex_photometry` (``method='sextractor'``) or `photutils_photometry` (``'photutils'``)."""
-        if method == "sextractor":
-            return self.sex_photometry(target_img, **kwargs)
-        if method == "photutils":
-            return self.photutils_photometry(target_img, **kwargs)
-        raise ValueError(f"method must be 'sextractor' or 'photutils', got {method!r}")
+        """Any registered method by name (`ezphot.photometry.registry`): ``'sextractor'``
+        (default), ``'photutils'``, ``'circular'``, ``'elliptical'``; ``kwargs`` as that
+        method's (``verbose``, ``visualize``, ``save_fig`` included)."""
+        spec = get_method(method)
+        facade = {k: kwargs.pop(k) for k in FACADE_OPTIONS if k in kwargs}
+        return self._run(spec.name, target_img, (), kwargs, **facade)
 
-    def photutils_photometry(self, target_img, *, target_bkg=None, target_bkgrms=None,
-                             target_mask=None, detection_sigma: float = 1.5,
-                             aperture_diameter_arcsec=(5, 7, 10), kron_factor: float = 2.5,
-                             minarea_pixels: int = 5, save: bool = True, verbose: bool = True,
-                             visualize: bool = True, save_fig: bool = False, **kwargs) -> Catalog:
+    def photutils_photometry(self, target_img, *, verbose: bool = True, visualize: bool = True,
+                             save_fig: bool = False, **kwargs) -> Catalog:
         """Detection photometry with photutils (segmentation, deblending, Kron and circular
         apertures); columns named as SExtractor's. The background is always subtracted
         (estimated when not given). ``**kwargs``: ``deblend_contrast``, ``deblend_nlevels``,
         ``egain``, ``seeing``, ``zeropoint``.
         """
-        from ..photometry.detect import photutils_photometry
+        return self._run("photutils", target_img, (), kwargs, verbose, visualize, save_fig)
 
-        with _verbosity(verbose):
-            catalog = photutils_photometry(
-                target_img, target_bkg=target_bkg, target_bkgrms=target_bkgrms,
-                target_mask=target_mask, detection_sigma=detection_sigma,
-                aperture_diameter_arcsec=aperture_diameter_arcsec, kron_factor=kron_factor,
-                minarea_pixels=minarea_pixels, save=save, **kwargs)
-            return self._figure(catalog, visualize, save_fig)
-
-    def circular_photometry(self, target_img, x_arr, y_arr, *, aperture_diameter_arcsec=(5, 7, 10),
-                            aperture_diameter_seeing=(3.5, 4.5), annulus_width_arcsec=None,
-                            unit: str = "pixel", target_bkg=None, target_mask=None,
-                            target_bkgrms=None, save: bool = True, verbose: bool = True,
+    def circular_photometry(self, target_img, *args, verbose: bool = True,
                             visualize: bool = True, save_fig: bool = False, **kwargs) -> Catalog:
         """Forced photometry in circular apertures at given positions.
 
@@ -201,22 +186,11 @@ class AperturePhotometry:
         Catalog
             See `ezphot.photometry.forced` for the columns and formulas.
         """
-        from ..photometry.forced import circular_photometry
+        return self._run("circular", target_img, args, kwargs, verbose, visualize, save_fig)
 
-        _hint_unit(target_img, x_arr, y_arr, unit)
-        with _verbosity(verbose):
-            catalog = circular_photometry(
-                target_img, x_arr, y_arr, aperture_diameter_arcsec=aperture_diameter_arcsec,
-                aperture_diameter_seeing=aperture_diameter_seeing,
-                annulus_width_arcsec=annulus_width_arcsec, unit=unit, target_bkg=target_bkg,
-                target_mask=target_mask, target_bkgrms=target_bkgrms, save=save, **kwargs)
-            return self._figure(catalog, visualize, save_fig)
-
-    def elliptical_photometry(self, target_img, x_arr, y_arr, sma_arr, smi_arr, theta_arr, *,
-                              unit: str = "pixel", annulus_ratio: float | None = None,
-                              target_bkg=None, target_mask=None, target_bkgrms=None,
-                              save: bool = True, verbose: bool = True, visualize: bool = True,
-                              save_fig: bool = False, **kwargs) -> Catalog:
+    def elliptical_photometry(self, target_img, *args, verbose: bool = True,
+                              visualize: bool = True, save_fig: bool = False,
+                              **kwargs) -> Catalog:
         """Forced photometry in elliptical apertures at given positions.
 
         ``unit='coord'``: RA/Dec (deg), semi-axes in arcsec, theta = position angle east of
@@ -225,33 +199,52 @@ class AperturePhotometry:
         aperture to ``annulus_ratio`` times its size. ``**kwargs``: ``method``, ``subpixels``,
         ``egain``, ``zeropoint``.
         """
-        from ..photometry.forced import elliptical_photometry
+        return self._run("elliptical", target_img, args, kwargs, verbose, visualize, save_fig)
 
-        _hint_unit(target_img, x_arr, y_arr, unit)
+    def _run(self, method: str, target_img, args: tuple, kwargs: dict, verbose: bool = True,
+             visualize: bool = True, save_fig: bool = False) -> Catalog:
+        """Call the method's core function (which holds every default) with ``verbose``,
+        then draw the figure."""
+        spec = get_method(method)
+        if spec.targets:
+            _hint_unit(spec.func, target_img, args, kwargs)
         with _verbosity(verbose):
-            catalog = elliptical_photometry(
-                target_img, x_arr, y_arr, sma_arr, smi_arr, theta_arr, unit=unit,
-                annulus_ratio=annulus_ratio, target_bkg=target_bkg, target_mask=target_mask,
-                target_bkgrms=target_bkgrms, save=save, **kwargs)
+            catalog = spec.func(target_img, *args, **kwargs)
             return self._figure(catalog, visualize, save_fig)
 
     @staticmethod
     def _figure(catalog: Catalog, visualize: bool, save_fig: bool) -> Catalog:
         if not (visualize or save_fig):
             return catalog
-        from ..visualization import plot_catalog, plot_forced
+        from ..visualization import plot_result
 
-        if catalog.info.catalog_type in ("circular", "elliptical"):
-            catalog.figure = plot_forced(catalog, save=save_fig, display=visualize)
-        else:
-            catalog.figure = plot_catalog(catalog, save=save_fig, display=visualize)
+        catalog.figure = plot_result(catalog, save=save_fig, display=visualize)
         return catalog
 
 
 def _readable_help() -> None:
+    """Each façade method shows the signature a user types: its core function's parameters
+    (and defaults) with the façade's ``verbose``, ``visualize`` and ``save_fig``."""
     from ..imageobjects.scienceimage import plain_signatures
 
+    for method in ("sextractor", "photutils", "circular", "elliptical"):
+        spec = get_method(method)
+        func = getattr(AperturePhotometry, spec.facade_name)
+        func.__signature__ = facade_signature(spec.func, func)
     plain_signatures(AperturePhotometry)
+
+
+def facade_signature(core, facade) -> inspect.Signature:
+    """``facade``'s signature as a user sees it: ``self``, then ``core``'s parameters, then
+    ``facade``'s own keyword-only options (those ``core`` does not have)."""
+    own = [p for p in inspect.signature(facade).parameters.values()
+           if p.kind is p.KEYWORD_ONLY]
+    params = list(inspect.signature(core).parameters.values())
+    names = {p.name for p in params}
+    self_param = inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    keyword = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own
+               if p.name not in names]
+    return inspect.Signature([self_param] + params + keyword)
 
 
 _readable_help()

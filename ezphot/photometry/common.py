@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import hashlib
+import importlib
 import logging
 import math
 import os
@@ -19,6 +20,7 @@ from ..dataobjects.catalog import Catalog, CatalogInfo
 from ..exceptions import ImageError
 from ..imageobjects import Background, BaseImage, Errormap, Mask, ScienceImage
 from ..imageobjects.maps import ImageMap
+from .registry import get_method
 
 log = logging.getLogger(__name__)
 
@@ -153,17 +155,7 @@ def catalog_path(img: BaseImage, suffix: str) -> Path:
 
 # -- provenance ---------------------------------------------------------------------------------
 _KEY_VERSION = 1
-# arguments that do not change a catalogue's numbers
-_NOT_RESULT = frozenset({"target_img", "save", "verbose", "visualize", "save_fig", "binary",
-                         "timeout", "progress"})
-_FUNCTIONS = {"sextractor": ("sexphot", "sex_photometry"),
-              "photutils": ("detect", "photutils_photometry"),
-              "circular": ("forced", "circular_photometry"),
-              "elliptical": ("forced", "elliptical_photometry")}
-# the arguments that define the targets of forced photometry (the catalogue's file name)
-_TARGETS = {"circular": ("x_arr", "y_arr"),
-            "elliptical": ("x_arr", "y_arr", "sma_arr", "smi_arr", "theta_arr")}
-_FORCED_SUFFIX = {"circular": ".circ", "elliptical": ".ellip"}
+# what each method is (function, suffix, targets, options outside the key): registry.py
 _MAP_ARGS = {"target_bkg": Background, "target_bkgrms": Errormap, "target_mask": Mask}
 _SMALL = 64  # sequences longer than this are recorded by their sha256
 
@@ -174,24 +166,15 @@ _EXPECTED: contextvars.ContextVar[tuple[str, dict] | None] = contextvars.Context
 def call_options(method: str, options: Mapping) -> dict:
     """The options of a photometry call with every default filled in.
 
-    Defaults are those of the `AperturePhotometry` method (what the batch calls), then those
-    of the function it calls.
+    The defaults are those of the method's core function (the registry's), the one place
+    where they are written.
     """
-    import importlib
     import inspect
 
-    from ..methods import AperturePhotometry
-
-    if method not in _FUNCTIONS:
-        raise ValueError(f"method must be one of {tuple(_FUNCTIONS)}, got {method!r}")
-    module, name = _FUNCTIONS[method]
-    func = getattr(importlib.import_module(f"{__package__}.{module}"), name)
-    facade = getattr(AperturePhotometry, name)  # the façade's methods bear the same names
     out: dict = {}
-    for f in (func, facade):
-        for p in inspect.signature(f).parameters.values():
-            if p.default is not p.empty:
-                out[p.name] = p.default
+    for p in inspect.signature(get_method(method).func).parameters.values():
+        if p.default is not p.empty:
+            out[p.name] = p.default
     out.update(options)
     return out
 
@@ -203,7 +186,11 @@ def forced_suffix(method: str, *targets, unit: str = "pixel") -> str:
     the positions (and shapes) as given and their unit, so that measuring other targets on
     the same frame never replaces an earlier result.
     """
-    return f"{_FORCED_SUFFIX[method]}.{targets_digest(*targets, unit=unit)[:12]}.cat"
+    return _with_digest(get_method(method).suffix, targets_digest(*targets, unit=unit))
+
+
+def _with_digest(suffix: str, digest: str) -> str:
+    return f"{suffix.removesuffix('.cat')}.{digest[:12]}.cat"
 
 
 def targets_digest(*arrays, unit: str = "pixel") -> str:
@@ -272,16 +259,15 @@ def _versions(method: str, binary) -> dict:
     from .. import __version__
 
     out = {"ezphot": __version__}
-    if method == "sextractor":
-        from ..sextractor import find_sextractor
-        from ..sextractor.binary import SExtractorBinary
+    for software in get_method(method).versions:
+        if software == "sextractor":
+            from ..sextractor import find_sextractor
+            from ..sextractor.binary import SExtractorBinary
 
-        out["sextractor"] = (binary if isinstance(binary, SExtractorBinary)
-                             else find_sextractor(binary)).version
-    else:
-        import photutils
-
-        out["photutils"] = photutils.__version__
+            out["sextractor"] = (binary if isinstance(binary, SExtractorBinary)
+                                 else find_sextractor(binary)).version
+        else:
+            out[software] = importlib.import_module(software).__version__
     return out
 
 
@@ -300,13 +286,15 @@ def provenance(method: str, img: BaseImage, options: Mapping) -> dict:
                 saved = cls.default_path(img.path)
                 opts[name] = saved if saved.is_file() else None
     binary = opts.get("binary")
+    spec = get_method(method)
     targets = None
-    if method in _TARGETS:
-        targets = targets_digest(*(opts.pop(k, None) for k in _TARGETS[method]),
+    if spec.targets:
+        targets = targets_digest(*(opts.pop(k, None) for k in spec.targets),
                                  unit=str(opts.get("unit")))
+    excluded = spec.excluded()
     key = {"key": _KEY_VERSION, "method": method, "targets": targets,
            "options": {k: _normalise(v, k) for k, v in sorted(opts.items())
-                       if k not in _NOT_RESULT},
+                       if k not in excluded},
            "input": input_identity(img)}
     key.update(_versions(method, binary))
     return key
@@ -314,11 +302,12 @@ def provenance(method: str, img: BaseImage, options: Mapping) -> dict:
 
 def expected_suffix(method: str, options: Mapping) -> str:
     """The catalogue suffix of a photometry call (forced photometry: per target list)."""
-    if method in _TARGETS:
+    spec = get_method(method)
+    if spec.targets:
         opts = call_options(method, options)
-        return forced_suffix(method, *(opts.get(k) for k in _TARGETS[method]),
+        return forced_suffix(method, *(opts.get(k) for k in spec.targets),
                              unit=str(opts.get("unit")))
-    return {"sextractor": ".cat", "photutils": ".phot.cat"}[method]
+    return spec.suffix
 
 
 @contextlib.contextmanager
@@ -331,9 +320,10 @@ def expect_provenance(path: str | os.PathLike, key: Mapping) -> Iterator[None]:
         _EXPECTED.reset(token)
 
 
-def finish_catalog(catalog: Catalog, img: BaseImage, suffix: str, save: bool, *,
+def finish_catalog(catalog: Catalog, img: BaseImage, method: str, save: bool, *,
                    targets: tuple | None = None, unit: str = "pixel") -> Catalog:
-    """Save the catalogue when asked (``save=False`` writes and deletes nothing).
+    """Save the catalogue of ``method`` (registry) when asked (``save=False`` writes and
+    deletes nothing); its file name ends with the method's suffix.
 
     Forced photometry gives its ``targets`` (positions, shapes) and their ``unit``: the
     file name then carries their digest (`forced_suffix`), one file per target list.
@@ -343,14 +333,14 @@ def finish_catalog(catalog: Catalog, img: BaseImage, suffix: str, save: bool, *,
     mistakes for its own.
     """
     if save:
+        suffix = get_method(method).suffix
         if targets is not None:
-            suffix = f"{suffix.removesuffix('.cat')}.{targets_digest(*targets, unit=unit)[:12]}.cat"
+            suffix = _with_digest(suffix, targets_digest(*targets, unit=unit))
         path = catalog_path(img, suffix)
         expected = _EXPECTED.get()
         if expected is not None and expected[0] == str(path):
             key = expected[1]
         else:
-            method = catalog.meta.get("method")
             key = {"key": _KEY_VERSION, "method": method, "targets": None, "options": None,
                    "input": input_identity(img)}
             with contextlib.suppress(Exception):  # versions are informative here

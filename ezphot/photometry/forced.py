@@ -604,7 +604,7 @@ def circular_photometry(target_img, x_arr, y_arr, *, aperture_diameter_arcsec=(5
             "background_details": _bkg_details(sky, bkg, True if with_annulus else None)}
     info = catalog_info(img, "circular", seeing=seeing, aperture_diameter_arcsec=diam_arcsec,
                         path=None)
-    return finish_catalog(Catalog(table, info=info, meta=meta), img, ".circ.cat", save,
+    return finish_catalog(Catalog(table, info=info, meta=meta), img, "circular", save,
                           targets=(x_arr, y_arr), unit=unit)
 
 
@@ -700,5 +700,5 @@ def elliptical_photometry(target_img, x_arr, y_arr, sma_arr, smi_arr, theta_arr,
             "background_details": _bkg_details(sky, bkg, True if with_annulus else None)}
     info = catalog_info(img, "elliptical", seeing=img.seeing, aperture_diameter_arcsec=None,
                         path=None)
-    return finish_catalog(Catalog(table, info=info, meta=meta), img, ".ellip.cat", save,
+    return finish_catalog(Catalog(table, info=info, meta=meta), img, "elliptical", save,
                           targets=(x_arr, y_arr, sma_arr, smi_arr, theta_arr), unit=unit)

@@ -29,6 +29,7 @@ from ..sextractor.configfile import (checkimage_types, format_value, read_param_
 from ..sextractor.convfilter import resolve_detection_filter
 from ..sextractor.imagerun import image_config, run_on_image
 from ..sextractor.ldac import LDACCatalog
+from .registry import METHODS
 from .common import (aperture_diameters, as_image, as_list, catalog_info, catalog_path,
                      finish_catalog)
 
@@ -201,7 +202,7 @@ def sex_photometry(
     aperture_diameter_arcsec: float | Sequence[float] | None = (5, 7, 10),
     aperture_diameter_seeing: float | Sequence[float] | None = (3.5, 4.5),
     annulus_width_arcsec: float | None = None,
-    saturation_level: float = 60000,
+    saturation_level: float | None = None,
     kron_factor: float = 2.5,
     parameters: Sequence[str] | None = None,
     egain: float | None = None,
@@ -217,6 +218,8 @@ def sex_photometry(
 ) -> Catalog:
     """Detect and measure sources with SExtractor; see `AperturePhotometry.sex_photometry`."""
     img = as_image(target_img)
+    if saturation_level is None:  # a telescope fact: the profile's (never the header's)
+        saturation_level = img.profile.saturation
     validate.photometry_args(egain=egain, saturation_level=saturation_level, seeing=seeing,
                              kron_factor=kron_factor, zeropoint=zeropoint)
     resolve_timeout(timeout, 1.0)  # a bad timeout (argument or environment) fails first
@@ -309,7 +312,7 @@ def sex_photometry(
     catalog.checkimages = {t: CheckImage(data, check_type=t, header=header, target_img=img.path)
                            for t, (data, header) in run.checkimages.items()}
     if save and catalog.checkimages:  # before the catalogue, whose presence means "done"
-        base = catalog_path(img, ".cat")
+        base = catalog_path(img, METHODS["sextractor"].suffix)
         for t, check in catalog.checkimages.items():
             check.save(f"{base}.{checkimage_file_name(t)}.fits")
-    return finish_catalog(catalog, img, ".cat", save)
+    return finish_catalog(catalog, img, "sextractor", save)
