@@ -80,7 +80,7 @@ def apertures_fit(diameters_px, shape: tuple[int, int], name: str, path) -> None
 MAX_PIXEL = 1.0e7
 
 
-def positions(x, y, unit: str, names: tuple[str, str] = ("x_arr", "y_arr")
+def positions(x, y, unit: str, names: tuple[str, str] = ("x", "y")
               ) -> tuple[np.ndarray, np.ndarray]:
     """Positions as given (pixels or RA/Dec in degrees), checked: finite, Dec within ±90,
     pixels within ±1e7."""

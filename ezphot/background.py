@@ -18,6 +18,7 @@ import numpy as np
 from astropy.io import fits
 
 from . import _validate as validate
+from ._aliases import renamed
 from .exceptions import ImageError
 from .imageobjects.maps import Background, Errormap, Mask
 
@@ -37,7 +38,8 @@ def _mask_array(mask, shape, name: str) -> np.ndarray | None:
     return m.data
 
 
-def poisson_skew_correction(rms, egain: float, rdnoise_e: float = 0.0):
+@renamed(rdnoise_e="rdnoise")
+def poisson_skew_correction(rms, egain: float, rdnoise: float = 0.0):
     """What SExtractor's mode estimator (2.5 median − 1.5 mean) misses of a Poisson sky, ADU.
 
     For weakly skewed noise, mean − median ≈ κ₃/(6σ²), so the mode estimate sits
@@ -47,7 +49,7 @@ def poisson_skew_correction(rms, egain: float, rdnoise_e: float = 0.0):
     """
     var = np.square(np.asarray(rms, dtype=np.float64))
     with np.errstate(divide="ignore", invalid="ignore"):
-        kappa3 = np.maximum(var - (rdnoise_e / egain) ** 2, 0.0) / egain
+        kappa3 = np.maximum(var - (rdnoise / egain) ** 2, 0.0) / egain
         corr = np.where(var > 0, 2.5 * kappa3 / (6.0 * var), 0.0)
     return corr.astype(np.float32)
 
@@ -482,7 +484,8 @@ def _check_mesh(img, box_size, filter_size) -> tuple[int, int]:
     return box, filt
 
 
-def calculate_bkg(img, *, target_srcmask=None, target_ivpmask=None, is_2D_bkg: bool = True,
+@renamed(target_srcmask="target_mask")
+def calculate_bkg(img, *, target_mask=None, target_ivpmask=None, is_2D_bkg: bool = True,
                   box_size: int = 64, filter_size: int = 3, estimator: str = "mean",
                   skew_correction: bool = False, deep_mask: bool = True,
                   fwhm: float | None = None) -> Background:
@@ -491,7 +494,7 @@ def calculate_bkg(img, *, target_srcmask=None, target_ivpmask=None, is_2D_bkg: b
     Parameters
     ----------
     img : BaseImage
-    target_srcmask, target_ivpmask : Mask or bool array, optional
+    target_mask, target_ivpmask : Mask or bool array, optional
         Source mask and invalid-pixel mask; their pixels (and non-finite ones) are ignored.
     is_2D_bkg : bool
         False returns a constant map at the global background level.
@@ -539,12 +542,12 @@ def calculate_bkg(img, *, target_srcmask=None, target_ivpmask=None, is_2D_bkg: b
     header["BKGFILT"] = (filter_size, "median filter size [meshes]")
     shape = img.shape
     if estimator == "mean":
-        masks = [m for m in (_mask_array(target_srcmask, shape, "target_srcmask"),
+        masks = [m for m in (_mask_array(target_mask, shape, "target_mask"),
                              _mask_array(target_ivpmask, shape, "target_ivpmask")) if m is not None]
         if deep_mask:
             if fwhm is None:
                 fwhm = seeing_pixels(img)
-            src = _mask_array(target_srcmask, shape, "target_srcmask")
+            src = _mask_array(target_mask, shape, "target_mask")
             ivp = _mask_array(target_ivpmask, shape, "target_ivpmask")
             mesh, spread, _, _, info = deep_background(
                 img, [] if ivp is None else [ivp], [] if src is None else [src], box_size,
@@ -566,7 +569,7 @@ def calculate_bkg(img, *, target_srcmask=None, target_ivpmask=None, is_2D_bkg: b
         back = _mesh_to_map(mesh, filter_size, shape, box_size) if is_2D_bkg else \
             np.full(shape, level, dtype=np.float32)
     else:
-        bkg, data, ignore, n_ignored = sep_background(img, (target_srcmask, target_ivpmask),
+        bkg, data, ignore, n_ignored = sep_background(img, (target_mask, target_ivpmask),
                                                       box_size, filter_size)
         del data, ignore  # sep keeps only its meshes: free the frame before making the map
         level, rms = float(bkg.globalback), float(bkg.globalrms)

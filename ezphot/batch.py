@@ -26,6 +26,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from astropy.table import Table
 from tqdm.auto import tqdm
 
+from ._aliases import resolve_renamed
 from .exceptions import EzphotError, ForeignFileError
 from .imageobjects.baseimage import ImageDescriptor
 from .photometry.registry import get_method, method_names
@@ -190,11 +191,12 @@ def run_batch(images: Iterable, method: str = "sextractor", *, workers: int | No
         error, catalog, reason ('new', 'unchanged', 'remeasured: options changed',
         'remeasured: damaged catalogue (...)', ...).
     """
-    get_method(method)
+    spec = get_method(method)
     if on_error not in ("skip", "raise"):
         raise ValueError(f"on_error must be 'skip' or 'raise', got {on_error!r}")
     paths = _descriptors(images)
-    options = dict(options)
+    # the method's deprecated option names, resolved once (the resume key uses the new ones)
+    options = resolve_renamed(spec.func, options)
     desc = f"Photometry ({method})"
     if client is not None or scheduler is not None:
         rows = _run_dask(paths, method, options, resume, client, scheduler, on_error, progress, desc)

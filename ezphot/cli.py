@@ -207,7 +207,7 @@ def _cmd_forced(args) -> int:
                        f"{len(paths)} matching frame(s)")
     summary = run_batch(paths, "circular", workers=args.workers, scheduler=args.scheduler,
                         on_error=args.on_error, resume=not args.no_resume,
-                        x_arr=args.ra, y_arr=args.dec, unit="coord",
+                        x=args.ra, y=args.dec, unit="coord",
                         aperture_diameter_arcsec=args.aperture_arcsec,
                         aperture_diameter_seeing=args.aperture_seeing)
     return _print_summary(summary)
@@ -271,7 +271,7 @@ def _cmd_demo(args) -> int:
         star = t[np.argmax(np.where(t["FLAGS"] == 0, t["FLUX_AUTO"], -np.inf))]
         pictures = [save_figure(plot_catalog(catalog), out / "sources.png"),
                     save_figure(img.show("coord")[0], out / "image_radec.png")]
-        fig, _ = img.show_position(star["ALPHA_J2000"], star["DELTA_J2000"], coord_type="coord",
+        fig, _ = img.show_position(star["ALPHA_J2000"], star["DELTA_J2000"], unit="coord",
                                    radius_arcsec=5, zoom_radius_pixel=60)
         pictures.append(save_figure(fig, out / "star_aperture.png"))
         print(f"\nFirst catalogue: {done[0]['catalog']}")

@@ -12,6 +12,7 @@ import numpy as np
 from astropy.io import fits
 
 from . import _validate as validate
+from ._aliases import renamed
 from .imageobjects.maps import Mask
 
 log = logging.getLogger(__name__)
@@ -19,17 +20,18 @@ log = logging.getLogger(__name__)
 __all__ = ["calculate_circularmask", "calculate_sourcemask", "paint_disks"]
 
 
-def _start(img, target_srcmask) -> np.ndarray:
-    if target_srcmask is None:
+def _start(img, target_mask) -> np.ndarray:
+    if target_mask is None:
         return np.zeros(img.shape, dtype=bool)
-    m = target_srcmask if isinstance(target_srcmask, Mask) else Mask(np.asarray(target_srcmask))
+    m = target_mask if isinstance(target_mask, Mask) else Mask(np.asarray(target_mask))
     m.check_shape(img.shape, img.path)
     log.info("External mask is loaded.")
     return m.data.copy()
 
 
-def calculate_circularmask(img, *, x_position: float, y_position: float, radius_arcsec: float,
-                           unit: str = "coord", target_srcmask=None) -> Mask:
+@renamed(x_position="x", y_position="y", target_srcmask="target_mask")
+def calculate_circularmask(img, *, x: float, y: float, radius_arcsec: float,
+                           unit: str = "coord", target_mask=None) -> Mask:
     """Mask the pixels whose centres lie within ``radius_arcsec`` of a position.
 
     ``unit='coord'``: RA/Dec in degrees; the distance of each pixel centre is measured on the
@@ -39,10 +41,10 @@ def calculate_circularmask(img, *, x_position: float, y_position: float, radius_
     from .photometry.geometry import to_pixel
 
     radius_arcsec = validate.number(radius_arcsec, "radius_arcsec", minimum=0, maximum=180 * 3600)
-    validate.positions(x_position, y_position, unit, ("x_position", "y_position"))
-    mask = _start(img, target_srcmask)
+    validate.positions(x, y, unit, ("x", "y"))
+    mask = _start(img, target_mask)
     ny, nx = img.shape
-    px, py = to_pixel(img, x_position, y_position, unit)
+    px, py = to_pixel(img, x, y, unit)
     px, py = float(px[0]), float(py[0])
     scale = img.pixelscale
     if not scale:
@@ -62,8 +64,8 @@ def calculate_circularmask(img, *, x_position: float, y_position: float, radius_
             inside = (xx - px) ** 2 + (yy - py) ** 2 <= (radius_arcsec / scale) ** 2
         mask[y0:y1, x0:x1] |= inside
     log.info("Added circular mask at (%.6g, %.6g) with radius %garcsec (%d pixels)",
-             x_position, y_position, radius_arcsec, int(mask.sum()))
-    header = fits.Header({"MASKTYPE": "circle", "MASKX": x_position, "MASKY": y_position,
+             x, y, radius_arcsec, int(mask.sum()))
+    header = fits.Header({"MASKTYPE": "circle", "MASKX": x, "MASKY": y,
                           "MASKUNIT": unit})
     header["MASKR"] = (radius_arcsec, "radius [arcsec]")
     return Mask(mask, header=header, target_img=img.path)
@@ -110,7 +112,8 @@ def _seeing_pixel(img) -> float | None:
     return seeing / scale if seeing and scale else None
 
 
-def calculate_sourcemask(img, *, target_srcmask=None, sigma: float = 5,
+@renamed(target_srcmask="target_mask")
+def calculate_sourcemask(img, *, target_mask=None, sigma: float = 5,
                          mask_radius_factor: float = 3, saturation_level: float | None = None,
                          binary=None, detection_filter="gauss",
                          detection_filter_fwhm: float | None = None,
@@ -137,7 +140,7 @@ def calculate_sourcemask(img, *, target_srcmask=None, sigma: float = 5,
     if saturation_level is None:  # a telescope fact: the profile's
         saturation_level = img.profile.mask_saturation
     validate.saturation_level(saturation_level)
-    mask = _start(img, target_srcmask)
+    mask = _start(img, target_mask)
     log.info("Masking source... [sigma = %g, mask_radius_factor = %g]", sigma, mask_radius_factor)
     config = image_config(img, saturation_level=saturation_level, DETECT_THRESH=sigma,
                           ANALYSIS_THRESH=sigma, PHOT_APERTURES=5,

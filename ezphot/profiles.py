@@ -12,10 +12,12 @@ import functools
 import logging
 import re
 import tomllib
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from astropy.io import fits
+from astropy.utils.exceptions import AstropyDeprecationWarning
 
 from .config import sextractor_config_dir
 
@@ -36,8 +38,9 @@ class TelescopeProfile:
         The profile file's name (e.g. ``'7DT_C361K'``).
     egain : float
         Gain in e-/ADU (0 = unknown).
-    read_noise : float
-        Read noise in e-.
+    rdnoise : float
+        Read noise in e- (``read_noise``: deprecated alias; TOML key ``rdnoise`` or
+        ``read_noise``).
     saturation : float
         Saturation level in ADU: the default ``saturation_level`` of detection photometry.
     mask_saturation : float
@@ -59,7 +62,7 @@ class TelescopeProfile:
     name: str
     camera: str
     egain: float
-    read_noise: float
+    rdnoise: float
     saturation: float
     pixel_scale: float
     mask_saturation: float | None = None
@@ -72,6 +75,13 @@ class TelescopeProfile:
     telescope_pattern: str | None = None
     instrument: str | None = None
     sextractor: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def read_noise(self) -> float:
+        """Deprecated alias of `rdnoise`."""
+        warnings.warn("TelescopeProfile.read_noise is deprecated, use rdnoise",
+                      AstropyDeprecationWarning, stacklevel=2)
+        return self.rdnoise
 
 
 def base_sextractor_config() -> dict[str, str]:
@@ -88,6 +98,14 @@ def _read_sex(path: Path) -> dict[str, str]:
             key, _, value = line.partition(" ")
             config[key.upper()] = value.strip()
     return config
+
+
+def _first_of(keys: tuple[str, ...], var: dict, doc: dict, default: float) -> float:
+    for source in (var, doc):
+        for key in keys:
+            if key in source:
+                return float(source[key])
+    return default
 
 
 def _mask_saturation(var: dict, doc: dict) -> float:
@@ -111,7 +129,7 @@ def _load(directory: Path) -> tuple[TelescopeProfile, ...]:
                     name=var["name"],
                     camera=doc["name"],
                     egain=float(var.get("egain", 0.0)),
-                    read_noise=float(var.get("read_noise", doc.get("read_noise", 0.0))),
+                    rdnoise=_first_of(("rdnoise", "read_noise"), var, doc, 0.0),
                     saturation=float(var.get("saturation", doc.get("saturation", 65535.0))),
                     mask_saturation=_mask_saturation(var, doc),
                     pixel_scale=float(var.get("pixel_scale", 0.0)),

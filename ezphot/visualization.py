@@ -25,6 +25,7 @@ from matplotlib.collections import EllipseCollection
 from matplotlib.figure import Figure
 from matplotlib.patches import Circle, Ellipse
 
+from ._aliases import renamed
 from ._io import atomic_write
 
 log = logging.getLogger(__name__)
@@ -144,9 +145,10 @@ def save_figure(fig: Figure, path: str | Path, dpi: int = 100) -> Path:
     return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=dpi))
 
 
-def show_image(img, coord_type: str = "pixel", scale: str = "zscale", downsample: int = 4,
+@renamed(coord_type="unit")
+def show_image(img, unit: str = "pixel", scale: str = "zscale", downsample: int = 4,
                figsize=(8, 6), *, ax=None):
-    """The whole image, zscaled; ``coord_type='coord'`` draws WCSAxes with RA/Dec.
+    """The whole image, zscaled; ``unit='coord'`` draws WCSAxes with RA/Dec.
 
     Parameters
     ----------
@@ -159,11 +161,11 @@ def show_image(img, coord_type: str = "pixel", scale: str = "zscale", downsample
     -------
     (matplotlib.figure.Figure, Axes)
     """
-    if coord_type not in ("pixel", "coord"):
-        raise ValueError(f"coord_type must be 'pixel' or 'coord', got {coord_type!r}")
+    if unit not in ("pixel", "coord"):
+        raise ValueError(f"unit must be 'pixel' or 'coord', got {unit!r}")
     step = max(1, int(downsample))
     data = bin_image(img.data, step)
-    if coord_type == "coord":
+    if unit == "coord":
         wcs = img.require_wcs()
         if ax is not None and not hasattr(ax, "coords"):
             raise ValueError("show('coord', ax=...) needs WCSAxes: "
@@ -187,13 +189,16 @@ def show_image(img, coord_type: str = "pixel", scale: str = "zscale", downsample
     return fig, ax
 
 
-def show_position(img, x: float, y: float, coord_type: str = "pixel", radius_arcsec=None,
-                  a_arcsec=None, b_arcsec=None, theta_deg=None, zoom_radius_pixel: int = 100,
+@renamed(coord_type="unit", a_arcsec="a", b_arcsec="b", theta_deg="theta")
+def show_position(img, x: float, y: float, unit: str = "pixel", radius_arcsec=None,
+                  a=None, b=None, theta=None, zoom_radius_pixel: int = 100,
                   downsample: int = 1, scale: str = "zscale", figsize=(6, 6), *, ax=None):
     """A cut-out around a position with the aperture drawn at its true size.
 
-    ``coord_type='coord'``: x, y are RA, Dec (deg) and theta is the position angle east of
-    north; ``'pixel'``: 0-based pixels, theta counter-clockwise from +x.
+    ``unit='coord'``: x, y are RA, Dec (deg), the semi-axes ``a``, ``b`` arcsec and theta
+    (deg) the position angle east of north; ``'pixel'``: 0-based pixels, theta
+    counter-clockwise from +x. Deprecated aliases: ``coord_type``, ``a_arcsec``,
+    ``b_arcsec``, ``theta_deg``.
 
     Returns
     -------
@@ -201,7 +206,7 @@ def show_position(img, x: float, y: float, coord_type: str = "pixel", radius_arc
     """
     from .photometry.geometry import sky_to_pixel_ellipse, to_pixel
 
-    px, py = to_pixel(img, x, y, coord_type)
+    px, py = to_pixel(img, x, y, unit)
     px, py = float(px[0]), float(py[0])
     ny, nx = img.shape
     r = int(zoom_radius_pixel)
@@ -215,11 +220,11 @@ def show_position(img, x: float, y: float, coord_type: str = "pixel", radius_arc
     extent = (x0 - 0.5, x0 - 0.5 + cut.shape[1] * step, y0 - 0.5, y0 - 0.5 + cut.shape[0] * step)
     ax.imshow(cut, origin="lower", cmap="gray", norm=_norm(cut, scale), extent=extent)
     scale_px = img.pixelscale
-    if a_arcsec is not None and b_arcsec is not None:
-        if coord_type == "coord":
-            a, b, theta = sky_to_pixel_ellipse(img, px, py, a_arcsec, b_arcsec, theta_deg or 0.0)
+    if a is not None and b is not None:
+        if unit == "coord":
+            a, b, theta = sky_to_pixel_ellipse(img, px, py, a, b, theta or 0.0)
         else:
-            a, b, theta = a_arcsec, b_arcsec, np.radians(theta_deg or 0.0)
+            theta = np.radians(theta or 0.0)
         ax.add_patch(Ellipse((px, py), 2 * float(np.squeeze(a)), 2 * float(np.squeeze(b)),
                              angle=float(np.degrees(np.squeeze(theta))), fill=False, color="red",
                              lw=1.5))

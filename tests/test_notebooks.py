@@ -83,7 +83,7 @@ def test_verbose_cells_print_their_lines(tutorial):
 
 def test_help_is_readable(tutorial):
     text = _text(_cell(tutorial, "from ezphot.methods import AperturePhotometry"))
-    assert "- circular_photometry(target_img, x_arr, y_arr, *" in text
+    assert "- circular_photometry(target_img, x, y, *" in text
     assert "self" not in text and "'bool'" not in text
 
 

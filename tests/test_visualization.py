@@ -236,14 +236,14 @@ def test_help_signatures_are_plain(capsys):
 
     ap = AperturePhotometry()
     sig = str(inspect.signature(ap.circular_photometry))
-    assert sig.startswith("(target_img, x_arr, y_arr, *, aperture_diameter_arcsec=(5, 7, 10)")
+    assert sig.startswith("(target_img, x, y, *, aperture_diameter_arcsec=(5, 7, 10)")
     assert "'" not in sig.replace("'pixel'", "").replace("'exact'", "") and ":" not in sig
     text = pydoc.render_doc(ap.sex_photometry, renderer=pydoc.plaintext)
     assert "self" not in text.splitlines()[2] and "'bool'" not in text
     show = pydoc.render_doc(ScienceImage.show, renderer=pydoc.plaintext)
-    assert "show(self, coord_type='pixel', scale='zscale', downsample=4, figsize=(8, 6), *, " \
+    assert "show(self, unit='pixel', scale='zscale', downsample=4, figsize=(8, 6), *, " \
         "ax=None)" in show
     ap.help()
     out = capsys.readouterr().out
-    assert "- elliptical_photometry(target_img, x_arr, y_arr, sma_arr, smi_arr, theta_arr, *," in out
+    assert "- elliptical_photometry(target_img, x, y, a, b, theta, *," in out
     assert "    Forced photometry in elliptical apertures at given positions." in out

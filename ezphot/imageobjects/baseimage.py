@@ -336,7 +336,7 @@ class BaseImage:
     def rdnoise(self) -> float | None:
         """Read noise in e-: header, else profile."""
         value = header_float(self._header, HEADER_KEYS["rdnoise"])
-        return value if value is not None else (self.profile.read_noise or None)
+        return value if value is not None else (self.profile.rdnoise or None)
 
     @property
     def saturation(self) -> float:

@@ -6,6 +6,7 @@ import contextlib
 import logging
 import threading
 
+from .._aliases import renamed, resolve_renamed
 from .baseimage import BaseImage
 from .maps import Background, Errormap, ImageMap, Mask
 
@@ -104,6 +105,25 @@ def verbosity(verbose: bool):
 __all__ = ["ScienceImage", "ReferenceImage", "CalibrationImage"]
 
 
+def facade_signature(core, facade, *, image_method: bool = False):
+    """The signature a user sees for ``facade``, a thin layer over the function ``core``:
+    ``facade``'s positional parameters, then ``core``'s other parameters (with their
+    defaults, which ``core`` alone holds), then ``facade``'s own keyword-only options.
+    ``image_method``: ``facade`` is a method of the image that ``core`` takes first."""
+    import inspect
+
+    fparams = list(inspect.signature(facade).parameters.values())
+    head = [p for p in fparams if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    own = [p for p in fparams if p.kind is p.KEYWORD_ONLY]
+    skip = {p.name for p in head + own}
+    cparams = list(inspect.signature(core).parameters.values())[1 if image_method else 0:]
+    middle = [p for p in cparams if p.name not in skip]
+    if image_method:
+        middle = [p.replace(kind=p.KEYWORD_ONLY) for p in middle]
+    own = [p for p in own if p.name not in {q.name for q in cparams}]
+    return inspect.Signature(head + middle + own)
+
+
 def plain_signatures(cls):
     """Give the public methods of ``cls`` the signature a user types, for ``help()``:
     ``from __future__ import annotations`` would show every annotation as a quoted string."""
@@ -155,87 +175,80 @@ class _ProductsMixin:
                 save_figure(product.figure, f"{product.default_path(self.path)}.png")
         return product
 
-    def calculate_circularmask(self, target_srcmask=None, *, x_position: float,
-                               y_position: float, radius_arcsec: float, unit: str = "coord",
-                               save: bool = False, verbose: bool = True, visualize: bool = False,
-                               save_fig: bool = False) -> Mask:
-        """A `Mask` of the pixels within ``radius_arcsec`` of a position (OR-ed with the
-        given mask); see `ezphot.masks.calculate_circularmask`."""
-        from ..masks import calculate_circularmask
+    # Each method passes its options to the function that makes the product (which holds
+    # them and their defaults) and adds only save, verbose, visualize and save_fig.
+    @renamed(target_srcmask="target_mask")
+    def calculate_circularmask(self, target_mask=None, *, save: bool = False,
+                               verbose: bool = True, visualize: bool = False,
+                               save_fig: bool = False, **kwargs) -> Mask:
+        """A `Mask` of the pixels within ``radius_arcsec`` of a position ``x``, ``y`` (OR-ed
+        with the given mask); see `ezphot.masks.calculate_circularmask`."""
+        from ..masks import calculate_circularmask as make
 
+        kwargs = resolve_renamed(make, kwargs, stacklevel=4)
         with verbosity(verbose):
-            mask = calculate_circularmask(self, x_position=x_position, y_position=y_position,
-                                          radius_arcsec=radius_arcsec, unit=unit,
-                                          target_srcmask=target_srcmask)
+            mask = make(self, target_mask=target_mask, **kwargs)
             return self._finish(mask, save, visualize, save_fig, "circular mask")
 
-    def calculate_sourcemask(self, target_srcmask=None, *, sigma: float = 5,
-                             mask_radius_factor: float = 3, saturation_level: float | None = None,
-                             detection_filter="gauss", detection_filter_fwhm: float | None = None,
-                             timeout: float | None = None,
-                             save: bool = False, verbose: bool = True, visualize: bool = False,
-                             save_fig: bool = False) -> Mask:
+    @renamed(target_srcmask="target_mask")
+    def calculate_sourcemask(self, target_mask=None, *, save: bool = False, verbose: bool = True,
+                             visualize: bool = False, save_fig: bool = False, **kwargs) -> Mask:
         """A `Mask` of the detected sources; see `ezphot.masks.calculate_sourcemask`."""
-        from ..masks import calculate_sourcemask
+        from ..masks import calculate_sourcemask as make
 
+        kwargs = resolve_renamed(make, kwargs, stacklevel=4)
         with verbosity(verbose):
-            mask = calculate_sourcemask(self, target_srcmask=target_srcmask, sigma=sigma,
-                                        mask_radius_factor=mask_radius_factor,
-                                        saturation_level=saturation_level,
-                                        detection_filter=detection_filter,
-                                        detection_filter_fwhm=detection_filter_fwhm,
-                                        timeout=timeout)
+            mask = make(self, target_mask=target_mask, **kwargs)
             return self._finish(mask, save, visualize, save_fig, "source mask")
 
-    def calculate_bkg(self, target_srcmask=None, target_ivpmask=None, *, is_2D_bkg: bool = True,
-                      box_size: int = 64, filter_size: int = 3, estimator: str = "mean",
-                      skew_correction: bool = False, deep_mask: bool = True,
-                      fwhm: float | None = None, save: bool = False, verbose: bool = True,
-                      visualize: bool = False, save_fig: bool = False) -> Background:
+    @renamed(target_srcmask="target_mask")
+    def calculate_bkg(self, target_mask=None, target_ivpmask=None, *, save: bool = False,
+                      verbose: bool = True, visualize: bool = False, save_fig: bool = False,
+                      **kwargs) -> Background:
         """SExtractor-style `Background`; see `ezphot.background.calculate_bkg`."""
-        from ..background import calculate_bkg
+        from ..background import calculate_bkg as make
 
+        kwargs = resolve_renamed(make, kwargs, stacklevel=4)
         with verbosity(verbose):
-            bkg = calculate_bkg(self, target_srcmask=target_srcmask, target_ivpmask=target_ivpmask,
-                                is_2D_bkg=is_2D_bkg, box_size=box_size, filter_size=filter_size,
-                                estimator=estimator, skew_correction=skew_correction,
-                                deep_mask=deep_mask, fwhm=fwhm)
+            bkg = make(self, target_mask=target_mask, target_ivpmask=target_ivpmask, **kwargs)
             return self._finish(bkg, save, visualize, save_fig, "background")
 
-    def calculate_bkgrms_from_propagation(self, target_bkg, *, mbias=None, mdark=None,
-                                          mflat=None, ncombine: int | None = None,
-                                          save: bool = False, verbose: bool = True,
-                                          visualize: bool = False,
-                                          save_fig: bool = False) -> Errormap:
+    def calculate_bkgrms_from_propagation(self, target_bkg, *, save: bool = False,
+                                          verbose: bool = True, visualize: bool = False,
+                                          save_fig: bool = False, **kwargs) -> Errormap:
         """Background RMS from the noise model; see
         `ezphot.background.calculate_bkgrms_from_propagation`."""
-        from ..background import calculate_bkgrms_from_propagation
+        from ..background import calculate_bkgrms_from_propagation as make
 
         with verbosity(verbose):
-            rms = calculate_bkgrms_from_propagation(self, target_bkg, mbias=mbias, mdark=mdark,
-                                                    mflat=mflat, ncombine=ncombine)
+            rms = make(self, target_bkg, **kwargs)
             return self._finish(rms, save, visualize, save_fig, "background RMS")
 
     # -- pictures ----------------------------------------------------------------------------
-    def show(self, coord_type: str = "pixel", scale: str = "zscale", downsample: int = 4,
+    @renamed(coord_type="unit")
+    def show(self, unit: str = "pixel", scale: str = "zscale", downsample: int = 4,
              figsize=(8, 6), *, ax=None):
-        """The image (binned by ``downsample``), zscaled; ``'coord'`` draws RA/Dec axes.
-        Shown under the cell in Jupyter; ``ax=`` draws into your axes. Returns ``(fig, ax)``."""
+        """The image (binned by ``downsample``), zscaled; ``unit='coord'`` draws RA/Dec axes.
+        Shown under the cell in Jupyter; ``ax=`` draws into your axes. Returns ``(fig, ax)``.
+        (``coord_type``: deprecated alias of ``unit``.)"""
         from ..visualization import show_image
 
-        return show_image(self, coord_type=coord_type, scale=scale, downsample=downsample,
+        return show_image(self, unit=unit, scale=scale, downsample=downsample,
                           figsize=figsize, ax=ax)
 
-    def show_position(self, x: float, y: float, coord_type: str = "pixel", radius_arcsec=None,
-                      a_arcsec=None, b_arcsec=None, theta_deg=None, zoom_radius_pixel: int = 100,
+    @renamed(coord_type="unit", a_arcsec="a", b_arcsec="b", theta_deg="theta")
+    def show_position(self, x: float, y: float, unit: str = "pixel", radius_arcsec=None,
+                      a=None, b=None, theta=None, zoom_radius_pixel: int = 100,
                       downsample: int = 1, scale: str = "zscale", figsize=(6, 6), *, ax=None):
-        """A cut-out around a position with its aperture at true size (``coord_type='coord'``:
-        RA/Dec in deg). Shown under the cell in Jupyter; ``ax=`` draws into your axes.
-        Returns ``(fig, ax)``."""
+        """A cut-out around a position with its aperture at true size (``unit='coord'``:
+        RA/Dec in deg, ellipse semi-axes ``a``, ``b`` in arcsec and ``theta`` east of north;
+        ``'pixel'``: pixels, theta from +x). Shown under the cell in Jupyter; ``ax=`` draws
+        into your axes. Returns ``(fig, ax)``. (Deprecated aliases: ``coord_type``,
+        ``a_arcsec``, ``b_arcsec``, ``theta_deg``.)"""
         from ..visualization import show_position
 
-        return show_position(self, x, y, coord_type=coord_type, radius_arcsec=radius_arcsec,
-                             a_arcsec=a_arcsec, b_arcsec=b_arcsec, theta_deg=theta_deg,
+        return show_position(self, x, y, unit=unit, radius_arcsec=radius_arcsec,
+                             a=a, b=b, theta=theta,
                              zoom_radius_pixel=zoom_radius_pixel, downsample=downsample,
                              scale=scale, figsize=figsize, ax=ax)
 
@@ -258,4 +271,15 @@ class CalibrationImage(BaseImage):
     image_type = "calibration"
 
 
+def _product_signatures() -> None:
+    from ..background import calculate_bkg, calculate_bkgrms_from_propagation
+    from ..masks import calculate_circularmask, calculate_sourcemask
+
+    for core in (calculate_circularmask, calculate_sourcemask, calculate_bkg,
+                 calculate_bkgrms_from_propagation):
+        method = vars(_ProductsMixin)[core.__name__]
+        method.__signature__ = facade_signature(core, method, image_method=True)
+
+
+_product_signatures()
 plain_signatures(_ProductsMixin)

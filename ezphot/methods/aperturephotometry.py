@@ -7,6 +7,7 @@ import inspect
 import logging
 from collections.abc import Iterator
 
+from .._aliases import resolve_renamed
 from ..dataobjects.catalog import Catalog
 from ..photometry.registry import get_method
 
@@ -166,8 +167,9 @@ class AperturePhotometry:
 
         Parameters
         ----------
-        x_arr, y_arr : float, list or array (or a SkyCoord as ``x_arr``)
+        x, y : float, list or array (or a SkyCoord as ``x``)
             0-based pixels (``unit='pixel'``) or RA/Dec in degrees (``unit='coord'``).
+            ``x_arr``/``y_arr``: deprecated aliases.
         aperture_diameter_arcsec, aperture_diameter_seeing : float, list or Quantity
             Diameters: fixed (arcsec, or a Quantity in angle or pixels), then seeing multiples.
         annulus_width_arcsec : float, optional
@@ -193,6 +195,8 @@ class AperturePhotometry:
                               **kwargs) -> Catalog:
         """Forced photometry in elliptical apertures at given positions.
 
+        Positions ``x``, ``y``, semi-axes ``a``, ``b`` and angle ``theta`` (deprecated aliases:
+        ``x_arr``, ``y_arr``, ``sma_arr``, ``smi_arr``, ``theta_arr``).
         ``unit='coord'``: RA/Dec (deg), semi-axes in arcsec, theta = position angle east of
         north (deg, as THETA_J2000). ``unit='pixel'``: pixels, theta counter-clockwise from +x
         (deg, as THETA_IMAGE). ``annulus_ratio``: local sky in an elliptical annulus from the
@@ -206,6 +210,7 @@ class AperturePhotometry:
         """Call the method's core function (which holds every default) with ``verbose``,
         then draw the figure."""
         spec = get_method(method)
+        kwargs = resolve_renamed(spec.func, kwargs, stacklevel=4)  # the tutorial's old names
         if spec.targets:
             _hint_unit(spec.func, target_img, args, kwargs)
         with _verbosity(verbose):
@@ -225,26 +230,13 @@ class AperturePhotometry:
 def _readable_help() -> None:
     """Each façade method shows the signature a user types: its core function's parameters
     (and defaults) with the façade's ``verbose``, ``visualize`` and ``save_fig``."""
-    from ..imageobjects.scienceimage import plain_signatures
+    from ..imageobjects.scienceimage import facade_signature, plain_signatures
 
     for method in ("sextractor", "photutils", "circular", "elliptical"):
         spec = get_method(method)
         func = getattr(AperturePhotometry, spec.facade_name)
         func.__signature__ = facade_signature(spec.func, func)
     plain_signatures(AperturePhotometry)
-
-
-def facade_signature(core, facade) -> inspect.Signature:
-    """``facade``'s signature as a user sees it: ``self``, then ``core``'s parameters, then
-    ``facade``'s own keyword-only options (those ``core`` does not have)."""
-    own = [p for p in inspect.signature(facade).parameters.values()
-           if p.kind is p.KEYWORD_ONLY]
-    params = list(inspect.signature(core).parameters.values())
-    names = {p.name for p in params}
-    self_param = inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    keyword = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own
-               if p.name not in names]
-    return inspect.Signature([self_param] + params + keyword)
 
 
 _readable_help()

@@ -34,6 +34,7 @@ from ..background import poisson_skew_correction
 from ..dataobjects.catalog import Catalog
 from ..exceptions import ArgumentError, ImageError
 from ..imageobjects import Background, BaseImage, Errormap
+from .._aliases import renamed
 from .common import aperture_diameters, as_image, catalog_info, finish_catalog
 from .geometry import sky_to_pixel_ellipse, to_pixel
 
@@ -466,13 +467,13 @@ def _positions(img, x_arr, y_arr, unit):
     if isinstance(x_arr, SkyCoord):
         px, py = to_pixel(img, x_arr)
     else:
-        x, y = validate.positions(x_arr, y_arr, unit)
+        x, y = validate.positions(x_arr, y_arr, unit, ("x", "y"))
         if np.ndim(x_arr) != np.ndim(y_arr) or x.size != y.size:
-            raise ArgumentError(f"x_arr and y_arr have different lengths ({x.size} and "
+            raise ArgumentError(f"x and y have different lengths ({x.size} and "
                                 f"{y.size})")
         px, py = to_pixel(img, x, y, unit)
     if px.size == 0:
-        raise ArgumentError("no positions given (x_arr is empty)")
+        raise ArgumentError("no positions given (x is empty)")
     usable = (np.isfinite(px) & np.isfinite(py) & (np.abs(px) <= validate.MAX_PIXEL)
               & (np.abs(py) <= validate.MAX_PIXEL))
     if not usable.all():
@@ -531,7 +532,8 @@ def _off_image(img, px, py, usable, extent: float) -> int:
     return int((~inside).sum())
 
 
-def circular_photometry(target_img, x_arr, y_arr, *, aperture_diameter_arcsec=(5, 7, 10),
+@renamed(x_arr="x", y_arr="y")
+def circular_photometry(target_img, x, y, *, aperture_diameter_arcsec=(5, 7, 10),
                         aperture_diameter_seeing=(3.5, 4.5),
                         annulus_width_arcsec: float | None = None, unit: str = "pixel",
                         target_bkg=None, target_mask=None, target_bkgrms=None,
@@ -549,7 +551,7 @@ def circular_photometry(target_img, x_arr, y_arr, *, aperture_diameter_arcsec=(5
     validate.seeing(seeing)
     validate.number(zeropoint, "zeropoint")
     subpixels = validate.size(subpixels, "subpixels", maximum=100)
-    px, py, usable = _positions(img, x_arr, y_arr, unit)
+    px, py, usable = _positions(img, x, y, unit)
     seeing = seeing if seeing is not None else img.seeing
     diam_arcsec, diam_px = aperture_diameters(img, aperture_diameter_arcsec,
                                               aperture_diameter_seeing, seeing, img.pixelscale)
@@ -605,7 +607,7 @@ def circular_photometry(target_img, x_arr, y_arr, *, aperture_diameter_arcsec=(5
     info = catalog_info(img, "circular", seeing=seeing, aperture_diameter_arcsec=diam_arcsec,
                         path=None)
     return finish_catalog(Catalog(table, info=info, meta=meta), img, "circular", save,
-                          targets=(x_arr, y_arr), unit=unit)
+                          targets=(x, y), unit=unit)
 
 
 def _bkg_label(bkg, annulus) -> str:
@@ -616,7 +618,8 @@ def _bkg_label(bkg, annulus) -> str:
     return "annulus" if annulus is not None else "estimated"
 
 
-def elliptical_photometry(target_img, x_arr, y_arr, sma_arr, smi_arr, theta_arr, *,
+@renamed(x_arr="x", y_arr="y", sma_arr="a", smi_arr="b", theta_arr="theta")
+def elliptical_photometry(target_img, x, y, a, b, theta, *,
                           unit: str = "pixel", annulus_ratio: float | None = None,
                           target_bkg=None, target_mask=None, target_bkgrms=None,
                           method: str = "exact", subpixels: int = 5, egain: float | None = None,
@@ -631,18 +634,19 @@ def elliptical_photometry(target_img, x_arr, y_arr, sma_arr, smi_arr, theta_arr,
     validate.egain(egain)
     validate.number(zeropoint, "zeropoint")
     subpixels = validate.size(subpixels, "subpixels", maximum=100)
-    px, py, usable = _positions(img, x_arr, y_arr, unit)
+    targets = (x, y, a, b, theta)  # as given: they name the catalogue file
+    px, py, usable = _positions(img, x, y, unit)
     n = px.size
     shapes = []
-    for value, name in ((sma_arr, "sma_arr"), (smi_arr, "smi_arr"), (theta_arr, "theta_arr")):
+    for value, name in ((a, "a"), (b, "b"), (theta, "theta")):
         try:
             arr = np.broadcast_to(np.asarray(value, float), (n,)).copy()
         except (TypeError, ValueError) as exc:
             raise ArgumentError(f"{name} must be a number or one number per position ({n})") \
                 from exc
-        bad = ~np.isfinite(arr) if name == "theta_arr" else ~(np.isfinite(arr) & (arr > 0))
+        bad = ~np.isfinite(arr) if name == "theta" else ~(np.isfinite(arr) & (arr > 0))
         if bad.any():
-            rule = "theta must be finite" if name == "theta_arr" else \
+            rule = "theta must be finite" if name == "theta" else \
                 "semi-axes must be positive and finite"
             raise ArgumentError(f"{rule}: {name} has {int(bad.sum())} bad value(s), e.g. "
                                 f"{arr[np.argmax(bad)]}")
@@ -661,7 +665,7 @@ def elliptical_photometry(target_img, x_arr, y_arr, sma_arr, smi_arr, theta_arr,
     theta_rad = np.where(swap, theta_rad + np.pi / 2, theta_rad)
     ratio = annulus_ratio or 1.0
     validate.apertures_fit(2 * a[usable] * ratio, img.shape,
-                           "sma_arr" if annulus_ratio is None else "sma_arr x annulus_ratio",
+                           "a" if annulus_ratio is None else "a x annulus_ratio",
                            img.path)
     bkg, rms, mask = _prepare(img, target_bkg, target_bkgrms, target_mask)
     with_annulus = annulus_ratio is not None and bkg is None
@@ -701,4 +705,4 @@ def elliptical_photometry(target_img, x_arr, y_arr, sma_arr, smi_arr, theta_arr,
     info = catalog_info(img, "elliptical", seeing=img.seeing, aperture_diameter_arcsec=None,
                         path=None)
     return finish_catalog(Catalog(table, info=info, meta=meta), img, "elliptical", save,
-                          targets=(x_arr, y_arr, sma_arr, smi_arr, theta_arr), unit=unit)
+                          targets=targets, unit=unit)

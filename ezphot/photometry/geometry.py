@@ -9,32 +9,32 @@ from astropy.coordinates import SkyCoord
 __all__ = ["to_pixel", "sky_to_pixel_ellipse"]
 
 
-def to_pixel(img, x, y=None, coord_type: str = "pixel") -> tuple[np.ndarray, np.ndarray]:
+def to_pixel(img, x, y=None, unit: str = "pixel") -> tuple[np.ndarray, np.ndarray]:
     """Positions as 0-based pixel arrays.
 
     Parameters
     ----------
     img : BaseImage
     x, y : float, list, array, or a SkyCoord as ``x`` (``y`` None)
-        Pixels (0-based) for ``coord_type='pixel'``; RA, Dec in degrees (ICRS) for ``'coord'``.
-    coord_type : {'pixel', 'coord'}
+        Pixels (0-based) for ``unit='pixel'``; RA, Dec in degrees (ICRS) for ``'coord'``.
+    unit : {'pixel', 'coord'}
     """
     if isinstance(x, SkyCoord):
         sky = x
-    elif coord_type == "coord":
+    elif unit == "coord":
         ra = np.atleast_1d(np.asarray(x, dtype=float))
         dec = np.atleast_1d(np.asarray(y, dtype=float))
         if ra.shape != dec.shape:
             raise ValueError(f"RA and Dec have different lengths ({ra.size} and {dec.size})")
         sky = SkyCoord(ra * u.deg, dec * u.deg, frame="icrs")
-    elif coord_type == "pixel":
+    elif unit == "pixel":
         px = np.atleast_1d(np.asarray(x, dtype=float))
         py = np.atleast_1d(np.asarray(y, dtype=float))
         if px.shape != py.shape:
             raise ValueError(f"x and y have different lengths ({px.size} and {py.size})")
         return px, py
     else:
-        raise ValueError(f"unit/coord_type must be 'pixel' or 'coord', got {coord_type!r}")
+        raise ValueError(f"unit must be 'pixel' or 'coord', got {unit!r}")
     wcs = img.require_wcs()
     px, py = wcs.world_to_pixel(np.atleast_1d(sky))
     return np.atleast_1d(np.asarray(px, float)), np.atleast_1d(np.asarray(py, float))

@@ -78,9 +78,9 @@ METHODS: dict[str, PhotometryMethod] = {
         PhotometryMethod("photutils", "ezphot.photometry.detect:photutils_photometry",
                          ".phot.cat", versions=("photutils",), detection=True),
         PhotometryMethod("circular", "ezphot.photometry.forced:circular_photometry",
-                         ".circ.cat", targets=("x_arr", "y_arr"), versions=("photutils",)),
+                         ".circ.cat", targets=("x", "y"), versions=("photutils",)),
         PhotometryMethod("elliptical", "ezphot.photometry.forced:elliptical_photometry",
-                         ".ellip.cat", targets=("x_arr", "y_arr", "sma_arr", "smi_arr", "theta_arr"),
+                         ".ellip.cat", targets=("x", "y", "a", "b", "theta"),
                          versions=("photutils",)),
     )
 }

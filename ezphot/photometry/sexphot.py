@@ -206,7 +206,7 @@ def sex_photometry(
     kron_factor: float = 2.5,
     parameters: Sequence[str] | None = None,
     egain: float | None = None,
-    zeropoint: float | None = None,
+    zeropoint: float = 0.0,
     seeing: float | None = None,
     binary: SExtractorBinary | str | None = None,
     checkimages: Sequence[str] | None = None,
@@ -259,7 +259,7 @@ def sex_photometry(
     config.update(
         DETECT_THRESH=detection_sigma, ANALYSIS_THRESH=detection_sigma,
         PHOT_APERTURES=diam_px, PHOT_AUTOPARAMS=(kron_factor, min_radius),
-        PIXEL_SCALE=pixelscale or 0.0, MAG_ZEROPOINT=zeropoint or 0.0,
+        PIXEL_SCALE=pixelscale or 0.0, MAG_ZEROPOINT=zeropoint,
     )
     if seeing:
         config["SEEING_FWHM"] = seeing
