@@ -22,6 +22,7 @@ argument).
 from __future__ import annotations
 
 import functools
+import inspect
 import warnings
 from collections.abc import Callable, Mapping
 
@@ -30,15 +31,17 @@ from astropy.utils.exceptions import AstropyDeprecationWarning
 __all__ = ["renamed", "resolve_renamed"]
 
 
-def resolve_renamed(func: Callable, kwargs: Mapping, *, stacklevel: int = 3) -> dict:
+def resolve_renamed(func: Callable, kwargs: Mapping, *, stacklevel: int = 3,
+                    positional: tuple = ()) -> dict:
     """``kwargs`` with the old names of ``func``'s parameters (see `renamed`) replaced by the
-    new ones, warning once per old name; TypeError when both are given."""
+    new ones, warning once per old name; TypeError when both are given (``positional``: the
+    names already given by position)."""
     mapping = getattr(func, "renamed_parameters", None) or {}
     out = dict(kwargs)
-    name = getattr(func, "__qualname__", getattr(func, "__name__", "function"))
+    name = getattr(func, "__name__", "function")
     for old, new in mapping.items():
         if old in out:
-            if new in out:
+            if new in out or new in positional:
                 raise TypeError(f"{name}() got both {new!r} and its deprecated alias {old!r}: "
                                 f"give {new!r} only")
             warnings.warn(f"{name}(): {old!r} is deprecated, use {new!r}",
@@ -51,10 +54,15 @@ def renamed(**old_to_new: str) -> Callable:
     """Decorator: accept the keyword arguments ``old=...`` as ``new=...`` (deprecated)."""
 
     def decorate(func: Callable) -> Callable:
+        params = list(inspect.signature(func).parameters.values())
+        by_position = [p.name for p in params
+                       if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+
         @functools.wraps(func)
         def wrapper(*args, **kwargs):
             if kwargs:
-                kwargs = resolve_renamed(wrapper, kwargs, stacklevel=3)
+                kwargs = resolve_renamed(wrapper, kwargs, stacklevel=3,
+                                         positional=tuple(by_position[:len(args)]))
             return func(*args, **kwargs)
 
         wrapper.renamed_parameters = dict(old_to_new)
