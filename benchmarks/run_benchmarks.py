@@ -143,7 +143,7 @@ def bench_maps(frames_dir: Path, repeat: int) -> dict:
     mask_s = time.perf_counter() - t0
     bkg = img.calculate_bkg(srcmask, box_size=256, filter_size=5, verbose=False)
     rms = img.calculate_bkgrms_from_propagation(bkg, verbose=False)
-    star = img.calculate_circularmask(x_position=img.shape[1] / 2, y_position=img.shape[0] / 2,
+    star = img.calculate_circularmask(x=img.shape[1] / 2, y=img.shape[0] / 2,
                                       radius_arcsec=300, unit="pixel", verbose=False)
     ap = AperturePhotometry()
     opts = dict(detection_sigma=5, aperture_diameter_arcsec=[5, 7, 10],
