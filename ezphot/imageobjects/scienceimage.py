@@ -143,6 +143,11 @@ def plain_signatures(cls):
 class _ProductsMixin:
     """Products saved beside the image (``<F>.bkgmap``, ``<F>.bkgrms``, ``<F>.srcmask``)."""
 
+    def __init__(self, *args, **kwargs) -> None:
+        if not _SIGNED:
+            _product_signatures()
+        super().__init__(*args, **kwargs)
+
     def _product(self, cls):
         path = cls.default_path(self.path)
         return cls(path, target_img=self.path) if path.is_file() else None
@@ -271,14 +276,26 @@ class CalibrationImage(BaseImage):
     image_type = "calibration"
 
 
-def _product_signatures() -> None:
-    from ..background import calculate_bkg, calculate_bkgrms_from_propagation
-    from ..masks import calculate_circularmask, calculate_sourcemask
+_SIGNED = []
 
+
+def _product_signatures() -> None:
+    """The product methods show their functions' parameters and defaults (help(), pydoc).
+
+    Done at import, or, when this module is imported while `ezphot.background` or
+    `ezphot.masks` is itself being imported (they import the map classes), when the first
+    image is made."""
+    try:
+        from ..background import calculate_bkg, calculate_bkgrms_from_propagation
+        from ..masks import calculate_circularmask, calculate_sourcemask
+    except ImportError:  # partially initialised: later
+        return
     for core in (calculate_circularmask, calculate_sourcemask, calculate_bkg,
                  calculate_bkgrms_from_propagation):
         method = vars(_ProductsMixin)[core.__name__]
         method.__signature__ = facade_signature(core, method, image_method=True)
+    plain_signatures(_ProductsMixin)
+    _SIGNED.append(True)
 
 
 _product_signatures()
