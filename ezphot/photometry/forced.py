@@ -665,7 +665,8 @@ def elliptical_photometry(target_img, x, y, a, b, theta, *,
     theta_rad = np.where(swap, theta_rad + np.pi / 2, theta_rad)
     ratio = annulus_ratio or 1.0
     validate.apertures_fit(2 * a[usable] * ratio, img.shape,
-                           "a" if annulus_ratio is None else "a x annulus_ratio",
+                           "a (semi-major axis)" if annulus_ratio is None
+                           else "a (semi-major axis) x annulus_ratio",
                            img.path)
     bkg, rms, mask = _prepare(img, target_bkg, target_bkgrms, target_mask)
     with_annulus = annulus_ratio is not None and bkg is None
