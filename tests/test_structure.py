@@ -103,6 +103,25 @@ def test_batch_sextractor_on_extension_equals_the_frame_alone(mef, tmp_path, mon
     assert summary["sources"][0] == len(alone.data) > 10
 
 
+def test_two_extensions_keep_two_catalogues(mef, tmp_path, monkeypatch):
+    """Both HDUs of one file in one batch: two catalogues, each with its own HDU's numbers."""
+    path, alone_a, alone_b, truth_b = mef
+    monkeypatch.setenv("EZPHOT_OUTPUT_DIR", str(tmp_path / "out"))
+    x, y = _positions(truth_b, n=4)
+    opts = dict(x=x, y=y, aperture_diameter_arcsec=[5], aperture_diameter_seeing=None)
+    summary = run_batch([f"{path}[0]", f"{path}[1]"], "circular", workers=1, resume=False,
+                        progress=False, **opts)
+    assert list(summary["status"]) == ["done", "done"]
+    assert summary["catalog"][0] != summary["catalog"][1]
+    assert ".hdu1." in summary["catalog"][1]
+    from ezphot.dataobjects import Catalog
+
+    for row, alone in zip(summary, (alone_a, alone_b)):
+        want = AperturePhotometry().circular_photometry(str(alone), **opts, **QUIET)
+        got = Catalog(row["catalog"])
+        np.testing.assert_allclose(got.data["FLUX_APER"], want.data["FLUX_APER"], rtol=1e-10)
+
+
 def test_registry_is_what_everyone_reads():
     assert BATCH_METHODS == tuple(METHODS)
     for name, spec in METHODS.items():

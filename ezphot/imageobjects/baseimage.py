@@ -260,6 +260,11 @@ class BaseImage:
         return int(h["NAXIS2"]), int(h["NAXIS1"])
 
     @property
+    def n_images(self) -> int:
+        """How many image HDUs the file holds."""
+        return self._n_images
+
+    @property
     def sextractor_path(self) -> str | None:
         """How the binary can open this image itself, or None when it cannot (compressed)."""
         if self.compressed:
