@@ -148,8 +148,12 @@ def catalog_info(img: BaseImage, catalog_type: str, *, seeing: float | None,
 def catalog_path(img: BaseImage, suffix: str) -> Path:
     """Where a catalogue of ``img`` is saved: beside it, else under ``$EZPHOT_OUTPUT_DIR``.
 
+    An image of a file that holds several images names its HDU (``mef.fits.hdu2.cat``): the
+    catalogues of two extensions never replace each other.
     Raises `OutputError` when the image's folder is read-only and no output root is set.
     """
+    if getattr(img, "n_images", 1) > 1:
+        suffix = f".hdu{img.hdu}{suffix}"
     return product_path(img.path, suffix)
 
 
