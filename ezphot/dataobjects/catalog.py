@@ -24,7 +24,7 @@ from astropy.io import fits
 from astropy.table import Table
 
 from .._io import atomic_write, fits_owner
-from ..exceptions import CatalogError, ForeignFileError
+from ..exceptions import CatalogError, ForeignFileError, MissingDependencyError
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +135,9 @@ def _check_replaceable(path: Path) -> None:
         raise ForeignFileError(f"{path}: exists and is not an ezphot catalogue; ezphot leaves it "
                                "untouched (move it away to write the catalogue there)")
 
+
+# export formats whose files hold the table's metadata (nested dicts, as YAML) with the units
+_META_FORMATS = ("ecsv", "ascii.ecsv", "parquet")
 
 _CHECKSUM = True  # False only in benchmarks/run_benchmarks.py (the cost of the checksum)
 _DAMAGE_WORDS = ("checksum", "datasum", "truncated", "corrupt")
@@ -324,20 +327,66 @@ class Catalog:
 
     # -- conversions ----------------------------------------------------------------------
     def to_pandas(self):
-        """The table as a pandas DataFrame (units dropped)."""
+        """The table as a pandas DataFrame (units dropped).
+
+        Returns
+        -------
+        pandas.DataFrame
+            One column per catalogue column, without units.
+        """
         return self.data.to_pandas()
 
     def write(self, path: str | os.PathLike, format: str = "ecsv", overwrite: bool = False) -> Path:
         """Export the table to another format (``'ecsv'``, ``'csv'``, ``'parquet'``, ...).
 
-        ``'ecsv'`` keeps units, dtypes and the info; ``'csv'`` is plain text.
+        ``'ecsv'`` and ``'parquet'`` keep the column units, dtypes and descriptions and the
+        metadata: the table's own ``meta``, the info (``meta['ezphot_info']``, a dict:
+        ``CatalogInfo.from_dict(table.meta['ezphot_info'])`` rebuilds it) and the provenance
+        (``meta['ezphot_meta']``). ``'csv'`` is plain text for spreadsheets: a header line of
+        column names and the values; units, dtypes (e.g. float32 reads back as float64), the
+        info and all metadata are lost. Other astropy formats are written as astropy writes
+        them (the metadata only where that format can hold it). The lossless file, with
+        checksums, is `save`'s FITS.
+
+        Parameters
+        ----------
+        path : path-like
+            Destination file (written atomically).
+        format : str
+            ``'ecsv'`` (default), ``'csv'``, ``'parquet'`` or another astropy table format.
+        overwrite : bool
+            Replace an existing file at ``path``; when False that is an error.
+
+        Returns
+        -------
+        pathlib.Path
+            The path written.
+
+        Raises
+        ------
+        FileExistsError
+            ``path`` exists and ``overwrite`` is False.
+        MissingDependencyError
+            ``format='parquet'`` without pyarrow (``pip install 'ezphot[parquet]'``).
         """
         path = Path(path)
         if path.exists() and not overwrite:
             raise FileExistsError(f"{path} exists and overwrite=False")
+        if format == "parquet":
+            try:
+                import pyarrow  # noqa: F401
+            except ImportError as exc:
+                raise MissingDependencyError(
+                    f"{path}: writing Parquet needs the pyarrow package; install it with "
+                    "pip install 'ezphot[parquet]' (or pip install pyarrow), or export to "
+                    "'ecsv', which keeps units and metadata too") from exc
         table = self.data.copy(copy_data=False)
-        if format == "ecsv":
+        if format in _META_FORMATS:
+            table.meta = dict(table.meta)
             table.meta["ezphot_info"] = self.info.to_dict()
+            # plain JSON types, as in save's EZMETA: the writers serialise them as YAML
+            table.meta["ezphot_meta"] = json.loads(json.dumps(_jsonable(self.meta),
+                                                              default=str))
         fmt = {"csv": "ascii.csv", "ecsv": "ascii.ecsv"}.get(format, format)
         atomic_write(path, lambda tmp: table.write(tmp, format=fmt))
         return path
