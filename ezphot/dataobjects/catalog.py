@@ -34,7 +34,41 @@ __all__ = ["Catalog", "CatalogInfo", "CatalogState", "provenance_digest",
 
 @dataclass
 class CatalogInfo:
-    """Metadata of a catalogue (dot access; printed as the tutorial's ``Info ====`` block)."""
+    """Metadata of a catalogue (dot access; printed as the tutorial's ``Info ====`` block).
+
+    Parameters
+    ----------
+    path : str, optional
+        Where the catalogue is saved.
+    target_img : str, optional
+        The measured image.
+    obsdate : str, optional
+        Observation date (ISO, from the header).
+    filter : str, optional
+        Filter name.
+    exptime : float, optional
+        Exposure time in seconds.
+    depth : float, optional
+        Limiting magnitude, when known.
+    seeing : float, optional
+        Seeing FWHM in arcsec.
+    catalog_type : str, optional
+        How the catalogue was made (e.g. 'sextractor', 'circular').
+    ra, dec : float, optional
+        Image centre in degrees.
+    fov_ra, fov_dec : float, optional
+        Field of view in degrees.
+    objname : str, optional
+        Target / field name.
+    observatory : str, optional
+        Observatory name.
+    telname : str, optional
+        Telescope name.
+    aperture_diameter_arcsec : list of float, optional
+        Aperture diameters of the catalogue, in arcsec.
+    extra : dict, optional
+        Any other key.
+    """
 
     path: str | None = None
     target_img: str | None = None
@@ -63,12 +97,29 @@ class CatalogInfo:
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
-        """Plain JSON-able dict."""
+        """Plain JSON-able dict.
+
+        Returns
+        -------
+        dict
+            Every field, numpy scalars and paths turned into plain Python values.
+        """
         return _jsonable(asdict(self))
 
     @classmethod
     def from_dict(cls, d: Mapping) -> CatalogInfo:
-        """Inverse of `to_dict` (unknown keys go to ``extra``)."""
+        """Inverse of `to_dict` (unknown keys go to ``extra``).
+
+        Parameters
+        ----------
+        d : mapping
+            A dict as made by `to_dict`.
+
+        Returns
+        -------
+        CatalogInfo
+            The info.
+        """
         names = {f.name for f in fields(cls)}
         known = {k: v for k, v in d.items() if k in names}
         extra = dict(known.pop("extra", {}) or {})
@@ -89,7 +140,17 @@ def _jsonable(obj):
 
 
 class CatalogState(NamedTuple):
-    """What `Catalog.check` found at a path."""
+    """What `Catalog.check` found at a path.
+
+    Parameters
+    ----------
+    state : str
+        'missing', 'foreign', 'damaged', 'changed' or 'ok'.
+    reason : str
+        Why, in a few words.
+    rows : int
+        The catalogue's length when it loaded, else -1.
+    """
 
     state: str
     reason: str
@@ -97,7 +158,18 @@ class CatalogState(NamedTuple):
 
 
 def provenance_digest(provenance: Mapping) -> str:
-    """sha256 of the canonical JSON of a provenance key."""
+    """sha256 of the canonical JSON of a provenance key.
+
+    Parameters
+    ----------
+    provenance : mapping
+        The provenance key (method, options, targets, input identity, versions).
+
+    Returns
+    -------
+    str
+        Hexadecimal sha256 digest.
+    """
     text = json.dumps(_jsonable(dict(provenance)), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -111,7 +183,20 @@ _PROVENANCE_FIELDS = (("method", "method changed"), ("input", "input changed"),
 
 
 def provenance_difference(saved: Mapping | None, expected: Mapping) -> str:
-    """'' when ``saved`` equals ``expected``, else a short reason ('options changed'...)."""
+    """'' when ``saved`` equals ``expected``, else a short reason ('options changed'...).
+
+    Parameters
+    ----------
+    saved : mapping or None
+        The provenance key read from a catalogue.
+    expected : mapping
+        The provenance key of the run about to be made.
+
+    Returns
+    -------
+    str
+        '' when they are equal, else the first difference found.
+    """
     if not isinstance(saved, Mapping):
         return "no provenance key"
     saved, expected = _jsonable(dict(saved)), _jsonable(dict(expected))
@@ -224,6 +309,11 @@ class Catalog:
             Replace an existing ezphot catalogue (atomically). When False an existing file is
             an error. A file that ezphot did not write is never replaced.
 
+        Returns
+        -------
+        pathlib.Path
+            The path written.
+
         Raises
         ------
         ForeignFileError
@@ -292,6 +382,13 @@ class Catalog:
     def check(path: str | os.PathLike, provenance: Mapping | None = None) -> CatalogState:
         """Whether the file at ``path`` is a sound ezphot catalogue (made with ``provenance``).
 
+        Parameters
+        ----------
+        path : path-like
+            The file to check.
+        provenance : mapping, optional
+            The expected provenance key; when given, another one is 'changed'.
+
         Returns
         -------
         CatalogState
@@ -322,7 +419,18 @@ class Catalog:
 
     @staticmethod
     def is_complete(path: str | os.PathLike) -> bool:
-        """True when ``path`` is a complete ezphot catalogue whose checksum verifies."""
+        """True when ``path`` is a complete ezphot catalogue whose checksum verifies.
+
+        Parameters
+        ----------
+        path : path-like
+            The file to check.
+
+        Returns
+        -------
+        bool
+            ``Catalog.check(path).state == 'ok'``.
+        """
         return Catalog.check(path).state == "ok"
 
     # -- conversions ----------------------------------------------------------------------

@@ -127,10 +127,19 @@ class AperturePhotometry:
             allowed to the binary; default ``$EZPHOT_SEXTRACTOR_TIMEOUT``, else 10 min + 20 s
             per million pixels). Keywords naming the binary's output files (CATALOG_NAME,
             CHECKIMAGE_NAME, XML_NAME) are refused in ``sex_params``.
+        save : bool
+            Write the catalogue beside the image (``<frame>.<suffix>``, atomically).
+        verbose : bool
+            False lowers ezphot's logging to warnings for this call.
+        visualize : bool
+            Draw the image with the catalogue (shown inline in Jupyter).
+        save_fig : bool
+            Save that picture as a PNG beside the catalogue.
 
         Returns
         -------
         Catalog
+            SExtractor's measurements (0-based pixel positions) with units and the info.
         """
         from ..photometry.sexphot import sex_photometry
 
@@ -145,7 +154,22 @@ class AperturePhotometry:
             return self._figure(catalog, visualize, save_fig)
 
     def run_photometry(self, target_img, *, method: str = "sextractor", **kwargs) -> Catalog:
-        """`sex_photometry` (``method='sextractor'``) or `photutils_photometry` (``'photutils'``)."""
+        """`sex_photometry` (``method='sextractor'``) or `photutils_photometry` (``'photutils'``).
+
+        Parameters
+        ----------
+        target_img : ScienceImage or path
+            The image to measure.
+        method : {'sextractor', 'photutils'}
+            Which detection photometry.
+        **kwargs
+            Options of the chosen method.
+
+        Returns
+        -------
+        Catalog
+            The chosen method's catalogue.
+        """
         if method == "sextractor":
             return self.sex_photometry(target_img, **kwargs)
         if method == "photutils":
@@ -159,8 +183,38 @@ class AperturePhotometry:
                              visualize: bool = True, save_fig: bool = False, **kwargs) -> Catalog:
         """Detection photometry with photutils (segmentation, deblending, Kron and circular
         apertures); columns named as SExtractor's. The background is always subtracted
-        (estimated when not given). ``**kwargs``: ``deblend_contrast``, ``deblend_nlevels``,
-        ``egain``, ``seeing``, ``zeropoint``.
+        (estimated when not given).
+
+        Parameters
+        ----------
+        target_img : ScienceImage or path
+            The image to measure.
+        target_bkg, target_bkgrms, target_mask : optional
+            Background map or value, RMS map, mask (estimated / none when not given).
+        detection_sigma : float
+            Detection threshold in units of the background RMS.
+        aperture_diameter_arcsec : float or list
+            Circular aperture diameters in arcsec.
+        kron_factor : float
+            Kron radius factor (as SExtractor's PHOT_AUTOPARAMS).
+        minarea_pixels : int
+            Minimum connected pixels of a detection.
+        save : bool
+            Write the catalogue beside the image (``<frame>.<suffix>``, atomically).
+        verbose : bool
+            False lowers ezphot's logging to warnings for this call.
+        visualize : bool
+            Draw the image with the catalogue (shown inline in Jupyter).
+        save_fig : bool
+            Save that picture as a PNG beside the catalogue.
+        **kwargs
+            ``deblend_contrast``, ``deblend_nlevels``, ``egain``, ``seeing``, ``zeropoint``,
+            ``nproc``.
+
+        Returns
+        -------
+        Catalog
+            The detections, columns named as SExtractor's.
         """
         from ..photometry.detect import photutils_photometry
 
@@ -181,6 +235,8 @@ class AperturePhotometry:
 
         Parameters
         ----------
+        target_img : ScienceImage or path
+            The image to measure.
         x_arr, y_arr : float, list or array (or a SkyCoord as ``x_arr``)
             0-based pixels (``unit='pixel'``) or RA/Dec in degrees (``unit='coord'``).
         aperture_diameter_arcsec, aperture_diameter_seeing : float, list or Quantity
@@ -189,9 +245,19 @@ class AperturePhotometry:
             Local sky (sigma-clipped median) from an annulus of this width starting at
             4 × the seeing FWHM or at the largest aperture, whichever is larger (used when no
             ``target_bkg`` is given); its uncertainty enters FLUXERR.
-        target_bkg, target_bkgrms, target_mask
+        unit : {'pixel', 'coord'}
+            How ``x_arr``, ``y_arr`` are given.
+        target_bkg, target_bkgrms, target_mask : optional
             Background map or value, RMS map, mask. Without them the background and RMS are
             estimated on tiles around the positions.
+        save : bool
+            Write the catalogue beside the image (``<frame>.<suffix>``, atomically).
+        verbose : bool
+            False lowers ezphot's logging to warnings for this call.
+        visualize : bool
+            Draw the image with the catalogue (shown inline in Jupyter).
+        save_fig : bool
+            Save that picture as a PNG beside the catalogue.
         **kwargs
             ``method`` ('exact', 'center', 'subpixel'), ``subpixels``, ``egain``, ``seeing``,
             ``zeropoint``.
@@ -219,11 +285,39 @@ class AperturePhotometry:
                               save_fig: bool = False, **kwargs) -> Catalog:
         """Forced photometry in elliptical apertures at given positions.
 
-        ``unit='coord'``: RA/Dec (deg), semi-axes in arcsec, theta = position angle east of
-        north (deg, as THETA_J2000). ``unit='pixel'``: pixels, theta counter-clockwise from +x
-        (deg, as THETA_IMAGE). ``annulus_ratio``: local sky in an elliptical annulus from the
-        aperture to ``annulus_ratio`` times its size. ``**kwargs``: ``method``, ``subpixels``,
-        ``egain``, ``zeropoint``.
+        Parameters
+        ----------
+        target_img : ScienceImage or path
+            The image to measure.
+        x_arr, y_arr : float, list or array
+            Centres: 0-based pixels (``unit='pixel'``) or RA/Dec in degrees (``unit='coord'``).
+        sma_arr, smi_arr : float, list or array
+            Semi-major and semi-minor axes: pixels, or arcsec with ``unit='coord'``.
+        theta_arr : float, list or array
+            Orientation in degrees: ``unit='coord'``, position angle east of north (as
+            THETA_J2000); ``unit='pixel'``, counter-clockwise from +x (as THETA_IMAGE).
+        unit : {'pixel', 'coord'}
+            How positions, axes and angles are given.
+        annulus_ratio : float, optional
+            Local sky in an elliptical annulus from the aperture to ``annulus_ratio`` times
+            its size.
+        target_bkg, target_bkgrms, target_mask : optional
+            Background map or value, RMS map, mask.
+        save : bool
+            Write the catalogue beside the image (``<frame>.<suffix>``, atomically).
+        verbose : bool
+            False lowers ezphot's logging to warnings for this call.
+        visualize : bool
+            Draw the image with the catalogue (shown inline in Jupyter).
+        save_fig : bool
+            Save that picture as a PNG beside the catalogue.
+        **kwargs
+            ``method``, ``subpixels``, ``egain``, ``zeropoint``.
+
+        Returns
+        -------
+        Catalog
+            One row per position; see `ezphot.photometry.forced` for the columns.
         """
         from ..photometry.forced import elliptical_photometry
 
