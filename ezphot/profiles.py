@@ -128,7 +128,8 @@ def get_profile(name: str) -> TelescopeProfile:
     for p in load_profiles():
         if p.name == name:
             return p
-    raise KeyError(f"No telescope profile named {name!r}; known: {[p.name for p in load_profiles()]}")
+    known = [p.name for p in load_profiles()]
+    raise KeyError(f"No telescope profile named {name!r}; known: {known}")
 
 
 def _first(header: fits.Header, *keys: str):

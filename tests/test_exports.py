@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from astropy.table import Table
 
-from ezphot.dataobjects import Catalog, CatalogInfo
+from ezphot.dataobjects import CatalogInfo
 from ezphot.exceptions import EzphotError, MissingDependencyError
 from ezphot.methods import AperturePhotometry
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import numpy as np
 import astropy.units as u
+import numpy as np
 from astropy.coordinates import SkyCoord
 
 __all__ = ["to_pixel", "sky_to_pixel_ellipse"]
