@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.ezphot-installed
 DEMO_DIR ?= demo_output
 
-.PHONY: setup system-packages demo test bench docker docker-test clean
+.PHONY: setup system-packages demo test test-lowest lint bench docker docker-test clean
 
 setup: system-packages $(STAMP)
 
@@ -25,6 +25,40 @@ demo: setup
 test: setup
 	MPLBACKEND=Agg $(PY) -m pytest -q
 
+# The lowest versions pyproject.toml allows, installed together in a venv of their own
+# (uv --resolution lowest-direct: every direct dependency at its lower bound), and a fast
+# subset of the tests: detection photometry, forced photometry, background, catalogue I/O, CLI.
+LOWEST_VENV  ?= .venv-lowest
+UV_VENV      ?= .venv-uv
+UV           := $(UV_VENV)/bin/uv
+LOWEST_STAMP := $(LOWEST_VENV)/.ezphot-lowest
+LOWEST_TESTS ?= tests/test_sex_photometry.py tests/test_forced.py tests/test_maps.py \
+	tests/test_golden_sep.py tests/test_catalog.py tests/test_exports.py \
+	tests/test_browser_batch_cli.py::test_version tests/test_browser_batch_cli.py::test_cli_end_to_end
+# the slow ones (a full 7DT frame, bright-frame fixtures, photutils detection) run in `make test`
+LOWEST_SKIP  ?= not photutils_agrees and not full_7dt_frame and not follows_true_sky
+
+$(UV):
+	$(PYTHON) -m venv $(UV_VENV)
+	$(UV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check 'uv>=0.5,<1'
+
+$(LOWEST_STAMP): pyproject.toml $(UV)
+	rm -rf $(LOWEST_VENV)
+	$(PYTHON) -m venv $(LOWEST_VENV)
+	$(UV) pip install --quiet --python $(LOWEST_VENV)/bin/python --resolution lowest-direct \
+		-e '.[test]'
+	@touch $(LOWEST_STAMP)
+
+test-lowest: system-packages $(LOWEST_STAMP)
+	@$(UV) pip list --python $(LOWEST_VENV)/bin/python 2>/dev/null | grep -iE \
+		'^(numpy|astropy|photutils|scipy|pandas|matplotlib|tqdm|sep|scikit-image|pyarrow) '
+	MPLBACKEND=Agg $(LOWEST_VENV)/bin/python -m pytest -q -x -p no:cacheprovider \
+		-k '$(LOWEST_SKIP)' $(LOWEST_TESTS)
+
+# ruff (configuration in pyproject.toml); pre-commit runs the same check on each commit
+lint: setup
+	$(PY) -m ruff check ezphot tests benchmarks docs
+
 bench: setup
 	$(PY) benchmarks/run_benchmarks.py
 
@@ -37,4 +71,4 @@ docker-test:
 	bash docker/podman-build.sh test
 
 clean:
-	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache build *.egg-info
+	rm -rf $(VENV) $(LOWEST_VENV) $(UV_VENV) $(DEMO_DIR) .pytest_cache build *.egg-info

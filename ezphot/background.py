@@ -628,9 +628,25 @@ def calculate_bkgrms_from_propagation(img, target_bkg, *, mbias=None, mdark=None
     Every assumption (a default frame count, a gain or read noise from the profile) is logged
     as a warning and written to the map's header.
 
+    Parameters
+    ----------
+    img : ScienceImage or path
+        The image (its header gives N, the gain and read noise when not given).
+    target_bkg : Background
+        The background B.
+    mbias, mdark, mflat : CalibrationImage or path, optional
+        Master bias, dark and flat; their frame counts come from their headers.
+    ncombine : int, optional
+        N, frames averaged into the image.
+    egain : float, optional
+        Gain g in e-/ADU.
+    rdnoise : float, optional
+        Read noise rn in e-.
+
     Returns
     -------
     Errormap
+        The predicted background RMS (ADU).
     """
     validate.egain(egain)
     validate.number(rdnoise, "rdnoise", minimum=0, strict=False, optional=True)

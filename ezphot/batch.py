@@ -49,6 +49,18 @@ def catalog_suffix(method: str, options: Mapping | None = None) -> str:
     Forced photometry ('circular', 'elliptical') writes one file per target list: with the
     call's ``options`` (``x``, ``y``...) the suffix carries their digest
     (``.circ.<hash>.cat``, see `ezphot.photometry.common.forced_suffix`).
+
+    Parameters
+    ----------
+    method : {'sextractor', 'photutils', 'circular', 'elliptical'}
+        The photometry method.
+    options : mapping, optional
+        The call's options (forced photometry: with the targets).
+
+    Returns
+    -------
+    str
+        The suffix, e.g. ``'.cat'``.
     """
     spec = get_method(method)
     if options is None:
@@ -92,6 +104,22 @@ def process_image(image: ImageDescriptor | str, method: str, options: Mapping,
     provenance key (method, options, targets, input file, versions) equals this call's; a
     damaged catalogue or one made otherwise is measured again and ``reason`` says why. A
     file at the output path that ezphot did not write fails the image and is left untouched.
+
+    Parameters
+    ----------
+    path : str
+        The image.
+    method : str
+        The photometry method (see `run_batch`).
+    options : mapping
+        Options of the method.
+    resume : bool
+        Reuse a verified catalogue made the same way.
+
+    Returns
+    -------
+    dict
+        One summary row: image, status, sources, seconds, error, catalog, reason.
     """
     if _worker_state["terminating"]:  # the batch is gone: start nothing new
         raise SystemExit(1)
@@ -180,6 +208,8 @@ def run_batch(images: Iterable, method: str = "sextractor", *, workers: int | No
         method, options, targets, input file (path, HDU, size, modification time) and
         ezphot/SExtractor versions; any other is measured again. A file ezphot did not
         write at the output path is never replaced: that image fails.
+    progress : bool, optional
+        Show a tqdm progress bar (None: tqdm's default; False: none).
     **options
         Passed to the photometry method (e.g. ``detection_sigma``, ``aperture_diameter_arcsec``;
         ``use_saved_maps=True`` uses each image's saved ``.bkgmap``/``.bkgrms``).

@@ -283,7 +283,18 @@ def _cmd_demo(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``ezphot`` command."""
+    """Entry point of the ``ezphot`` command.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The arguments (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        The exit code: 0 ok, 1 some frames failed, 2 bad arguments or input, 130 interrupted.
+    """
     parser = _parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,

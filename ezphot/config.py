@@ -12,7 +12,18 @@ __all__ = ["data_root", "resolve_data_path", "output_root", "sextractor_config_d
 
 
 def data_root(root: str | os.PathLike | None = None) -> Path:
-    """The data root: ``root`` if given, else ``$EZPHOT_DATA_DIR``, else ``~/ezphot/data``."""
+    """The data root: ``root`` if given, else ``$EZPHOT_DATA_DIR``, else ``~/ezphot/data``.
+
+    Parameters
+    ----------
+    root : path-like, optional
+        An explicit root (``~`` expanded).
+
+    Returns
+    -------
+    pathlib.Path
+        The data root.
+    """
     if root is not None:
         return Path(root).expanduser()
     env = os.environ.get("EZPHOT_DATA_DIR")
@@ -25,6 +36,18 @@ def resolve_data_path(path: str | os.PathLike, root: str | os.PathLike | None = 
     """Resolve ``path`` against the data root unless it is absolute or exists as given.
 
     ``'scidata'`` means ``<root>/scidata``; ``'/any/path'`` is used as it is.
+
+    Parameters
+    ----------
+    path : path-like
+        A folder or file, relative to the data root or absolute.
+    root : path-like, optional
+        The data root (default: `data_root`'s).
+
+    Returns
+    -------
+    pathlib.Path
+        The resolved path.
     """
     p = Path(path).expanduser()
     if p.is_absolute() or (p.exists() and str(path).startswith((".", os.sep))):
@@ -36,6 +59,11 @@ def output_root() -> Path | None:
     """Root under which products are written when the data tree is read-only.
 
     ``$EZPHOT_OUTPUT_DIR`` when set, else None (products go beside the images).
+
+    Returns
+    -------
+    pathlib.Path or None
+        The output root, or None.
     """
     env = os.environ.get("EZPHOT_OUTPUT_DIR")
     return Path(env).expanduser() if env else None
@@ -46,6 +74,11 @@ def sextractor_config_dir() -> Path:
 
     ``$EZPHOT_SEXTRACTOR_CONFIGS`` when set; else the copy installed inside the package;
     else the repository's top-level ``sextractor_configs/`` (source checkout).
+
+    Returns
+    -------
+    pathlib.Path
+        The directory.
     """
     env = os.environ.get("EZPHOT_SEXTRACTOR_CONFIGS")
     if env:

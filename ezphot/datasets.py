@@ -34,7 +34,57 @@ _FULL_STARS = 12000        # stars from mag 10 to 21 on a full frame (~1.2 deg^2
 
 @dataclass
 class FrameSpec:
-    """What a generated frame looks like (all defaults are 7DT C361K, HIGH gain, 1x1)."""
+    """What a generated frame looks like (all defaults are 7DT C361K, HIGH gain, 1x1).
+
+    Parameters
+    ----------
+    shape : tuple of int
+        (ny, nx) in pixels.
+    telname, objname, filter : str
+        Header TELESCOP/OBJECT/FILTER values (plain names: they become folder names).
+    exptime : float
+        Exposure time in seconds.
+    obsdate : str
+        Observation start (ISO, UTC).
+    ra, dec : float
+        Frame centre in degrees.
+    rotation_deg : float
+        WCS rotation in degrees.
+    pixel_scale : float
+        arcsec/pixel.
+    seeing : float
+        Moffat FWHM in arcsec.
+    moffat_beta : float
+        Moffat beta of the stars.
+    sky : float
+        Sky level in ADU at the centre.
+    sky_gradient : tuple of float
+        Fractional sky change across x and y.
+    egain : float
+        Gain in e-/ADU.
+    gain_setting : int
+        The camera's GAIN setting written to the header (2750: HIGH mode).
+    rdnoise : float
+        Read noise in e-.
+    saturation : float
+        End of the linear range in ADU (what SATUR_LEVEL should be).
+    full_well : float
+        ADU where saturated pixels pile up.
+    zeropoint : float
+        Magnitude of 1 ADU in the exposure.
+    star_density : float
+        Multiple of the 7DT-like star density.
+    mag_range : tuple of float
+        Magnitudes of the stars (brightest, faintest).
+    n_galaxies_per_1000_stars : int
+        Sersic galaxies per 1000 stars.
+    write_seeing_keyword : bool
+        Write the seeing to the header.
+    header_saturate : float or None
+        A header SATURATE value (one that must not override the arguments), or none.
+    dtype : str
+        Pixel dtype of the file.
+    """
 
     shape: tuple[int, int] = (1024, 1536)
     telname: str = "7DT14"
@@ -72,11 +122,30 @@ class FrameSpec:
         return self.seeing / self.pixel_scale
 
     def file_name(self) -> str:
+        """The 7DT-style file name of the frame (``calib_<tel>_<obj>_<date>_<filter>_<exp>.fits``).
+
+        Returns
+        -------
+        str
+            The file name.
+        """
         stamp = Time(self.obsdate).strftime("%Y%m%d_%H%M%S")
         return safe_name(f"calib_{self.telname}_{self.objname}_{stamp}_{self.filter}_"
                          f"{int(round(self.exptime))}.fits", "file name")
 
     def tree_dir(self, root: str | os.PathLike) -> Path:
+        """The folder of the frame in a 7DT-style data tree under ``root``.
+
+        Parameters
+        ----------
+        root : path-like
+            The tree's root.
+
+        Returns
+        -------
+        pathlib.Path
+            ``<root>/7DT/7DT_C361K_<mode>_1x1/<objname>/<telname>/<filter>``.
+        """
         binning = "1x1"
         mode = "HIGH" if self.gain_setting == 2750 else "LOW"
         parts = [safe_name(v, k) for k, v in (("objname", self.objname),
@@ -104,7 +173,22 @@ def moffat_alpha(fwhm: float, beta: float) -> float:
 
 
 def moffat_enclosed_fraction(radius: float, fwhm: float, beta: float = 2.5) -> float:
-    """Fraction of a Moffat profile's flux inside a circle of ``radius`` (same units as fwhm)."""
+    """Fraction of a Moffat profile's flux inside a circle of ``radius`` (same units as fwhm).
+
+    Parameters
+    ----------
+    radius : float
+        Circle radius.
+    fwhm : float
+        The profile's FWHM.
+    beta : float
+        Moffat beta.
+
+    Returns
+    -------
+    float
+        The enclosed fraction (0-1).
+    """
     alpha = moffat_alpha(fwhm, beta)
     return float(1.0 - (1.0 + (radius / alpha) ** 2) ** (1.0 - beta))
 
@@ -124,7 +208,20 @@ def make_wcs(spec: FrameSpec) -> WCS:
 
 
 def true_sky(header: fits.Header, shape: tuple[int, int]) -> np.ndarray:
-    """The noiseless sky model of a generated frame (from its EZSKY* keywords)."""
+    """The noiseless sky model of a generated frame (from its EZSKY* keywords).
+
+    Parameters
+    ----------
+    header : astropy.io.fits.Header
+        The frame's header.
+    shape : tuple of int
+        (ny, nx).
+
+    Returns
+    -------
+    numpy.ndarray
+        The sky in ADU per pixel.
+    """
     ny, nx = shape
     y, x = np.mgrid[0:ny, 0:nx]
     return (header["EZSKY0"] * (1.0 + header["EZSKYGX"] * (x / nx - 0.5)
@@ -132,7 +229,21 @@ def true_sky(header: fits.Header, shape: tuple[int, int]) -> np.ndarray:
 
 
 def make_scene(spec: FrameSpec, seed: int = 0) -> Table:
-    """Random sources for a frame: positions, fluxes, shapes (no pixels yet)."""
+    """Random sources for a frame: positions, fluxes, shapes (no pixels yet).
+
+    Parameters
+    ----------
+    spec : FrameSpec
+        The frame.
+    seed : int
+        Random seed.
+
+    Returns
+    -------
+    astropy.table.Table
+        ID, TYPE ('star'/'galaxy'), X, Y (0-based px), MAG, FLUX (ADU), FWHM_PIX, SERSIC_N,
+        R_EFF_PIX, ELLIP, THETA.
+    """
     rng = np.random.default_rng(seed)
     ny, nx = spec.shape
     area = nx * ny / (FULL_SHAPE[0] * FULL_SHAPE[1])
@@ -197,7 +308,26 @@ def _add(image: np.ndarray, x0: int, y0: int, stamp: np.ndarray) -> float:
 
 
 def render_frame(spec: FrameSpec, scene: Table, noise_seed: int = 0):
-    """Pixels of a frame (ADU, float) and the noiseless source flux actually on the frame."""
+    """Pixels of a frame (ADU, float) and the noiseless source flux actually on the frame.
+
+    Parameters
+    ----------
+    spec : FrameSpec
+        The frame.
+    scene : astropy.table.Table
+        Its sources (`make_scene`).
+    noise_seed : int
+        Seed of the Poisson and read noise.
+
+    Returns
+    -------
+    image : numpy.ndarray
+        The pixels (ADU, ``spec.dtype``), clipped at the full well.
+    on_image : numpy.ndarray
+        Per source, the noiseless flux (ADU) that falls on the frame.
+    peaks : numpy.ndarray
+        Per source, the noiseless peak pixel value (ADU).
+    """
     ny, nx = spec.shape
     model = np.zeros((ny, nx), dtype=np.float64)
     on_image = np.zeros(len(scene))
@@ -325,6 +455,22 @@ def make_sample_tree(root: str | os.PathLike, n_frames: int = 4, *,
     """A small 7DT-style ``scidata`` tree: several units, filters and dates.
 
     Frames are written under ``<root>/7DT/<telkey>/<objname>/<telname>/<filter>/``.
+
+    Parameters
+    ----------
+    root : path-like
+        The tree's root.
+    n_frames : int
+        How many frames.
+    shape : tuple of int
+        (ny, nx) of each frame.
+    seed : int
+        Random seed of the scene (noise seeds follow it).
+
+    Returns
+    -------
+    list of pathlib.Path
+        The frames written.
     """
     telnames = ["7DT14", "7DT16", "7DT03"]
     filters = ["m600", "m625", "r"]

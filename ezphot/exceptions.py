@@ -79,3 +79,10 @@ class ArgumentError(EzphotError, ValueError):
 
 
 __all__ += ["ArgumentError"]
+
+
+class MissingDependencyError(EzphotError, ImportError):
+    """An optional package a feature needs is not installed (the message says how to get it)."""
+
+
+__all__ += ["MissingDependencyError"]

@@ -37,6 +37,24 @@ def calculate_circularmask(img, *, x: float, y: float, radius_arcsec: float,
     ``unit='coord'``: RA/Dec in degrees; the distance of each pixel centre is measured on the
     sky through the full WCS (SIP/TPV included). ``unit='pixel'``: 0-based pixels and a radius
     converted with the pixel scale.
+
+    Parameters
+    ----------
+    img : ScienceImage or path
+        The image.
+    x_position, y_position : float
+        The centre: RA, Dec (deg) or 0-based pixels.
+    radius_arcsec : float
+        Radius in arcsec.
+    unit : {'coord', 'pixel'}
+        How the centre is given.
+    target_srcmask : Mask, optional
+        A mask to add to (not modified: the result is a new mask).
+
+    Returns
+    -------
+    Mask
+        True inside the circle (and where ``target_srcmask`` is True).
     """
     from .photometry.geometry import to_pixel
 
@@ -91,7 +109,17 @@ def _paint_integer_disks(mask: np.ndarray, x, y, r) -> None:
 
 
 def paint_disks(mask: np.ndarray, x, y, r) -> None:
-    """Set to True the pixels whose centres are within r of (x, y), in place (0-based)."""
+    """Set to True the pixels whose centres are within r of (x, y), in place (0-based).
+
+    Parameters
+    ----------
+    mask : 2-D bool numpy.ndarray
+        Modified in place.
+    x, y : array_like
+        Centres in 0-based pixels.
+    r : array_like
+        Radii in pixels.
+    """
     ny, nx = mask.shape
     x, y, r = np.asarray(x), np.asarray(y), np.asarray(r, float)
     if x.dtype.kind in "iu" and y.dtype.kind in "iu":
@@ -129,8 +157,32 @@ def calculate_sourcemask(img, *, target_mask=None, sigma: float = 5,
     would otherwise raise it: on a full 7DT-like frame, sigma 1.5 brought the masked map to
     +0.04 ADU of the true sky, sigma 5 to +0.10 (tests/test_maps.py, README).
 
-    ``timeout``: seconds allowed to the binary (default ``$EZPHOT_SEXTRACTOR_TIMEOUT``, else
-    one that grows with the image size).
+    Parameters
+    ----------
+    img : ScienceImage or path
+        The image.
+    target_srcmask : Mask, optional
+        A mask to add to (not modified: the result is a new mask).
+    sigma : float
+        Detection threshold in units of the background RMS.
+    mask_radius_factor : float
+        Disk radius in units of each source's isophotal radius.
+    saturation_level : float
+        SATUR_LEVEL (ADU): sources with pixels at or above it count as saturated.
+    binary : str or SExtractorBinary, optional
+        The SExtractor binary (default: found as for `sex_photometry`).
+    detection_filter : str or 2-D array
+        Detection filter, as in `sex_photometry`.
+    detection_filter_fwhm : float, optional
+        FWHM (px) of the 'gauss' filter (default: the seeing).
+    timeout : float, optional
+        Seconds allowed to the binary (default ``$EZPHOT_SEXTRACTOR_TIMEOUT``, else one that
+        grows with the image size).
+
+    Returns
+    -------
+    Mask
+        True on the detected sources (and where ``target_srcmask`` is True).
     """
     from .sextractor.convfilter import resolve_detection_filter
     from .sextractor.imagerun import image_config, run_on_image

@@ -30,7 +30,7 @@ __all__ = ["TelescopeProfile", "load_profiles", "select_profile", "base_sextract
 class TelescopeProfile:
     """Detector facts and SExtractor defaults for one telescope configuration.
 
-    Attributes
+    Parameters
     ----------
     name : str
         e.g. ``'7DT_C361K_HIGH_1x1'`` or ``'generic'``.
@@ -50,11 +50,21 @@ class TelescopeProfile:
     pixel_scale : float
         arcsec/pixel (0 = take it from the WCS).
     binning : int
+        Pixel binning.
     naxis : tuple of int or None
         Detector size (NAXIS1, NAXIS2) for this binning.
     gain_mode : str or None
+        Camera gain mode (e.g. 'HIGH').
+    gain_setting : float or None
+        The header's GAIN value that selects this variant (when GAIN is a setting).
     gain_key_is_egain : bool
         Whether the header's GAIN keyword is in e-/ADU (False for 7DT: it is a setting).
+    observatory : str or None
+        Header OBSERVAT value this profile matches.
+    telescope_pattern : str or None
+        Regular expression matched against the header's telescope name.
+    instrument : str or None
+        Instrument name.
     sextractor : dict
         SExtractor keyword defaults (base ``default.sex`` updated with the profile's).
     """
@@ -85,7 +95,13 @@ class TelescopeProfile:
 
 
 def base_sextractor_config() -> dict[str, str]:
-    """Keywords of ``sextractor_configs/default.sex`` as strings."""
+    """Keywords of ``sextractor_configs/default.sex`` as strings.
+
+    Returns
+    -------
+    dict of str to str
+        Upper-case keyword -> value.
+    """
     return _read_sex(sextractor_config_dir() / "default.sex")
 
 
@@ -150,7 +166,13 @@ def _load(directory: Path) -> tuple[TelescopeProfile, ...]:
 
 
 def load_profiles() -> tuple[TelescopeProfile, ...]:
-    """All shipped profiles (every variant of every camera file)."""
+    """All shipped profiles (every variant of every camera file).
+
+    Returns
+    -------
+    tuple of TelescopeProfile
+        The profiles, ordered by file then variant.
+    """
     return _load(sextractor_config_dir() / "profiles")
 
 
@@ -159,7 +181,8 @@ def get_profile(name: str) -> TelescopeProfile:
     for p in load_profiles():
         if p.name == name:
             return p
-    raise KeyError(f"No telescope profile named {name!r}; known: {[p.name for p in load_profiles()]}")
+    known = [p.name for p in load_profiles()]
+    raise KeyError(f"No telescope profile named {name!r}; known: {known}")
 
 
 def _first(header: fits.Header, *keys: str):

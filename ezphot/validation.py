@@ -56,9 +56,9 @@ _EPSF_ITERS = 4
 
 @dataclass
 class InjectionResult:
-    """What `injection_recovery` returns.
+    """What `injection_recovery` returns (its fields are its attributes).
 
-    Attributes
+    Parameters
     ----------
     table : astropy.table.Table
         One row per injected star: X, Y (0-based), RA, DEC, MAG_INJ, FLUX_INJ,
@@ -80,7 +80,18 @@ class InjectionResult:
     meta: dict = field(default_factory=dict)
 
     def plot(self, fig=None):
-        """Completeness and flux ratio against magnitude (a matplotlib Figure, Agg-safe)."""
+        """Completeness and flux ratio against magnitude (a matplotlib Figure, Agg-safe).
+
+        Parameters
+        ----------
+        fig : matplotlib.figure.Figure, optional
+            Draw into this figure (two axes are added); default a new 10x4 inch Figure.
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+            The figure drawn.
+        """
         from matplotlib.figure import Figure
 
         fig = fig or Figure(figsize=(10, 4))
@@ -197,7 +208,28 @@ def _psf_candidates(img: BaseImage, det: Table, radius: int) -> Table:
 
 def build_psf(img: BaseImage | str | os.PathLike, psf="auto", *, detections: Table | None = None,
               min_psf_stars: int = 5, max_psf_stars: int = 40, beta: float = 2.5) -> _PSF:
-    """The PSF `injection_recovery` injects with (see the module docstring)."""
+    """The PSF `injection_recovery` injects with (see the module docstring).
+
+    Parameters
+    ----------
+    img : image or path
+        The image the PSF is for.
+    psf : {'auto', 'moffat'} or 2-D array
+        'auto': an ePSF from bright isolated stars, else a Moffat fitted to them, else a
+        Moffat of the header seeing; 'moffat': a Moffat of the header (or measured) seeing;
+        an array: that PSF (square, odd size, positive sum).
+    detections : astropy.table.Table, optional
+        SExtractor detections of the image to pick PSF stars from.
+    min_psf_stars, max_psf_stars : int
+        Fewest stars for an ePSF; most stars used.
+    beta : float
+        Moffat beta.
+
+    Returns
+    -------
+    object
+        The PSF (its ``kind``, ``fwhm`` in px and a ``stamp(dx, dy, radius)`` method).
+    """
     img = as_image(img)
     if not isinstance(psf, str):
         arr = np.asarray(psf, float)
@@ -354,6 +386,20 @@ def completeness_magnitudes(mag: np.ndarray, detected: np.ndarray) -> tuple[floa
 
     C(m) = c_max / (1 + exp((m - m50') / w)); m50 and m90 are where C = 0.5 and 0.9 (NaN
     when the curve never reaches them).
+
+    Parameters
+    ----------
+    mag : array
+        Injected magnitudes.
+    detected : array of bool
+        Whether each was recovered.
+
+    Returns
+    -------
+    mag50, mag90 : float
+        The 50 % and 90 % completeness magnitudes (NaN when not reached or too few stars).
+    fit : dict
+        The fitted ``c_max``, ``m0``, ``width`` (empty when nothing was fitted).
     """
     from scipy.optimize import minimize
 

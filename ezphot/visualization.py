@@ -97,6 +97,18 @@ def bin_image(data, step: int) -> np.ndarray:
     Binning keeps faint sources and noise statistics that taking every n-th pixel loses.
     The frame is binned in strips of a few MB (no full-frame temporary); only strips with a
     non-finite block take the slower NaN-aware path.
+
+    Parameters
+    ----------
+    data : 2-D array_like
+        The frame.
+    step : int
+        Block size in pixels (1 returns the frame as float).
+
+    Returns
+    -------
+    numpy.ndarray
+        The binned frame, shape ``(ny // step, nx // step)``.
     """
     data = np.asarray(data)
     step = max(1, int(step))
@@ -141,7 +153,22 @@ def _norm(data: np.ndarray, scale: str):
 
 
 def save_figure(fig: Figure, path: str | Path, dpi: int = 100) -> Path:
-    """Write a figure as PNG atomically."""
+    """Write a figure as PNG atomically.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+        The figure.
+    path : path-like
+        Destination.
+    dpi : int
+        Resolution.
+
+    Returns
+    -------
+    pathlib.Path
+        The path written.
+    """
     return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=dpi))
 
 
@@ -152,10 +179,18 @@ def show_image(img, unit: str = "pixel", scale: str = "zscale", downsample: int 
 
     Parameters
     ----------
+    img : BaseImage or path
+        The image.
+    coord_type : {'pixel', 'coord'}
+        Axes in 0-based pixels, or RA/Dec (WCSAxes).
+    scale : str
+        Display interval: 'zscale' or 'minmax'.
     downsample : int
         Block size: the picture shows the mean of ``downsample x downsample`` pixels.
     ax : matplotlib Axes, optional
         Draw into these axes (for ``'coord'``, WCSAxes made with ``projection=img.wcs``).
+    figsize : tuple of float
+        Figure size in inches (when ezphot makes the figure).
 
     Returns
     -------
@@ -199,6 +234,29 @@ def show_position(img, x: float, y: float, unit: str = "pixel", radius_arcsec=No
     (deg) the position angle east of north; ``'pixel'``: 0-based pixels, theta
     counter-clockwise from +x. Deprecated aliases: ``coord_type``, ``a_arcsec``,
     ``b_arcsec``, ``theta_deg``.
+
+    Parameters
+    ----------
+    img : BaseImage or path
+        The image.
+    x, y : float
+        The position.
+    coord_type : {'pixel', 'coord'}
+        How ``x``, ``y`` are given.
+    radius_arcsec : float, optional
+        Circular aperture radius to draw.
+    a_arcsec, b_arcsec, theta_deg : float, optional
+        Elliptical aperture to draw: semi-axes (arcsec) and angle (deg).
+    zoom_radius_pixel : int
+        Half size of the cut-out in pixels.
+    downsample : int
+        Block size of the binned cut-out.
+    scale : str
+        Display interval: 'zscale' or 'minmax'.
+    figsize : tuple of float
+        Figure size in inches (when ezphot makes the figure).
+    ax : matplotlib Axes, optional
+        Draw into these axes.
 
     Returns
     -------
@@ -253,6 +311,8 @@ def plot_catalog(catalog, save: bool = False, max_sources: int = 20000,
         Needs ``info.target_img`` and X_IMAGE/Y_IMAGE (0-based) columns.
     save : bool
         Also write the figure as PNG beside the catalogue (``<catalog>.png``).
+    max_sources : int
+        At most this many sources are drawn.
     downsample : int, optional
         Block size of the binned frame (default: about 2000 pixels across).
     ax : matplotlib Axes, optional
@@ -346,8 +406,16 @@ def plot_forced(catalog, *, max_positions: int = 16, zoom_radius_pixel: float | 
         At most this many positions are drawn (the first ones).
     zoom_radius_pixel : float, optional
         Half size of each cut-out (default: 3 × the largest aperture radius, at least 15 px).
+    ncols : int
+        Cut-outs per row of the grid.
+    scale : str
+        Display interval: 'zscale' or 'minmax'.
     ax : matplotlib Axes, optional
         Draw the first position into these axes.
+    save : bool
+        Also write the figure as PNG beside the catalogue (``<catalog>.png``).
+    display : bool
+        Show the figure in a notebook (False: only build/save it).
 
     Returns
     -------
@@ -444,7 +512,26 @@ def plot_forced(catalog, *, max_positions: int = 16, zoom_radius_pixel: float | 
 
 def plot_map(product, title: str = "", downsample: int | None = None, *, ax=None,
              display: bool = True):
-    """A picture of a Background, Errormap or Mask (binned for large frames)."""
+    """A picture of a Background, Errormap or Mask (binned for large frames).
+
+    Parameters
+    ----------
+    product : Background, Errormap or Mask
+        The map.
+    title : str
+        Title (default: the map's kind).
+    downsample : int, optional
+        Block size (default: about 2000 pixels across).
+    ax : matplotlib Axes, optional
+        Draw into these axes.
+    display : bool
+        Show the figure in a notebook (False: only build it).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure.
+    """
     data = np.asarray(product.data)
     ny, nx = data.shape
     step = downsample or max(1, int(np.ceil(max(nx, ny) / 2000)))

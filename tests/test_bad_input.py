@@ -10,10 +10,14 @@ import pytest
 from astropy.io import fits
 from astropy.utils.data import get_pkg_data_filename
 
-from ezphot.exceptions import (ImageError, SExtractorConfigError, SExtractorError,
-                               SExtractorNotFoundError)
-from ezphot.methods import AperturePhotometry
+from ezphot.exceptions import (
+    ImageError,
+    SExtractorConfigError,
+    SExtractorError,
+    SExtractorNotFoundError,
+)
 from ezphot.imageobjects import ScienceImage
+from ezphot.methods import AperturePhotometry
 
 from .conftest import sha256, shared
 

@@ -57,6 +57,11 @@ def test_wheel_contents(wheel_install):
         next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
     assert "License-Expression: BSD-3-Clause" in meta
     assert "Provides-Extra: parquet" in meta and "Provides-Extra: dask" in meta
+    for extra in ("notebook", "test"):
+        assert f"Provides-Extra: {extra}" in meta, extra
+    # Parquet export needs pyarrow: the parquet extra brings it (Catalog.write says so)
+    assert 'Requires-Dist: pyarrow>=16; extra == "parquet"' in meta
+    assert "Requires-Python: >=3.11" in meta
     assert not any(n.startswith("tests/") for n in names)
 
 

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from astropy.table import Table
 
+from ezphot._io import run_directory
 from ezphot.exceptions import SExtractorConfigError, SExtractorNotFoundError
 from ezphot.sextractor import find_sextractor, read_ldac, run_sextractor
 from ezphot.sextractor.binary import parse_keywords, parse_parameters
 from ezphot.sextractor.configfile import validate_keywords, validate_parameters, write_param
-from ezphot._io import run_directory
 
 from .conftest import shared
 

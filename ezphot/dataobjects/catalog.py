@@ -24,7 +24,7 @@ from astropy.io import fits
 from astropy.table import Table
 
 from .._io import atomic_write, fits_owner
-from ..exceptions import CatalogError, ForeignFileError
+from ..exceptions import CatalogError, ForeignFileError, MissingDependencyError
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,41 @@ __all__ = ["Catalog", "CatalogInfo", "CatalogState", "provenance_digest",
 
 @dataclass
 class CatalogInfo:
-    """Metadata of a catalogue (dot access; printed as the tutorial's ``Info ====`` block)."""
+    """Metadata of a catalogue (dot access; printed as the tutorial's ``Info ====`` block).
+
+    Parameters
+    ----------
+    path : str, optional
+        Where the catalogue is saved.
+    target_img : str, optional
+        The measured image.
+    obsdate : str, optional
+        Observation date (ISO, from the header).
+    filter : str, optional
+        Filter name.
+    exptime : float, optional
+        Exposure time in seconds.
+    depth : float, optional
+        Limiting magnitude, when known.
+    seeing : float, optional
+        Seeing FWHM in arcsec.
+    catalog_type : str, optional
+        How the catalogue was made (e.g. 'sextractor', 'circular').
+    ra, dec : float, optional
+        Image centre in degrees.
+    fov_ra, fov_dec : float, optional
+        Field of view in degrees.
+    objname : str, optional
+        Target / field name.
+    observatory : str, optional
+        Observatory name.
+    telname : str, optional
+        Telescope name.
+    aperture_diameter_arcsec : list of float, optional
+        Aperture diameters of the catalogue, in arcsec.
+    extra : dict, optional
+        Any other key.
+    """
 
     path: str | None = None
     target_img: str | None = None
@@ -63,12 +97,29 @@ class CatalogInfo:
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
-        """Plain JSON-able dict."""
+        """Plain JSON-able dict.
+
+        Returns
+        -------
+        dict
+            Every field, numpy scalars and paths turned into plain Python values.
+        """
         return _jsonable(asdict(self))
 
     @classmethod
     def from_dict(cls, d: Mapping) -> CatalogInfo:
-        """Inverse of `to_dict` (unknown keys go to ``extra``)."""
+        """Inverse of `to_dict` (unknown keys go to ``extra``).
+
+        Parameters
+        ----------
+        d : mapping
+            A dict as made by `to_dict`.
+
+        Returns
+        -------
+        CatalogInfo
+            The info.
+        """
         names = {f.name for f in fields(cls)}
         known = {k: v for k, v in d.items() if k in names}
         extra = dict(known.pop("extra", {}) or {})
@@ -89,7 +140,17 @@ def _jsonable(obj):
 
 
 class CatalogState(NamedTuple):
-    """What `Catalog.check` found at a path."""
+    """What `Catalog.check` found at a path.
+
+    Parameters
+    ----------
+    state : str
+        'missing', 'foreign', 'damaged', 'changed' or 'ok'.
+    reason : str
+        Why, in a few words.
+    rows : int
+        The catalogue's length when it loaded, else -1.
+    """
 
     state: str
     reason: str
@@ -97,7 +158,18 @@ class CatalogState(NamedTuple):
 
 
 def provenance_digest(provenance: Mapping) -> str:
-    """sha256 of the canonical JSON of a provenance key."""
+    """sha256 of the canonical JSON of a provenance key.
+
+    Parameters
+    ----------
+    provenance : mapping
+        The provenance key (method, options, targets, input identity, versions).
+
+    Returns
+    -------
+    str
+        Hexadecimal sha256 digest.
+    """
     text = json.dumps(_jsonable(dict(provenance)), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -111,7 +183,20 @@ _PROVENANCE_FIELDS = (("method", "method changed"), ("input", "input changed"),
 
 
 def provenance_difference(saved: Mapping | None, expected: Mapping) -> str:
-    """'' when ``saved`` equals ``expected``, else a short reason ('options changed'...)."""
+    """'' when ``saved`` equals ``expected``, else a short reason ('options changed'...).
+
+    Parameters
+    ----------
+    saved : mapping or None
+        The provenance key read from a catalogue.
+    expected : mapping
+        The provenance key of the run about to be made.
+
+    Returns
+    -------
+    str
+        '' when they are equal, else the first difference found.
+    """
     if not isinstance(saved, Mapping):
         return "no provenance key"
     saved, expected = _jsonable(dict(saved)), _jsonable(dict(expected))
@@ -135,6 +220,9 @@ def _check_replaceable(path: Path) -> None:
         raise ForeignFileError(f"{path}: exists and is not an ezphot catalogue; ezphot leaves it "
                                "untouched (move it away to write the catalogue there)")
 
+
+# export formats whose files hold the table's metadata (nested dicts, as YAML) with the units
+_META_FORMATS = ("ecsv", "ascii.ecsv", "parquet")
 
 _CHECKSUM = True  # False only in benchmarks/run_benchmarks.py (the cost of the checksum)
 _DAMAGE_WORDS = ("checksum", "datasum", "truncated", "corrupt")
@@ -221,6 +309,11 @@ class Catalog:
             Replace an existing ezphot catalogue (atomically). When False an existing file is
             an error. A file that ezphot did not write is never replaced.
 
+        Returns
+        -------
+        pathlib.Path
+            The path written.
+
         Raises
         ------
         ForeignFileError
@@ -289,6 +382,13 @@ class Catalog:
     def check(path: str | os.PathLike, provenance: Mapping | None = None) -> CatalogState:
         """Whether the file at ``path`` is a sound ezphot catalogue (made with ``provenance``).
 
+        Parameters
+        ----------
+        path : path-like
+            The file to check.
+        provenance : mapping, optional
+            The expected provenance key; when given, another one is 'changed'.
+
         Returns
         -------
         CatalogState
@@ -319,25 +419,82 @@ class Catalog:
 
     @staticmethod
     def is_complete(path: str | os.PathLike) -> bool:
-        """True when ``path`` is a complete ezphot catalogue whose checksum verifies."""
+        """True when ``path`` is a complete ezphot catalogue whose checksum verifies.
+
+        Parameters
+        ----------
+        path : path-like
+            The file to check.
+
+        Returns
+        -------
+        bool
+            ``Catalog.check(path).state == 'ok'``.
+        """
         return Catalog.check(path).state == "ok"
 
     # -- conversions ----------------------------------------------------------------------
     def to_pandas(self):
-        """The table as a pandas DataFrame (units dropped)."""
+        """The table as a pandas DataFrame (units dropped).
+
+        Returns
+        -------
+        pandas.DataFrame
+            One column per catalogue column, without units.
+        """
         return self.data.to_pandas()
 
     def write(self, path: str | os.PathLike, format: str = "ecsv", overwrite: bool = False) -> Path:
         """Export the table to another format (``'ecsv'``, ``'csv'``, ``'parquet'``, ...).
 
-        ``'ecsv'`` keeps units, dtypes and the info; ``'csv'`` is plain text.
+        ``'ecsv'`` and ``'parquet'`` keep the column units, dtypes and descriptions and the
+        metadata: the table's own ``meta``, the info (``meta['ezphot_info']``, a dict:
+        ``CatalogInfo.from_dict(table.meta['ezphot_info'])`` rebuilds it) and the provenance
+        (``meta['ezphot_meta']``). ``'csv'`` is plain text for spreadsheets: a header line of
+        column names and the values; units, dtypes (e.g. float32 reads back as float64), the
+        info and all metadata are lost. Other astropy formats are written as astropy writes
+        them (the metadata only where that format can hold it). The lossless file, with
+        checksums, is `save`'s FITS.
+
+        Parameters
+        ----------
+        path : path-like
+            Destination file (written atomically).
+        format : str
+            ``'ecsv'`` (default), ``'csv'``, ``'parquet'`` or another astropy table format.
+        overwrite : bool
+            Replace an existing file at ``path``; when False that is an error.
+
+        Returns
+        -------
+        pathlib.Path
+            The path written.
+
+        Raises
+        ------
+        FileExistsError
+            ``path`` exists and ``overwrite`` is False.
+        MissingDependencyError
+            ``format='parquet'`` without pyarrow (``pip install 'ezphot[parquet]'``).
         """
         path = Path(path)
         if path.exists() and not overwrite:
             raise FileExistsError(f"{path} exists and overwrite=False")
+        if format == "parquet":
+            try:
+                import pyarrow  # noqa: F401
+            except ImportError as exc:
+                raise MissingDependencyError(
+                    f"{path}: writing Parquet needs the pyarrow package; install it with "
+                    "pip install 'ezphot[parquet]' (or pip install pyarrow), or export to "
+                    "'ecsv', which keeps units and metadata too") from exc
         table = self.data.copy(copy_data=False)
-        if format == "ecsv":
+        if format in _META_FORMATS:
+            table.meta = dict(table.meta)
             table.meta["ezphot_info"] = self.info.to_dict()
+            # plain JSON types, as in save's EZMETA: the writers serialise them as YAML
+            table.meta["ezphot_meta"] = json.loads(json.dumps(_jsonable(self.meta),
+                                                              default=str))
         fmt = {"csv": "ascii.csv", "ecsv": "ascii.ecsv"}.get(format, format)
         atomic_write(path, lambda tmp: table.write(tmp, format=fmt))
         return path

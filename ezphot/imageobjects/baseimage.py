@@ -48,6 +48,15 @@ def open_image_hdu(path: Path, hdu: int | None, *,
                    with_extent: bool = False) -> tuple[int, fits.Header, bool, int]:
     """Find the image HDU of a FITS file without reading pixels.
 
+    Parameters
+    ----------
+    path : pathlib.Path
+        The FITS file.
+    hdu : int or None
+        The HDU asked for; None: the first HDU with 2-D image data.
+    with_extent : bool
+        Also return the file size the HDU's pixels need.
+
     Returns
     -------
     (index, header, compressed, n_image_hdus)
@@ -209,6 +218,16 @@ class BaseImage:
 
         Unlike `data` it keeps no memory map of the file resident: for algorithms that need
         the whole frame in memory once (background meshes, detection).
+
+        Parameters
+        ----------
+        dtype : numpy dtype
+            The array's dtype.
+
+        Returns
+        -------
+        numpy.ndarray
+            The 2-D pixel array.
         """
         if self.compressed or np.dtype(dtype).kind != "f":
             return np.array(self.data, dtype=dtype)
@@ -226,6 +245,18 @@ class BaseImage:
         """Rows ``y0:y1`` read from the file (no memory map left resident).
 
         Thread-safe: the file handle (one seek position) is used under the image's lock.
+
+        Parameters
+        ----------
+        y0, y1 : int
+            First and past-the-last row (0-based).
+        dtype : numpy dtype
+            The array's dtype.
+
+        Returns
+        -------
+        numpy.ndarray
+            The rows, shape ``(y1 - y0, nx)``.
         """
         if self.compressed:
             return np.array(self.data[y0:y1], dtype=dtype)
@@ -387,7 +418,13 @@ class BaseImage:
         return w
 
     def require_wcs(self):
-        """The WCS, or a `MissingWCSError` naming the file."""
+        """The WCS, or a `MissingWCSError` naming the file.
+
+        Returns
+        -------
+        astropy.wcs.WCS
+            The image's celestial WCS.
+        """
         if self.wcs is None:
             raise MissingWCSError(f"{self.path}: no celestial WCS in the header, but sky "
                                   "coordinates were asked for")

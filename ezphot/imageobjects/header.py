@@ -27,7 +27,20 @@ HEADER_KEYS: dict[str, tuple[str, ...]] = {
 
 
 def first_value(header: fits.Header, keys: tuple[str, ...]):
-    """Value of the first key of ``keys`` present (and not blank) in ``header``, else None."""
+    """Value of the first key of ``keys`` present (and not blank) in ``header``, else None.
+
+    Parameters
+    ----------
+    header : astropy.io.fits.Header
+        The header.
+    keys : tuple of str
+        Keywords in order of preference.
+
+    Returns
+    -------
+    object or None
+        The value (strings stripped), or None.
+    """
     for key in keys:
         if key in header:
             value = header[key]
@@ -38,7 +51,20 @@ def first_value(header: fits.Header, keys: tuple[str, ...]):
 
 
 def header_float(header: fits.Header, keys: tuple[str, ...]) -> float | None:
-    """First present key as a finite float, else None (non-numeric values are ignored)."""
+    """First present key as a finite float, else None (non-numeric values are ignored).
+
+    Parameters
+    ----------
+    header : astropy.io.fits.Header
+        The header.
+    keys : tuple of str
+        Keywords in order of preference.
+
+    Returns
+    -------
+    float or None
+        The value, or None.
+    """
     value = first_value(header, keys)
     try:
         value = float(value)
@@ -48,7 +74,18 @@ def header_float(header: fits.Header, keys: tuple[str, ...]) -> float | None:
 
 
 def header_obsdate(header: fits.Header) -> str | None:
-    """Observation start as an ISO string: DATE-OBS (+TIME-OBS), else JD, else MJD."""
+    """Observation start as an ISO string: DATE-OBS (+TIME-OBS), else JD, else MJD.
+
+    Parameters
+    ----------
+    header : astropy.io.fits.Header
+        The header.
+
+    Returns
+    -------
+    str or None
+        ISO date-time (UTC), or None when the header has no usable date.
+    """
     date = first_value(header, ("DATE-OBS", "DATEOBS"))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # ERFA 'dubious year' for far-future/past dates

@@ -84,6 +84,11 @@ class ImageMap:
 
         That is the file the map was loaded from, provided ``data`` was not replaced since
         and the file was not rewritten (same size, inode and mtime).
+
+        Returns
+        -------
+        pathlib.Path or None
+            That file, or None (the map was computed or changed in memory).
         """
         if self._file_stat is None or self.path is None:
             return None
@@ -103,7 +108,15 @@ class ImageMap:
         return f"{type(self).__name__}(shape={self.shape}, target_img={self.target_img!r})"
 
     def check_shape(self, shape: tuple[int, int], image_path: object = "image") -> None:
-        """Raise `ImageError` unless the map matches an image of ``shape``."""
+        """Raise `ImageError` unless the map matches an image of ``shape``.
+
+        Parameters
+        ----------
+        shape : tuple of int
+            The image's (ny, nx).
+        image_path : object
+            The image's name for the message.
+        """
         if tuple(self.shape) != tuple(shape):
             raise ImageError(f"{self.kind} of shape {self.shape} does not match {image_path} of "
                              f"shape {tuple(shape)}")
@@ -115,6 +128,16 @@ class ImageMap:
         Beside the image; when the image's folder is read-only and ``$EZPHOT_OUTPUT_DIR`` is
         set, the copy under that root (where `save` writes), unless only the one beside the
         image exists.
+
+        Parameters
+        ----------
+        image_path : path-like
+            The image.
+
+        Returns
+        -------
+        pathlib.Path
+            The product's path.
         """
         from .._io import product_path
 
@@ -129,6 +152,16 @@ class ImageMap:
         ``$EZPHOT_OUTPUT_DIR`` when the image's folder is read-only (as catalogues). A file
         there that ezphot did not write is never replaced (`ForeignFileError`); a read-only
         folder or a full disk raise `OutputError` naming the path.
+
+        Parameters
+        ----------
+        path : path-like, optional
+            Destination; default beside the target image.
+
+        Returns
+        -------
+        pathlib.Path
+            The path written.
         """
         from .._io import product_path
         if path is None:
@@ -210,7 +243,17 @@ def _stat(path: Path) -> tuple[int, int, int]:
 
 
 class Background(ImageMap):
-    """A background map in ADU (or a constant broadcast to the image shape)."""
+    """A background map in ADU (or a constant broadcast to the image shape).
+
+    Parameters
+    ----------
+    source : path-like or array_like
+        A saved map to load, or the data (ADU; a scalar is broadcast).
+    header : astropy.io.fits.Header, optional
+        Provenance header (copied).
+    target_img : path-like, optional
+        The image the map belongs to.
+    """
 
     suffix = ".bkgmap"
     kind = "background"
@@ -225,7 +268,17 @@ class Background(ImageMap):
 
 
 class Errormap(ImageMap):
-    """A background-RMS map in ADU (1-sigma per pixel)."""
+    """A background-RMS map in ADU (1-sigma per pixel).
+
+    Parameters
+    ----------
+    source : path-like or array_like
+        A saved map to load, or the data (ADU; every pixel finite and >= 0).
+    header : astropy.io.fits.Header, optional
+        Provenance header (copied).
+    target_img : path-like, optional
+        The image the map belongs to.
+    """
 
     suffix = ".bkgrms"
     kind = "background RMS map"
@@ -242,7 +295,17 @@ class Errormap(ImageMap):
 
 
 class Mask(ImageMap):
-    """A boolean mask: True marks pixels to exclude."""
+    """A boolean mask: True marks pixels to exclude.
+
+    Parameters
+    ----------
+    source : path-like or array_like
+        A saved map to load, or the data (bool, or integers: nonzero = masked).
+    header : astropy.io.fits.Header, optional
+        Provenance header (copied).
+    target_img : path-like, optional
+        The image the map belongs to.
+    """
 
     suffix = ".srcmask"
     kind = "mask"

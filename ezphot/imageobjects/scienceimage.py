@@ -259,19 +259,61 @@ class _ProductsMixin:
 
 
 class ScienceImage(_ProductsMixin, BaseImage):
-    """A calibrated science frame."""
+    """A calibrated science frame.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The FITS file; ``'file.fits[1]'`` selects an extension.
+    hdu : int, optional
+        HDU index; default: the first HDU with 2-D image data.
+    telescope_profile : TelescopeProfile or str, optional
+        Force a telescope profile instead of choosing it from the header.
+
+    See Also
+    --------
+    BaseImage : the methods and properties.
+    """
 
     image_type = "science"
 
 
 class ReferenceImage(_ProductsMixin, BaseImage):
-    """A reference (template) image, e.g. a deep stack."""
+    """A reference (template) image, e.g. a deep stack.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The FITS file; ``'file.fits[1]'`` selects an extension.
+    hdu : int, optional
+        HDU index; default: the first HDU with 2-D image data.
+    telescope_profile : TelescopeProfile or str, optional
+        Force a telescope profile instead of choosing it from the header.
+
+    See Also
+    --------
+    BaseImage : the methods and properties.
+    """
 
     image_type = "reference"
 
 
 class CalibrationImage(BaseImage):
-    """A master calibration frame (bias, dark, flat)."""
+    """A master calibration frame (bias, dark, flat).
+
+    Parameters
+    ----------
+    path : str or path-like
+        The FITS file; ``'file.fits[1]'`` selects an extension.
+    hdu : int, optional
+        HDU index; default: the first HDU with 2-D image data.
+    telescope_profile : TelescopeProfile or str, optional
+        Force a telescope profile instead of choosing it from the header.
+
+    See Also
+    --------
+    BaseImage : the methods and properties.
+    """
 
     image_type = "calibration"
 

@@ -137,17 +137,39 @@ class AperturePhotometry:
             allowed to the binary; default ``$EZPHOT_SEXTRACTOR_TIMEOUT``, else 10 min + 20 s
             per million pixels). Keywords naming the binary's output files (CATALOG_NAME,
             CHECKIMAGE_NAME, XML_NAME) are refused in ``sex_params``.
+        save : bool
+            Write the catalogue beside the image (``<frame>.<suffix>``, atomically).
+        verbose : bool
+            False lowers ezphot's logging to warnings for this call.
+        visualize : bool
+            Draw the image with the catalogue (shown inline in Jupyter).
+        save_fig : bool
+            Save that picture as a PNG beside the catalogue.
 
         Returns
         -------
         Catalog
+            SExtractor's measurements (0-based pixel positions) with units and the info.
         """
         return self._run("sextractor", target_img, (), kwargs, verbose, visualize, save_fig)
 
     def run_photometry(self, target_img, *, method: str = "sextractor", **kwargs) -> Catalog:
-        """Any registered method by name (`ezphot.photometry.registry`): ``'sextractor'``
-        (default), ``'photutils'``, ``'circular'``, ``'elliptical'``; ``kwargs`` as that
-        method's (``verbose``, ``visualize``, ``save_fig`` included)."""
+        """Any registered method by name (`ezphot.photometry.registry`).
+
+        Parameters
+        ----------
+        target_img : ScienceImage or path
+            The image to measure.
+        method : {'sextractor', 'photutils', 'circular', 'elliptical'}
+            The registered method.
+        **kwargs
+            Options of the chosen method (``verbose``, ``visualize``, ``save_fig`` included).
+
+        Returns
+        -------
+        Catalog
+            The chosen method's catalogue.
+        """
         spec = get_method(method)
         facade = {k: kwargs.pop(k) for k in FACADE_OPTIONS if k in kwargs}
         return self._run(spec.name, target_img, (), kwargs, **facade)
@@ -156,8 +178,38 @@ class AperturePhotometry:
                              save_fig: bool = False, **kwargs) -> Catalog:
         """Detection photometry with photutils (segmentation, deblending, Kron and circular
         apertures); columns named as SExtractor's. The background is always subtracted
-        (estimated when not given). ``**kwargs``: ``deblend_contrast``, ``deblend_nlevels``,
-        ``egain``, ``seeing``, ``zeropoint``.
+        (estimated when not given).
+
+        Parameters
+        ----------
+        target_img : ScienceImage or path
+            The image to measure.
+        target_bkg, target_bkgrms, target_mask : optional
+            Background map or value, RMS map, mask (estimated / none when not given).
+        detection_sigma : float
+            Detection threshold in units of the background RMS.
+        aperture_diameter_arcsec : float or list
+            Circular aperture diameters in arcsec.
+        kron_factor : float
+            Kron radius factor (as SExtractor's PHOT_AUTOPARAMS).
+        minarea_pixels : int
+            Minimum connected pixels of a detection.
+        save : bool
+            Write the catalogue beside the image (``<frame>.<suffix>``, atomically).
+        verbose : bool
+            False lowers ezphot's logging to warnings for this call.
+        visualize : bool
+            Draw the image with the catalogue (shown inline in Jupyter).
+        save_fig : bool
+            Save that picture as a PNG beside the catalogue.
+        **kwargs
+            ``deblend_contrast``, ``deblend_nlevels``, ``egain``, ``seeing``, ``zeropoint``,
+            ``nproc``.
+
+        Returns
+        -------
+        Catalog
+            The detections, columns named as SExtractor's.
         """
         return self._run("photutils", target_img, (), kwargs, verbose, visualize, save_fig)
 
@@ -167,6 +219,8 @@ class AperturePhotometry:
 
         Parameters
         ----------
+        target_img : ScienceImage or path
+            The image to measure.
         x, y : float, list or array (or a SkyCoord as ``x``)
             0-based pixels (``unit='pixel'``) or RA/Dec in degrees (``unit='coord'``).
             ``x_arr``/``y_arr``: deprecated aliases.
@@ -176,9 +230,19 @@ class AperturePhotometry:
             Local sky (sigma-clipped median) from an annulus of this width starting at
             4 × the seeing FWHM or at the largest aperture, whichever is larger (used when no
             ``target_bkg`` is given); its uncertainty enters FLUXERR.
-        target_bkg, target_bkgrms, target_mask
+        unit : {'pixel', 'coord'}
+            How ``x_arr``, ``y_arr`` are given.
+        target_bkg, target_bkgrms, target_mask : optional
             Background map or value, RMS map, mask. Without them the background and RMS are
             estimated on tiles around the positions.
+        save : bool
+            Write the catalogue beside the image (``<frame>.<suffix>``, atomically).
+        verbose : bool
+            False lowers ezphot's logging to warnings for this call.
+        visualize : bool
+            Draw the image with the catalogue (shown inline in Jupyter).
+        save_fig : bool
+            Save that picture as a PNG beside the catalogue.
         **kwargs
             ``method`` ('exact', 'center', 'subpixel'), ``subpixels``, ``egain``, ``seeing``,
             ``zeropoint``.
@@ -195,13 +259,40 @@ class AperturePhotometry:
                               **kwargs) -> Catalog:
         """Forced photometry in elliptical apertures at given positions.
 
-        Positions ``x``, ``y``, semi-axes ``a``, ``b`` and angle ``theta`` (deprecated aliases:
-        ``x_arr``, ``y_arr``, ``sma_arr``, ``smi_arr``, ``theta_arr``).
-        ``unit='coord'``: RA/Dec (deg), semi-axes in arcsec, theta = position angle east of
-        north (deg, as THETA_J2000). ``unit='pixel'``: pixels, theta counter-clockwise from +x
-        (deg, as THETA_IMAGE). ``annulus_ratio``: local sky in an elliptical annulus from the
-        aperture to ``annulus_ratio`` times its size. ``**kwargs``: ``method``, ``subpixels``,
-        ``egain``, ``zeropoint``.
+        Parameters
+        ----------
+        target_img : ScienceImage or path
+            The image to measure.
+        x, y : float, list or array
+            Centres: 0-based pixels (``unit='pixel'``) or RA/Dec in degrees (``unit='coord'``).
+        a, b : float, list or array
+            Semi-major and semi-minor axes: pixels, or arcsec with ``unit='coord'``.
+        theta : float, list or array
+            Orientation in degrees: ``unit='coord'``, position angle east of north (as
+            THETA_J2000); ``unit='pixel'``, counter-clockwise from +x (as THETA_IMAGE).
+        unit : {'pixel', 'coord'}
+            How positions, axes and angles are given. Deprecated aliases: ``x_arr``,
+            ``y_arr``, ``sma_arr``, ``smi_arr``, ``theta_arr``.
+        annulus_ratio : float, optional
+            Local sky in an elliptical annulus from the aperture to ``annulus_ratio`` times
+            its size.
+        target_bkg, target_bkgrms, target_mask : optional
+            Background map or value, RMS map, mask.
+        save : bool
+            Write the catalogue beside the image (``<frame>.<suffix>``, atomically).
+        verbose : bool
+            False lowers ezphot's logging to warnings for this call.
+        visualize : bool
+            Draw the image with the catalogue (shown inline in Jupyter).
+        save_fig : bool
+            Save that picture as a PNG beside the catalogue.
+        **kwargs
+            ``method``, ``subpixels``, ``egain``, ``zeropoint``.
+
+        Returns
+        -------
+        Catalog
+            One row per position; see `ezphot.photometry.forced` for the columns.
         """
         return self._run("elliptical", target_img, args, kwargs, verbose, visualize, save_fig)
 

@@ -1,1 +1,2 @@
-"""Photometry methods: SExtractor detection photometry, photutils detection and forced photometry."""
+"""Photometry methods: SExtractor detection photometry, photutils detection and forced
+photometry."""

@@ -30,7 +30,18 @@ __all__ = ["as_image", "as_list", "as_map", "resolve_maps", "aperture_diameters"
 
 
 def as_image(target_img: BaseImage | str | os.PathLike) -> BaseImage:
-    """Accept an image object or a path."""
+    """Accept an image object or a path.
+
+    Parameters
+    ----------
+    target_img : BaseImage or path-like
+        An image, or a FITS file to open as a `ScienceImage`.
+
+    Returns
+    -------
+    BaseImage
+        The image.
+    """
     if isinstance(target_img, BaseImage):
         return target_img
     if isinstance(target_img, str | os.PathLike):
@@ -39,7 +50,20 @@ def as_image(target_img: BaseImage | str | os.PathLike) -> BaseImage:
 
 
 def as_list(value, name: str) -> list[float]:
-    """A number, a sequence of numbers or None -> list of positive finite floats."""
+    """A number, a sequence of numbers or None -> list of positive finite floats.
+
+    Parameters
+    ----------
+    value : float, sequence of float or None
+        The argument.
+    name : str
+        Its name, for the error message.
+
+    Returns
+    -------
+    list of float
+        The values ([] for None).
+    """
     if value is None:
         return []
     if isinstance(value, str):
@@ -59,6 +83,19 @@ def aperture_diameters(img: BaseImage, arcsec, seeing_multiples, seeing: float |
 
     ``arcsec`` holds numbers in arcsec, or an astropy Quantity in angle units or in pixels
     (pixels need no pixel scale).
+
+    Parameters
+    ----------
+    img : BaseImage
+        The measured image.
+    arcsec : float, list, Quantity or None
+        Fixed diameters.
+    seeing_multiples : float, list or None
+        Diameters in units of the seeing FWHM.
+    seeing : float or None
+        Seeing FWHM in arcsec (needed for ``seeing_multiples``).
+    pixelscale : float or None
+        arcsec/pixel.
 
     Returns
     -------
@@ -92,7 +129,24 @@ def aperture_diameters(img: BaseImage, arcsec, seeing_multiples, seeing: float |
 
 
 def as_map(value, cls, img: BaseImage, name: str):
-    """Accept a map object, an array, or a saved file for a Background/Errormap/Mask."""
+    """Accept a map object, an array, or a saved file for a Background/Errormap/Mask.
+
+    Parameters
+    ----------
+    value : ImageMap, numpy.ndarray, path or None
+        The argument.
+    cls : type
+        `Background`, `Errormap` or `Mask`.
+    img : BaseImage
+        The measured image.
+    name : str
+        The argument's name, for error messages.
+
+    Returns
+    -------
+    ImageMap or None
+        The map, checked to match the image (None for None).
+    """
     if value is None or isinstance(value, cls):
         obj = value
     elif isinstance(value, str | Path):
@@ -113,6 +167,22 @@ def resolve_maps(img: BaseImage, target_bkg, target_bkgrms, target_mask):
     """The three optional maps of a photometry call, checked against the image.
 
     ``target_bkg`` may also be a number (a constant background).
+
+    Parameters
+    ----------
+    img : BaseImage
+        The measured image.
+    target_bkg : Background, array, path, number or None
+        Background.
+    target_bkgrms : Errormap, array, path or None
+        Background RMS.
+    target_mask : Mask, array, path or None
+        Mask.
+
+    Returns
+    -------
+    tuple
+        (background or number or None, Errormap or None, Mask or None).
     """
     bkg = target_bkg if isinstance(target_bkg, int | float) else as_map(
         target_bkg, Background, img, "target_bkg")
@@ -122,7 +192,26 @@ def resolve_maps(img: BaseImage, target_bkg, target_bkgrms, target_mask):
 
 def catalog_info(img: BaseImage, catalog_type: str, *, seeing: float | None,
                  aperture_diameter_arcsec: list[float] | None, path: Path | None) -> CatalogInfo:
-    """The ``Catalog.info`` of a measurement on ``img``."""
+    """The ``Catalog.info`` of a measurement on ``img``.
+
+    Parameters
+    ----------
+    img : BaseImage
+        The measured image.
+    catalog_type : str
+        How the catalogue was made.
+    seeing : float or None
+        Seeing FWHM in arcsec.
+    aperture_diameter_arcsec : list of float or None
+        The aperture diameters.
+    path : pathlib.Path or None
+        Where the catalogue is saved.
+
+    Returns
+    -------
+    CatalogInfo
+        The info (header values of the image).
+    """
     center = img.center
     return CatalogInfo(
         path=None if path is None else str(path),
@@ -151,6 +240,18 @@ def catalog_path(img: BaseImage, suffix: str) -> Path:
     An image of a file that holds several images names its HDU (``mef.fits.hdu2.cat``): the
     catalogues of two extensions never replace each other.
     Raises `OutputError` when the image's folder is read-only and no output root is set.
+
+    Parameters
+    ----------
+    img : BaseImage
+        The measured image.
+    suffix : str
+        The catalogue's suffix (e.g. ``'.cat'``).
+
+    Returns
+    -------
+    pathlib.Path
+        The catalogue's path.
     """
     if getattr(img, "n_images", 1) > 1:
         suffix = f".hdu{img.hdu}{suffix}"
@@ -172,6 +273,18 @@ def call_options(method: str, options: Mapping) -> dict:
 
     The defaults are those of the method's core function (the registry's), the one place
     where they are written.
+
+    Parameters
+    ----------
+    method : str
+        'sextractor', 'photutils', 'circular' or 'elliptical'.
+    options : mapping
+        The options given.
+
+    Returns
+    -------
+    dict
+        Every option of the call.
     """
     import inspect
 
@@ -189,6 +302,20 @@ def forced_suffix(method: str, *targets, unit: str = "pixel") -> str:
     ``'.circ.<hash>.cat'`` / ``'.ellip.<hash>.cat'`` where ``<hash>`` is a short sha256 of
     the positions (and shapes) as given and their unit, so that measuring other targets on
     the same frame never replaces an earlier result.
+
+    Parameters
+    ----------
+    method : {'circular', 'elliptical'}
+        The forced-photometry method.
+    *targets : array_like
+        Positions (and shapes) as given.
+    unit : str
+        Their unit.
+
+    Returns
+    -------
+    str
+        The suffix.
     """
     return _with_digest(get_method(method).suffix, targets_digest(*targets, unit=unit))
 
@@ -282,6 +409,20 @@ def provenance(method: str, img: BaseImage, options: Mapping) -> dict:
     their file's identity or their pixels' sha256; ``use_saved_maps`` by the identity of the
     saved maps); the targets of forced photometry (sha256); the input's identity (path, HDU,
     size, modification time); the ezphot and SExtractor (or photutils) versions.
+
+    Parameters
+    ----------
+    method : str
+        The photometry method.
+    img : BaseImage
+        The measured image.
+    options : mapping
+        The call's options.
+
+    Returns
+    -------
+    dict
+        The provenance key (JSON-able).
     """
     opts = call_options(method, options)
     if opts.pop("use_saved_maps", False):
@@ -305,7 +446,20 @@ def provenance(method: str, img: BaseImage, options: Mapping) -> dict:
 
 
 def expected_suffix(method: str, options: Mapping) -> str:
-    """The catalogue suffix of a photometry call (forced photometry: per target list)."""
+    """The catalogue suffix of a photometry call (forced photometry: per target list).
+
+    Parameters
+    ----------
+    method : str
+        The photometry method.
+    options : mapping
+        The call's options (forced photometry: with the targets).
+
+    Returns
+    -------
+    str
+        The suffix.
+    """
     spec = get_method(method)
     if spec.targets:
         opts = call_options(method, options)
@@ -316,7 +470,20 @@ def expected_suffix(method: str, options: Mapping) -> str:
 
 @contextlib.contextmanager
 def expect_provenance(path: str | os.PathLike, key: Mapping) -> Iterator[None]:
-    """Within this block, a catalogue saved at ``path`` carries the provenance ``key``."""
+    """Within this block, a catalogue saved at ``path`` carries the provenance ``key``.
+
+    Parameters
+    ----------
+    path : path-like
+        The catalogue's path.
+    key : mapping
+        Its provenance key (`provenance`).
+
+    Yields
+    ------
+    None
+        Nothing: a context manager.
+    """
     token = _EXPECTED.set((str(path), dict(key)))
     try:
         yield
@@ -335,6 +502,26 @@ def finish_catalog(catalog: Catalog, img: BaseImage, method: str, save: bool, *,
     The saved file carries a provenance key: the full one set by `expect_provenance` (the
     batch), else one without the options (method, input, versions), which a batch never
     mistakes for its own.
+
+    Parameters
+    ----------
+    catalog : Catalog
+        The measured catalogue.
+    img : BaseImage
+        The measured image.
+    suffix : str
+        The catalogue's suffix.
+    save : bool
+        Save it.
+    targets : tuple, optional
+        Forced photometry: the positions (and shapes) as given.
+    unit : str
+        Their unit.
+
+    Returns
+    -------
+    Catalog
+        The catalogue (``info.path`` set when saved).
     """
     if save:
         suffix = get_method(method).suffix

@@ -40,6 +40,24 @@ def blank_positions(mask: np.ndarray, radius: float, n: int, rng, *,
 
     Centres stay ``edge`` px (default ``radius + 1``) from the borders. Fewer are returned
     (with a warning) when the free area is too small.
+
+    Parameters
+    ----------
+    mask : 2-D bool array
+        True where a pixel may not be covered (sources, bad pixels).
+    radius : float
+        Aperture radius in pixels.
+    n : int
+        How many centres.
+    rng : numpy.random.Generator
+        Random generator.
+    edge : float, optional
+        Distance to keep from the borders, in pixels.
+
+    Returns
+    -------
+    x, y : numpy.ndarray
+        0-based pixel centres.
     """
     ny, nx = mask.shape
     edge = radius + 1 if edge is None else edge

@@ -62,6 +62,40 @@ def photutils_photometry(target_img, *, target_bkg=None, target_bkgrms=None, tar
     uses (``deblend_sources(n_processes=...)``); the catalogue does not depend on it. photutils
     starts them with ``spawn``: a script calling this with ``nproc > 1`` needs the usual
     ``if __name__ == '__main__':`` guard.
+
+    Parameters
+    ----------
+    target_img : BaseImage or path
+        The image.
+    target_bkg, target_bkgrms, target_mask : optional
+        Background map or value (ADU), background RMS map (ADU), mask (True = excluded).
+    detection_sigma : float
+        Detection threshold in units of the background RMS.
+    aperture_diameter_arcsec : float or list
+        Circular aperture diameters in arcsec.
+    kron_factor : float
+        Kron radius factor.
+    minarea_pixels : int
+        Minimum connected pixels of a detection.
+    deblend_contrast : float
+        photutils' deblending contrast (0-1).
+    deblend_nlevels : int
+        photutils' deblending levels.
+    egain : float, optional
+        Gain in e-/ADU (default: header / telescope profile).
+    seeing : float, optional
+        Seeing FWHM in arcsec (default: the image's).
+    zeropoint : float
+        Magnitude zero point.
+    nproc : int
+        Processes of photutils' deblending.
+    save : bool
+        Write the catalogue beside the image (atomically).
+
+    Returns
+    -------
+    Catalog
+        The detections, columns named as SExtractor's.
     """
     from photutils.segmentation import SourceCatalog, deblend_sources, detect_sources
     from photutils.utils import calc_total_error

@@ -543,6 +543,38 @@ def circular_photometry(target_img, x, y, *, aperture_diameter_arcsec=(5, 7, 10)
     """Forced photometry in circular apertures; see `AperturePhotometry.circular_photometry`.
 
     Positions are measured in chunks (bounded memory for any number of positions).
+
+    Parameters
+    ----------
+    target_img : BaseImage or path
+        The image.
+    x_arr, y_arr : float, list or array (or a SkyCoord as ``x_arr``)
+        0-based pixels (``unit='pixel'``) or RA/Dec in degrees (``unit='coord'``).
+    aperture_diameter_arcsec, aperture_diameter_seeing : float, list or Quantity
+        Diameters: fixed (arcsec, or a Quantity in angle or pixels), then seeing multiples.
+    annulus_width_arcsec : float, optional
+        Width of the local-sky annulus (used when no ``target_bkg`` is given).
+    unit : {'pixel', 'coord'}
+        How positions are given.
+    target_bkg, target_bkgrms, target_mask : optional
+        Background map or value (ADU), background RMS map (ADU), mask (True = excluded).
+    method : {'exact', 'center', 'subpixel'}
+        photutils' aperture-pixel overlap method.
+    subpixels : int
+        Sub-pixels per pixel side for ``method='subpixel'``.
+    egain : float, optional
+        Gain in e-/ADU for the source Poisson noise (default: header / telescope profile).
+    seeing : float, optional
+        Seeing FWHM in arcsec (default: the image's).
+    zeropoint : float
+        Magnitude zero point.
+    save : bool
+        Write the catalogue beside the image (atomically).
+
+    Returns
+    -------
+    Catalog
+        One row per position (columns and formulas: see this module's docstring).
     """
     from photutils.aperture import CircularAnnulus, CircularAperture
 
@@ -627,6 +659,38 @@ def elliptical_photometry(target_img, x, y, a, b, theta, *,
     """Forced photometry in elliptical apertures; see `AperturePhotometry.elliptical_photometry`.
 
     Positions are measured in chunks (bounded memory for any number of positions).
+
+    Parameters
+    ----------
+    target_img : BaseImage or path
+        The image.
+    x_arr, y_arr : float, list or array
+        Centres: 0-based pixels (``unit='pixel'``) or RA/Dec in degrees (``unit='coord'``).
+    sma_arr, smi_arr : float, list or array
+        Semi-major and semi-minor axes: pixels, or arcsec with ``unit='coord'``.
+    theta_arr : float, list or array
+        Degrees: east of north (``unit='coord'``) or counter-clockwise from +x (``'pixel'``).
+    unit : {'pixel', 'coord'}
+        How positions, axes and angles are given.
+    annulus_ratio : float, optional
+        Local sky in an elliptical annulus from the aperture to this times its size.
+    target_bkg, target_bkgrms, target_mask : optional
+        Background map or value (ADU), background RMS map (ADU), mask (True = excluded).
+    method : {'exact', 'center', 'subpixel'}
+        photutils' aperture-pixel overlap method.
+    subpixels : int
+        Sub-pixels per pixel side for ``method='subpixel'``.
+    egain : float, optional
+        Gain in e-/ADU for the source Poisson noise (default: header / telescope profile).
+    zeropoint : float
+        Magnitude zero point.
+    save : bool
+        Write the catalogue beside the image (atomically).
+
+    Returns
+    -------
+    Catalog
+        One row per position (columns and formulas: see this module's docstring).
     """
     from photutils.aperture import EllipticalAnnulus, EllipticalAperture
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import numpy as np
 import astropy.units as u
+import numpy as np
 from astropy.coordinates import SkyCoord
 
 __all__ = ["to_pixel", "sky_to_pixel_ellipse"]
@@ -18,6 +18,12 @@ def to_pixel(img, x, y=None, unit: str = "pixel") -> tuple[np.ndarray, np.ndarra
     x, y : float, list, array, or a SkyCoord as ``x`` (``y`` None)
         Pixels (0-based) for ``unit='pixel'``; RA, Dec in degrees (ICRS) for ``'coord'``.
     unit : {'pixel', 'coord'}
+        How ``x``, ``y`` are given.
+
+    Returns
+    -------
+    x, y : numpy.ndarray
+        0-based pixel positions.
     """
     if isinstance(x, SkyCoord):
         sky = x
@@ -45,6 +51,17 @@ def sky_to_pixel_ellipse(img, px, py, a_arcsec, b_arcsec, pa_deg):
 
     The local WCS at each position maps the directions of the two axes, so rotated, flipped
     and distorted WCSs give the right pixel ellipse.
+
+    Parameters
+    ----------
+    img : BaseImage
+        The image (with a celestial WCS).
+    px, py : float or array
+        Centres in 0-based pixels.
+    a_arcsec, b_arcsec : float or array
+        Semi-major and semi-minor axes in arcsec.
+    pa_deg : float or array
+        Position angle of the major axis, degrees east of north.
 
     Returns
     -------

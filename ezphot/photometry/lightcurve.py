@@ -30,6 +30,8 @@ def light_curve(images: Iterable, ra, dec, *, aperture_diameter_arcsec=(5,),
     images : ImageSet or iterable of images/paths
     ra, dec : float or array
         Positions (deg, ICRS).
+    aperture_diameter_arcsec, aperture_diameter_seeing : float or list
+        Aperture diameters: fixed (arcsec), then multiples of each image's seeing FWHM.
     zeropoint : float or str, optional
         Magnitude zero point, or the header keyword holding it (per image). Default 0
         (instrumental magnitudes).
@@ -38,6 +40,8 @@ def light_curve(images: Iterable, ra, dec, *, aperture_diameter_arcsec=(5,),
         upper limit is UL5 of the same aperture.
     use_saved_maps : bool
         Use each image's saved ``.bkgmap``/``.bkgrms`` when present.
+    progress : bool, optional
+        Show a tqdm progress bar (None: tqdm's default; False: none).
     on_error : {'skip', 'raise'}
         Skip an unreadable image (logged, listed in ``meta['failed']``) or raise.
     **options
@@ -119,6 +123,12 @@ def plot_light_curve(table: Table, target: int = 0, aperture: int = 0, *, time: 
 
     Parameters
     ----------
+    table : astropy.table.Table
+        A `light_curve` table.
+    target : int
+        Which position (TARGET).
+    aperture : int
+        Which aperture: 0 for the FLUX, MAG... columns, k for their ``_k`` columns.
     time : {'mjd', 'date'}
         Time axis in MJD (offset by the first whole day for readability) or as UTC dates.
     zeropoint : float or str, optional

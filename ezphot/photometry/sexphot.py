@@ -42,12 +42,29 @@ _POSITION = re.compile(r"^[XY][A-Z]*_IMAGE(_DBL)?(_\d+)?$")
 
 
 def default_parameters() -> list[str]:
-    """ezphot's default output parameters (``sextractor_configs/default.param``)."""
+    """ezphot's default output parameters (``sextractor_configs/default.param``).
+
+    Returns
+    -------
+    list of str
+        SExtractor output parameter names.
+    """
     return read_param_file(sextractor_config_dir() / "default.param")
 
 
 def zero_based_columns(table: Table) -> list[str]:
-    """Columns holding pixel positions (X_IMAGE, XWIN_IMAGE, XPEAK_IMAGE, XMIN_IMAGE, ...)."""
+    """Columns holding pixel positions (X_IMAGE, XWIN_IMAGE, XPEAK_IMAGE, XMIN_IMAGE, ...).
+
+    Parameters
+    ----------
+    table : astropy.table.Table
+        A SExtractor catalogue.
+
+    Returns
+    -------
+    list of str
+        The names of its pixel-position columns (1-based in SExtractor, 0-based in ezphot).
+    """
     return [c for c in table.colnames if _POSITION.match(c) and table[c].unit == u.pix]
 
 
@@ -69,9 +86,25 @@ def measure_seeing(img: BaseImage, *, binary: SExtractorBinary | None = None,
 
     One quick pass at 20 sigma with a handful of parameters; the result is the median
     FWHM_IMAGE of isolated point-like sources with S/N > 20, converted with the pixel scale.
-    Returns None when fewer than ``min_stars`` stars qualify. ``timeout``: seconds allowed
-    to the binary (default ``$EZPHOT_SEXTRACTOR_TIMEOUT``, else one that grows with the
-    image size).
+
+    Parameters
+    ----------
+    img : BaseImage
+        The image.
+    binary : SExtractorBinary, optional
+        The SExtractor binary (default: found on the path).
+    saturation_level : float, optional
+        SATUR_LEVEL in ADU (default: the image's, from the header or telescope profile).
+    min_stars : int
+        Fewest qualifying stars for a result.
+    timeout : float, optional
+        Seconds allowed to the binary (default ``$EZPHOT_SEXTRACTOR_TIMEOUT``, else one that
+        grows with the image size).
+
+    Returns
+    -------
+    float or None
+        The seeing FWHM in arcsec; None when fewer than ``min_stars`` stars qualify.
     """
     pixelscale = img.pixelscale
     if not pixelscale:
@@ -216,7 +249,55 @@ def sex_photometry(
     detection_filter_fwhm: float | None = None,
     detection_filter_size: int | None = None,
 ) -> Catalog:
-    """Detect and measure sources with SExtractor; see `AperturePhotometry.sex_photometry`."""
+    """Detect and measure sources with SExtractor; see `AperturePhotometry.sex_photometry`.
+
+    Parameters
+    ----------
+    target_img : BaseImage or path
+        The image.
+    target_bkg, target_bkgrms, target_mask : optional
+        Background map or value (ADU), background RMS map (ADU), mask (True = excluded).
+    sex_params : mapping, optional
+        Any SExtractor keyword (validated against the binary); not modified.
+    detection_sigma : float
+        DETECT_THRESH and ANALYSIS_THRESH in sigmas.
+    aperture_diameter_arcsec, aperture_diameter_seeing : float or list, optional
+        Aperture diameters: fixed (arcsec) first, then multiples of the seeing FWHM.
+    annulus_width_arcsec : float, optional
+        Local background annulus thickness (BACKPHOTO_TYPE LOCAL).
+    saturation_level : float
+        SATUR_LEVEL in ADU.
+    kron_factor : float
+        First PHOT_AUTOPARAMS value.
+    parameters : list of str, optional
+        Output parameters (default: `default_parameters`).
+    egain : float, optional
+        GAIN in e-/ADU (default: header / telescope profile).
+    zeropoint : float, optional
+        MAG_ZEROPOINT (default 0: instrumental magnitudes).
+    seeing : float, optional
+        Seeing FWHM in arcsec (default: the header's, else measured when seeing-multiple
+        apertures need it).
+    binary : SExtractorBinary or str, optional
+        The SExtractor binary (default: ``$EZPHOT_SEXTRACTOR``, else found on the path).
+    checkimages : list of str, optional
+        SExtractor check-image types, returned in ``catalog.checkimages``.
+    timeout : float, optional
+        Seconds allowed to the binary.
+    save : bool
+        Write the catalogue beside the image (atomically).
+    detection_filter : str or 2-D array, optional
+        'gauss' (matched to the seeing), 'tophat', 'mexhat', 'default' or a kernel array.
+    detection_filter_fwhm : float, optional
+        FWHM (px) of the generated filter (default: the seeing).
+    detection_filter_size : int, optional
+        Odd kernel size (px) of the generated filter.
+
+    Returns
+    -------
+    Catalog
+        SExtractor's measurements (0-based pixel positions) with units and the info.
+    """
     img = as_image(target_img)
     if saturation_level is None:  # a telescope fact: the profile's (never the header's)
         saturation_level = img.profile.saturation

@@ -49,7 +49,7 @@ MAX_TIMEOUT = 20 * 86400.0
 class SExtractorBinary:
     """A SExtractor executable and what it reports about itself.
 
-    Attributes
+    Parameters
     ----------
     path : str
         Absolute path of the executable.
@@ -72,6 +72,16 @@ def default_run_timeout(n_pixels: int | None) -> float:
     """Generous default timeout of one run: 10 min plus 20 s per million pixels.
 
     A full 7DT frame (61 Mpx, about 10 s of work for the binary) gets 30 min.
+
+    Parameters
+    ----------
+    n_pixels : int or None
+        Pixels of the image (None: unknown, 10 min).
+
+    Returns
+    -------
+    float
+        Seconds.
     """
     return 600.0 + 20.0 * (n_pixels or 0) / 1e6
 
@@ -89,6 +99,18 @@ def _positive_seconds(value: object, origin: str) -> float:
 
 def resolve_timeout(timeout: float | None, default: float) -> float:
     """The timeout of a call: the argument, else ``$EZPHOT_SEXTRACTOR_TIMEOUT``, else ``default``.
+
+    Parameters
+    ----------
+    timeout : float or None
+        The call's argument.
+    default : float
+        Seconds when neither the argument nor the environment variable is set.
+
+    Returns
+    -------
+    float
+        Seconds.
 
     Raises
     ------
@@ -160,6 +182,11 @@ def execute(argv: list[str], *, timeout: float, cwd: str | os.PathLike | None = 
         Working directory of the child.
     what : str
         What is being done, for the timeout message (e.g. the image's path).
+
+    Returns
+    -------
+    Completed
+        Return code, stdout, stderr and wall time of the call.
 
     Raises
     ------

@@ -14,7 +14,18 @@ __all__ = ["CheckImage", "checkimage_file_name"]
 
 
 def checkimage_file_name(check_type: str) -> str:
-    """File-name part of a check-image type: ``'background'``, ``'minus_background'``, ..."""
+    """File-name part of a check-image type: ``'background'``, ``'minus_background'``, ...
+
+    Parameters
+    ----------
+    check_type : str
+        A CHECKIMAGE_TYPE value (``'BACKGROUND'``, ``'-BACKGROUND'``...).
+
+    Returns
+    -------
+    str
+        Lower case, a leading ``-`` written ``minus_``.
+    """
     name = check_type.lower()
     return "minus_" + name[1:] if name.startswith("-") else name
 
@@ -24,6 +35,17 @@ class CheckImage(ImageMap):
 
     Saved (atomically) as ``<frame>.cat.<type>.fits`` beside the catalogue, with ``-TYPE``
     written ``minus_type`` (e.g. ``<frame>.cat.minus_background.fits``).
+
+    Parameters
+    ----------
+    source : path-like or array_like
+        A saved check image to load, or the data.
+    check_type : str, optional
+        The CHECKIMAGE_TYPE (default: the header's EZCHECK).
+    header : astropy.io.fits.Header, optional
+        The binary's header of the check image (copied).
+    target_img : path-like, optional
+        The measured image.
     """
 
     suffix = ".cat.checkimage.fits"
@@ -40,11 +62,33 @@ class CheckImage(ImageMap):
                 f"target_img={self.target_img!r})")
 
     def default_path_for(self, catalog_path: str | os.PathLike) -> Path:
-        """``<catalogue>.<type>.fits``: where it is saved beside a catalogue."""
+        """``<catalogue>.<type>.fits``: where it is saved beside a catalogue.
+
+        Parameters
+        ----------
+        catalog_path : path-like
+            The catalogue.
+
+        Returns
+        -------
+        pathlib.Path
+            The check image's path.
+        """
         return Path(f"{catalog_path}.{checkimage_file_name(self.check_type or 'check')}.fits")
 
     def save(self, path: str | os.PathLike | None = None) -> Path:
-        """Save atomically as FITS (default: beside the target image's ``.cat``)."""
+        """Save atomically as FITS (default: beside the target image's ``.cat``).
+
+        Parameters
+        ----------
+        path : path-like, optional
+            Destination.
+
+        Returns
+        -------
+        pathlib.Path
+            The path written.
+        """
         if path is None and self.target_img is not None:
             path = self.default_path_for(f"{self.target_img}.cat")
         if self.check_type:

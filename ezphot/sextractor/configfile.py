@@ -43,7 +43,18 @@ _PARAM_SPEC = re.compile(r"^([A-Z][A-Z0-9_]*)(?:\((\d+)\))?$")
 
 
 def format_value(value) -> str:
-    """Format a Python value as SExtractor expects it on a configuration line."""
+    """Format a Python value as SExtractor expects it on a configuration line.
+
+    Parameters
+    ----------
+    value : object
+        A number, bool, string or sequence of them.
+
+    Returns
+    -------
+    str
+        The text (booleans Y/N, sequences comma-separated).
+    """
     if isinstance(value, bool):
         return "Y" if value else "N"
     if isinstance(value, str | Path):
@@ -61,7 +72,15 @@ def _suggest(name: str, known: Iterable[str]) -> str:
 
 
 def validate_keywords(keys: Iterable[str], binary: SExtractorBinary) -> None:
-    """Raise `SExtractorConfigError` for a keyword the binary does not know."""
+    """Raise `SExtractorConfigError` for a keyword the binary does not know.
+
+    Parameters
+    ----------
+    keys : iterable of str
+        Configuration keywords.
+    binary : SExtractorBinary
+        The binary (its ``-dd``/``-dp`` lists).
+    """
     unknown = [k for k in keys if k.upper() not in binary.keywords]
     if unknown:
         hints = "; ".join(f"{k}{_suggest(k.upper(), binary.keywords)}" for k in unknown)
@@ -73,6 +92,13 @@ def validate_keywords(keys: Iterable[str], binary: SExtractorBinary) -> None:
 
 def validate_parameters(params: Iterable[str], binary: SExtractorBinary) -> list[tuple[str, int | None]]:
     """Check output parameter names (``NAME`` or ``NAME(n)``) against the binary's list.
+
+    Parameters
+    ----------
+    params : iterable of str
+        Output parameters.
+    binary : SExtractorBinary
+        The binary (its ``-dd``/``-dp`` lists).
 
     Returns
     -------
@@ -96,7 +122,18 @@ def validate_parameters(params: Iterable[str], binary: SExtractorBinary) -> list
 
 
 def read_param_file(path: str | Path) -> list[str]:
-    """Read a ``.param`` file: one parameter a line, comments and blank lines skipped."""
+    """Read a ``.param`` file: one parameter a line, comments and blank lines skipped.
+
+    Parameters
+    ----------
+    path : path-like
+        The file.
+
+    Returns
+    -------
+    list of str
+        The parameters.
+    """
     names = []
     for line in Path(path).read_text().splitlines():
         line = line.split("#", 1)[0].strip()
@@ -107,6 +144,17 @@ def read_param_file(path: str | Path) -> list[str]:
 
 def write_param(path: Path, params: Sequence[str], n_apertures: int, binary: SExtractorBinary) -> list[str]:
     """Write a ``.param`` file, sizing aperture vectors to ``n_apertures``.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        Destination (in the run directory).
+    params : sequence of str
+        Output parameters.
+    n_apertures : int
+        Number of PHOT_APERTURES.
+    binary : SExtractorBinary
+        The binary (its ``-dd``/``-dp`` lists).
 
     Returns
     -------
@@ -125,6 +173,15 @@ def write_param(path: Path, params: Sequence[str], n_apertures: int, binary: SEx
 def write_config(path: Path, config: Mapping[str, object],
                  binary: SExtractorBinary) -> dict[str, str]:
     """Write a ``.sex`` file from a mapping of keywords to values (every value checked first).
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        Destination (in the run directory).
+    config : mapping
+        Keyword -> value.
+    binary : SExtractorBinary
+        The binary (its ``-dd``/``-dp`` lists).
 
     Returns
     -------
@@ -282,6 +339,18 @@ def check_value(key: str, value: object) -> str:
     Numbers must parse (finite, in the keyword's range; integers integral), booleans are Y/N,
     keys one of the keyword's choices; no control character anywhere.
 
+    Parameters
+    ----------
+    key : str
+        The keyword.
+    value : object
+        Its value.
+
+    Returns
+    -------
+    str
+        The value's text on the configuration line.
+
     Raises
     ------
     SExtractorConfigError
@@ -361,6 +430,13 @@ def input_files(key: str, value: object) -> list[tuple[Path, str]]:
     A string naming an existing file is one file (commas and spaces included); otherwise a
     string is split on commas. FITS keywords accept ``file.fits[N]`` for an extension.
 
+    Parameters
+    ----------
+    key : str
+        An input keyword (FILTER_NAME, WEIGHT_IMAGE, ...).
+    value : object
+        Its value.
+
     Returns
     -------
     list of (path, extension)
@@ -408,7 +484,18 @@ def input_files(key: str, value: object) -> list[tuple[Path, str]]:
 
 
 def checkimage_types(value: object) -> list[str]:
-    """Check-image types from ``checkimages=`` or CHECKIMAGE_TYPE, validated, NONE dropped."""
+    """Check-image types from ``checkimages=`` or CHECKIMAGE_TYPE, validated, NONE dropped.
+
+    Parameters
+    ----------
+    value : str or sequence of str or None
+        The types.
+
+    Returns
+    -------
+    list of str
+        Upper-case types.
+    """
     if value is None:
         return []
     if isinstance(value, str):
@@ -428,6 +515,15 @@ def validate_config(config: Mapping[str, object], binary: SExtractorBinary, *,
     Unknown keywords, the keywords ezphot sets (output files, catalogue type, parameter
     file), values that do not fit their keyword and input files that do not exist raise
     `SExtractorConfigError` naming the keyword.
+
+    Parameters
+    ----------
+    config : mapping
+        Keyword -> value.
+    binary : SExtractorBinary
+        The binary (its ``-dd``/``-dp`` lists).
+    what : str
+        Where the configuration came from, for messages.
 
     Returns
     -------

@@ -47,6 +47,18 @@ def kernel_size(fwhm: float, kind: str = "gauss") -> int:
     ``mexhat``: 2 x floor(FWHM) + 3 (room for the negative ring). Bounded to 3..31. These
     give the sizes of SExtractor's shipped gauss_1.5_3x3, 2.0_3x3, 2.5_5x5, 3.0_5x5,
     4.0_7x7, 5.0_9x9, all tophat_* and mexhat_1.5 to 3.0 files.
+
+    Parameters
+    ----------
+    fwhm : float
+        FWHM in pixels (``tophat``: the disk diameter).
+    kind : {'gauss', 'tophat', 'mexhat'}
+        Profile.
+
+    Returns
+    -------
+    int
+        Odd size in pixels, 3 to 31.
     """
     if kind == "tophat":
         n = 2 * math.ceil((fwhm - 1.0) / 2.0) + 1
@@ -68,6 +80,11 @@ def make_kernel(kind: str, fwhm: float, size: int | None = None) -> np.ndarray:
         FWHM in pixels (``tophat``: the disk diameter).
     size : int, optional
         Odd kernel size; default :func:`kernel_size`.
+
+    Returns
+    -------
+    numpy.ndarray
+        The ``size`` x ``size`` kernel.
     """
     if kind not in ("gauss", "tophat", "mexhat"):
         raise ValueError(f"detection_filter kind must be 'gauss', 'tophat' or 'mexhat', "
@@ -96,7 +113,22 @@ def make_kernel(kind: str, fwhm: float, size: int | None = None) -> np.ndarray:
 
 
 def write_conv(path: str | Path, kernel: np.ndarray, comment: str = "") -> Path:
-    """Write ``kernel`` as a SExtractor ``CONV NORM`` file (six decimals)."""
+    """Write ``kernel`` as a SExtractor ``CONV NORM`` file (six decimals).
+
+    Parameters
+    ----------
+    path : path-like
+        Destination (in a run directory: written directly).
+    kernel : 2-D numpy.ndarray
+        The kernel.
+    comment : str
+        A comment line for the file's head.
+
+    Returns
+    -------
+    pathlib.Path
+        The path written.
+    """
     kernel = np.asarray(kernel, dtype=float)
     lines = ["CONV NORM"]
     if comment:
@@ -108,7 +140,18 @@ def write_conv(path: str | Path, kernel: np.ndarray, comment: str = "") -> Path:
 
 
 def read_conv(path: str | Path) -> np.ndarray:
-    """Read the kernel of a ``.conv`` file (comment and ``CONV`` lines skipped)."""
+    """Read the kernel of a ``.conv`` file (comment and ``CONV`` lines skipped).
+
+    Parameters
+    ----------
+    path : path-like
+        The ``.conv`` file.
+
+    Returns
+    -------
+    numpy.ndarray
+        The 2-D kernel.
+    """
     rows = [line.split() for line in Path(path).read_text().splitlines()
             if line.strip() and not line.lstrip().startswith(("#", "CONV"))]
     return np.array(rows, dtype=float)
@@ -116,7 +159,17 @@ def read_conv(path: str | Path) -> np.ndarray:
 
 @dataclass(frozen=True)
 class DetectionFilter:
-    """A resolved detection filter: its kind, FWHM (px), size and kernel."""
+    """A resolved detection filter: its kind, FWHM (px), size and kernel.
+
+    Parameters
+    ----------
+    kind : str
+        'gauss', 'tophat', 'mexhat', 'default' or 'array'.
+    fwhm : float or None
+        FWHM in pixels of a generated kernel.
+    kernel : numpy.ndarray or None
+        The kernel; None for the shipped ``default.conv``.
+    """
 
     kind: str
     fwhm: float | None
@@ -145,7 +198,13 @@ class DetectionFilter:
         return nu / _DEFAULT_NU
 
     def meta(self) -> dict:
-        """What a catalogue records (Catalog.meta['detection_filter'])."""
+        """What a catalogue records (Catalog.meta['detection_filter']).
+
+        Returns
+        -------
+        dict
+            kind, fwhm_pixel, size, threshold_scale and (when generated) the kernel.
+        """
         out = {"kind": self.kind, "fwhm_pixel": self.fwhm, "size": self.size,
                "threshold_scale": self.threshold_scale}
         if self.kernel is not None:
@@ -153,7 +212,18 @@ class DetectionFilter:
         return out
 
     def write(self, workdir: str | Path) -> str | None:
-        """Write ``detection.conv`` into ``workdir``; None for the shipped default."""
+        """Write ``detection.conv`` into ``workdir``; None for the shipped default.
+
+        Parameters
+        ----------
+        workdir : path-like
+            The run directory.
+
+        Returns
+        -------
+        str or None
+            The file written, or None (use the shipped ``default.conv``).
+        """
         if self.kernel is None:
             return None
         what = ("explicit kernel" if self.kind == "array"
@@ -178,6 +248,11 @@ def resolve_detection_filter(detection_filter: str | np.ndarray | None = "gauss"
     seeing_pixel : float, optional
         The measured or header seeing in pixels. Without it (and without ``fwhm``) a
         ``gauss`` choice falls back to the shipped default; other kinds raise.
+
+    Returns
+    -------
+    DetectionFilter
+        The filter, its kernel built.
     """
     if detection_filter is None:
         detection_filter = "gauss"

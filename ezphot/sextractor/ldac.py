@@ -32,7 +32,7 @@ __all__ = ["LDACCatalog", "read_ldac", "split_vector_name"]
 class LDACCatalog:
     """One image extension's catalogue from a FITS_LDAC file.
 
-    Attributes
+    Parameters
     ----------
     header : astropy.io.fits.Header
         The image header as SExtractor saw it, plus its ``SEX*`` keywords.
@@ -68,7 +68,20 @@ class LDACCatalog:
 
 
 def split_vector_name(name: str, index: int) -> str:
-    """Column name of element ``index`` of a vector column: NAME, NAME_1, NAME_2, ..."""
+    """Column name of element ``index`` of a vector column: NAME, NAME_1, NAME_2, ...
+
+    Parameters
+    ----------
+    name : str
+        The vector column's name.
+    index : int
+        The element (0-based).
+
+    Returns
+    -------
+    str
+        ``name`` for element 0, else ``name_<index>``.
+    """
     return name if index == 0 else f"{name}_{index}"
 
 

@@ -46,7 +46,7 @@ _EXT = re.compile(r"^(.*)\[(\d+)\]$")
 class SExtractorRun:
     """What one run of the binary produced.
 
-    Attributes
+    Parameters
     ----------
     catalogs : list of LDACCatalog
         One per measured image extension.
@@ -56,10 +56,13 @@ class SExtractorRun:
     parameters : list of str
         The parameter lines written to the ``.param`` file.
     binary : SExtractorBinary
+        The binary that ran.
     stderr : str
         What the binary printed on stderr.
     seconds : float
         Wall time of the binary.
+    workdir : pathlib.Path, optional
+        The run directory (removed after the run).
     checkimages : dict
         ``{type: (data, header)}`` of the check images asked for, read before the run
         directory goes.
@@ -81,7 +84,13 @@ def _clean(stderr: bytes) -> str:
 
 
 def default_files() -> dict[str, str]:
-    """Absolute paths of ezphot's default filter and neural-network files."""
+    """Absolute paths of ezphot's default filter and neural-network files.
+
+    Returns
+    -------
+    dict of str to str
+        FILTER_NAME and STARNNW_NAME.
+    """
     cfg = sextractor_config_dir()
     return {"FILTER_NAME": str(cfg / "default.conv"), "STARNNW_NAME": str(cfg / "default.nnw")}
 

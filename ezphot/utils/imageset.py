@@ -21,7 +21,22 @@ _KINDS = {"science": ScienceImage, "reference": ReferenceImage}
 
 def load_images(paths: Iterable[str | os.PathLike], kind: str = "science",
                 progress: bool | None = None) -> ImageSet:
-    """Open images (headers only) with a progress bar; unreadable files go to ``failed``."""
+    """Open images (headers only) with a progress bar; unreadable files go to ``failed``.
+
+    Parameters
+    ----------
+    paths : iterable of path-like
+        The FITS files.
+    kind : {'science', 'reference'}
+        The image class to open them as.
+    progress : bool, optional
+        Show a tqdm progress bar (None: for two or more files; False: never).
+
+    Returns
+    -------
+    ImageSet
+        The images; ``failed`` lists ``(path, reason)`` of the unreadable ones.
+    """
     cls = _KINDS.get(kind)
     if cls is None:
         raise ValueError(f"kind must be one of {sorted(_KINDS)}, got {kind!r}")
@@ -76,7 +91,15 @@ class _Selectable(Sequence):
 
 
 class ImageSet(_Selectable):
-    """A set of images. Pickles as paths (workers never receive pixel arrays)."""
+    """A set of images. Pickles as paths (workers never receive pixel arrays).
+
+    Parameters
+    ----------
+    items : iterable of BaseImage
+        The images.
+    failed : list of (str, str), optional
+        ``(path, reason)`` of files that could not be opened.
+    """
 
     @property
     def target_images(self) -> list[BaseImage]:
@@ -92,7 +115,15 @@ class ImageSet(_Selectable):
 
 
 class CatalogSet(_Selectable):
-    """A set of saved catalogues, loaded on access."""
+    """A set of saved catalogues, loaded on access.
+
+    Parameters
+    ----------
+    items : iterable of path-like
+        The catalogue files.
+    failed : list of (str, str), optional
+        ``(path, reason)`` of files that could not be used.
+    """
 
     def __init__(self, items: Iterable, failed=None) -> None:
         super().__init__([Path(p) for p in items], failed)
