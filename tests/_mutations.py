@@ -52,7 +52,7 @@ MUTATIONS = [
  ("common-pix-seeing", "ezphot/photometry/common.py", "diam_px = fixed + [m * seeing / pixelscale for m in multiples]", "diam_px = fixed + [m * seeing for m in multiples]", [F + "::test_pixel_diameters_with_seeing_multiples"]),
  ("common-diam-arcsec", "ezphot/photometry/common.py", "diam_arcsec = [d * pixelscale for d in diam_px]", "diam_arcsec = [d / pixelscale for d in diam_px]", [F + "::test_pixel_diameters_with_seeing_multiples"]),
  ("common-info-ra", "ezphot/photometry/common.py", "ra=None if center is None else float(center.icrs.ra.deg),", "ra=None if center is None else float(center.icrs.dec.deg),", [F + "::test_forced_columns_equal_photutils_and_formulas"]),
- ("common-zero-diam", "ezphot/photometry/common.py", "bad = arr[~np.isfinite(arr) | (arr <= 0)]", "bad = arr[~np.isfinite(arr) | (arr < 0)]", ["tests/test_hostile_inputs.py"]),
+ ("common-zero-diam", "ezphot/photometry/common.py", "bad = arr[~np.isfinite(arr) | (arr <= 0)]", "bad = arr[~np.isfinite(arr) | (arr < 0)]", [F + "::test_zero_or_negative_diameters_refused"]),
  ("srcmask-satx2", "ezphot/masks.py", "radius = mask_radius_factor * radius * np.where(saturated, 2.0, 1.0)", "radius = mask_radius_factor * radius * np.where(saturated, 1.0, 1.0)", [F + "::test_source_mask_equals_binary_by_hand"]),
  ("srcmask-iso", "ezphot/masks.py", "radius = np.maximum(np.sqrt(np.asarray(t[\"ISOAREA_IMAGE\"], float) / np.pi),", "radius = np.maximum(np.sqrt(np.asarray(t[\"ISOAREA_IMAGE\"], float) / 2.0),", [F + "::test_source_mask_equals_binary_by_hand"]),
  ("paint-int-edge", "ezphot/masks.py", "st = stencils[rc] = xx * xx + yy * yy <= rc * rc", "st = stencils[rc] = xx * xx + yy * yy < rc * rc", [F + "::test_paint_disks_integer_and_float_centres_equal_the_formula"]),

@@ -430,3 +430,15 @@ def test_dask_resume_skips_and_no_resume_remeasures(one_frame_tree, tmp_path):
     assert first["status"][0] == "done" and redo["status"][0] == "done"
     assert redo["reason"][0] == "measured again (resume=False)"
     assert cat.stat().st_mtime_ns != stamp
+
+
+@pytest.mark.parametrize("arcsec, seeing", [([5, 0], None), (0, None), ([5], [0.0]),
+                                            ([-3], None), ([0] * u.pix, None)])
+def test_zero_or_negative_diameters_refused(blank, arcsec, seeing):
+    """A zero or negative diameter is refused by name (not a photutils error, not NaN)."""
+    img, bkg, rms = blank
+    name = "aperture_diameter_seeing" if seeing else "aperture_diameter_arcsec"
+    with pytest.raises(ValueError, match=rf"{name} must be positive and finite, got \["):
+        AP.circular_photometry(img, 50.0, 50.0, aperture_diameter_arcsec=arcsec,
+                               aperture_diameter_seeing=seeing, target_bkg=bkg,
+                               target_bkgrms=rms, **Q)
