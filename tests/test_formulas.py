@@ -442,3 +442,120 @@ def test_zero_or_negative_diameters_refused(blank, arcsec, seeing):
         AP.circular_photometry(img, 50.0, 50.0, aperture_diameter_arcsec=arcsec,
                                aperture_diameter_seeing=seeing, target_bkg=bkg,
                                target_bkgrms=rms, **Q)
+
+
+# -- photutils detection = the same photutils pipeline called here ---------------------------------
+def test_photutils_detection_equals_the_pipeline_called_directly(tmp_path):
+    """photutils_photometry with a background, an RMS map and a mask = detect_sources on the
+    image minus the background convolved with SExtractor's 3x3 default kernel (threshold
+    detection_sigma x RMS), deblend_sources, SourceCatalog with calc_total_error and Kron
+    parameters (2.5, 3.5 / 2.5): every column, and THRESHOLD = sigma x RMS at the nearest
+    pixel, MAG/MAGERR = the usual formulas."""
+    from astropy.convolution import convolve
+    from photutils.segmentation import SourceCatalog, deblend_sources, detect_sources
+    from photutils.utils import calc_total_error
+
+    spec = FrameSpec(shape=(200, 240), star_density=12)
+    path, _ = make_frame(tmp_path / spec.file_name(), spec, seed=13)
+    img = ScienceImage(path)
+    rng = np.random.default_rng(2)
+    gy, gx = np.mgrid[0:200, 0:240]
+    back = (398 + 0.03 * gx).astype(np.float32)
+    rms = (38 + 8 * rng.random((200, 240))).astype(np.float32)
+    mask = np.zeros((200, 240), bool)
+    mask[60:90, 100:140] = True
+    g, zp, sigma = 0.6, 24.5, 2.5
+    cat = AP.photutils_photometry(img, target_bkg=Background(back, target_img=img.path),
+                                  target_bkgrms=Errormap(rms, target_img=img.path),
+                                  target_mask=Mask(mask, target_img=img.path),
+                                  detection_sigma=sigma, aperture_diameter_arcsec=[4, 8],
+                                  egain=g, zeropoint=zp, **Q)
+    t = cat.data
+    data = np.asarray(img.data, np.float32) - back
+    data[mask] = 0.0
+    kernel = np.array([[1, 2, 1], [2, 4, 2], [1, 2, 1]], np.float32) / 16.0
+    conv = convolve(data, kernel, boundary="extend", normalize_kernel=False)
+    segm = detect_sources(conv, sigma * rms, n_pixels=5, mask=mask)
+    segm = deblend_sources(conv, segm, n_pixels=5, n_levels=32, contrast=0.005,
+                           progress_bar=False)
+    ref = SourceCatalog(data, segm, error=calc_total_error(data, rms, effective_gain=g),
+                        mask=mask, wcs=img.wcs, kron_params=(2.5, 3.5 / 2.5, 0.0))
+    assert len(t) == len(ref) > 20
+    x, y = np.asarray(t["X_IMAGE"], float), np.asarray(t["Y_IMAGE"], float)
+    np.testing.assert_allclose(x, ref.x_centroid, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(y, ref.y_centroid, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(t["FLUX_AUTO"], ref.kron_flux, rtol=1e-6)
+    np.testing.assert_allclose(t["FLUXERR_AUTO"], ref.kron_flux_err, rtol=1e-6)
+    scale = img.pixelscale
+    for k, d in enumerate((4 / scale, 8 / scale)):
+        s = "" if k == 0 else f"_{k}"
+        flux, err = ref.circular_photometry(d / 2)
+        np.testing.assert_allclose(t[f"FLUX_APER{s}"], flux, rtol=1e-6)
+        np.testing.assert_allclose(t[f"FLUXERR_APER{s}"], err, rtol=1e-6)
+        pos = np.asarray(flux) > 0
+        np.testing.assert_allclose(t[f"MAG_APER{s}"][pos], zp - 2.5 * np.log10(flux[pos]),
+                                   atol=1e-6)
+        np.testing.assert_allclose(t[f"MAGERR_APER{s}"][pos],
+                                   2.5 / np.log(10) * err[pos] / flux[pos], rtol=1e-6)
+    f, e = np.asarray(t["FLUX_AUTO"], float), np.asarray(t["FLUXERR_AUTO"], float)
+    pos = f > 0
+    np.testing.assert_allclose(t["MAGERR_AUTO"][pos], 2.5 / np.log(10) * e[pos] / f[pos],
+                               rtol=1e-6)
+    np.testing.assert_allclose(t["THRESHOLD"],
+                               sigma * rms[np.round(y).astype(int), np.round(x).astype(int)],
+                               rtol=1e-6)
+    assert t["SKYSIG"][0] == pytest.approx(float(np.median(rms)))
+    sky = img.wcs.pixel_to_world(x, y).icrs
+    np.testing.assert_allclose(t["X_WORLD"], sky.ra.deg, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(t["Y_WORLD"], sky.dec.deg, rtol=0, atol=1e-9)
+
+
+# -- a WCS with oblong pixels: 0.5" along x, 0.25" along y -------------------------------------------
+@pytest.fixture(scope="module")
+def oblong(tmp_path_factory):
+    spec = FrameSpec(shape=(160, 120), star_density=1e-9, n_galaxies_per_1000_stars=0,
+                     mag_range=(25, 25.1))
+    path, _ = make_frame(tmp_path_factory.mktemp("oblong") / spec.file_name(), spec, seed=1)
+    with fits.open(path, mode="update") as hdul:
+        h = hdul[0].header
+        for k in [k for k in h if k.startswith(("CD", "PC", "CDELT", "CROTA", "A_", "B_",
+                                                    "AP_", "BP_", "PV"))]:
+            del h[k]
+        h["CTYPE1"], h["CTYPE2"] = "RA---TAN", "DEC--TAN"
+        h["CD1_1"], h["CD1_2"], h["CD2_1"], h["CD2_2"] = -0.5 / 3600, 0.0, 0.0, 0.25 / 3600
+    return ScienceImage(path)
+
+
+@pytest.mark.parametrize("pa, a, b, want", [(0.0, 4.0, 2.0, (16.0, 4.0, 90.0)),
+                                            (90.0, 4.0, 1.0, (8.0, 4.0, 0.0)),
+                                            (30.0, 3.0, 3.0, None)])
+def test_sky_ellipse_on_oblong_pixels(oblong, pa, a, b, want):
+    """Axes in arcsec and PA east of north -> pixels: north is +y (0.25"/px), east is -x
+    (0.5"/px) on this WCS (by hand from its CD matrix); theta mod 180 from +x."""
+    img = oblong
+    t = AP.elliptical_photometry(img, *img.wcs.pixel_to_world_values(60.0, 80.0), a, b, pa,
+                                 unit="coord", target_bkg=400.0, **Q).data
+    if want is None:  # PA 30: the a axis points to (-sin30 * 2, cos30 * 4) px per arcsec
+        vx, vy = -np.sin(np.radians(30)) * 2, np.cos(np.radians(30)) * 4
+        wx, wy = -np.sin(np.radians(120)) * 2, np.cos(np.radians(120)) * 4
+        want = (a * np.hypot(vx, vy), b * np.hypot(wx, wy), np.degrees(np.arctan2(vy, vx)))
+        if want[1] > want[0]:
+            want = (want[1], want[0], want[2] + 90)
+    assert t["SMA_IMAGE"][0] == pytest.approx(want[0], rel=1e-4)
+    assert t["SMI_IMAGE"][0] == pytest.approx(want[1], rel=1e-4)
+    assert (t["THETA_IMAGE"][0] - want[2] + 90) % 180 - 90 == pytest.approx(0, abs=0.01)
+
+
+def test_circular_sky_mask_on_oblong_pixels(oblong):
+    """unit='coord': the pixels whose centres lie within the radius on the sky (astropy's
+    separation over every pixel of the frame), however oblong the pixels."""
+    img = oblong
+    ra, dec = img.wcs.pixel_to_world_values(60.0, 80.0)
+    r = 12.0  # 24 px along x, 48 px along y
+    m = img.calculate_circularmask(x_position=float(ra), y_position=float(dec),
+                                   radius_arcsec=r, unit="coord", verbose=False).data
+    gy, gx = np.mgrid[0:img.shape[0], 0:img.shape[1]]
+    sep = img.wcs.pixel_to_world(gx.ravel(), gy.ravel()).separation(
+        img.wcs.pixel_to_world(60.0, 80.0)).arcsec.reshape(gx.shape)
+    np.testing.assert_array_equal(m, sep <= r)
+    assert m[80, 60 - 23] and m[80 - 47, 60] and not m[80, 60 - 25]
