@@ -67,6 +67,11 @@ def calculate_circularmask(img, *, x: float, y: float, radius_arcsec: float,
     scale = img.pixelscale
     if not scale:
         raise ValueError(f"{img.path}: radius_arcsec needs a pixel scale (no WCS)")
+    if unit == "coord":
+        # the window must hold the disk along the pixels' shortest extent on the sky (oblong
+        # or sheared pixels): the smallest singular value of the WCS's pixel scale matrix
+        cd = img.require_wcs().celestial.pixel_scale_matrix
+        scale = min(scale, float(np.linalg.svd(cd, compute_uv=False).min()) * 3600.0)
     # bounding box with a margin for distortion, then the exact test inside it
     r_pix = radius_arcsec / scale * 1.2 + 2
     x0, x1 = max(0, int(np.floor(px - r_pix))), min(nx, int(np.ceil(px + r_pix)) + 1)

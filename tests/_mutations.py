@@ -17,6 +17,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 R = "tests/test_references.py"
+F = "tests/test_formulas.py"
 MUTATIONS = [
  # (id, file, old, new, tests)
  ("int-shift", "ezphot/photometry/sexphot.py", "            table[name] = col - 1", "            table[name] = col", [R + "::test_integer_positions_are_the_binarys_minus_one"]),
@@ -40,6 +41,68 @@ MUTATIONS = [
  ("phot-aper", "ezphot/photometry/detect.py", "    fluxes = [cat.circular_photometry(d / 2.0) for d in diam_px]", "    fluxes = [cat.circular_photometry(d / 2.0 + 0.1) for d in diam_px]", [R + "::test_photutils_detection_fluxes_equal_direct_aperture_photometry"]),
  ("nproc-validate", "ezphot/photometry/detect.py", '    nproc = validate.size(nproc, "nproc", maximum=4096)\n', "", [R + "::test_photutils_detection_nproc"]),
  ("forced-one-pos", "ezphot/photometry/forced.py", "        masks = [CircularAperture(xy, r=d / 2.0).to_mask(", "        masks = [CircularAperture(xy + 0.5, r=d / 2.0).to_mask(", ["tests/test_forced.py::test_one_position_uses_cutouts_only"]),
+ # -- issue 14, second wave: away from the obvious spots (tests/test_formulas.py and others)
+ ("forced-ul5", "ezphot/photometry/forced.py", "ul5 = -2.5 * np.log10(5 * skysig) + zeropoint", "ul5 = -2.5 * np.log10(3 * skysig) + zeropoint", [F + "::test_forced_columns_equal_photutils_and_formulas"]),
+ ("forced-magerr", "ezphot/photometry/forced.py", "2.5 / math.log(10) * fluxerr / flux,", "2.5 * fluxerr / flux,", [F + "::test_forced_columns_equal_photutils_and_formulas"]),
+ ("forced-poisson", "ezphot/photometry/forced.py", "poisson = np.maximum(flux, 0) / gain if gain", "poisson = np.maximum(flux, 0) * gain if gain", [F + "::test_forced_columns_equal_photutils_and_formulas"]),
+ ("forced-annvar", "ezphot/photometry/forced.py", "var_est[i] = area[i] ** 2 * ann_std[i] ** 2 / ann_cnt[i]", "var_est[i] = area[i] * ann_std[i] ** 2 / ann_cnt[i]", [F + "::test_annulus_error_term_is_npix2_var_over_n"]),
+ ("forced-swap", "ezphot/photometry/forced.py", "theta_rad = np.where(swap, theta_rad + np.pi / 2, theta_rad)", "theta_rad = np.where(swap, theta_rad, theta_rad)", [F + "::test_elliptical_axes_given_swapped"]),
+ ("forced-partial", "ezphot/photometry/forced.py", "                    flags[i] |= FLAG_PARTIAL", "                    flags[i] |= FLAG_OFF", ["tests/test_forced.py"]),
+ ("common-seeing", "ezphot/photometry/common.py", "diam_px = [d / pixelscale for d in fixed + [m * seeing for m in multiples]]", "diam_px = [d / pixelscale for d in fixed + [m / seeing for m in multiples]]", [F + "::test_forced_columns_equal_photutils_and_formulas"]),
+ ("common-pix-seeing", "ezphot/photometry/common.py", "diam_px = fixed + [m * seeing / pixelscale for m in multiples]", "diam_px = fixed + [m * seeing for m in multiples]", [F + "::test_pixel_diameters_with_seeing_multiples"]),
+ ("common-diam-arcsec", "ezphot/photometry/common.py", "diam_arcsec = [d * pixelscale for d in diam_px]", "diam_arcsec = [d / pixelscale for d in diam_px]", [F + "::test_pixel_diameters_with_seeing_multiples"]),
+ ("common-info-ra", "ezphot/photometry/common.py", "ra=None if center is None else float(center.icrs.ra.deg),", "ra=None if center is None else float(center.icrs.dec.deg),", [F + "::test_forced_columns_equal_photutils_and_formulas"]),
+ ("common-zero-diam", "ezphot/photometry/common.py", "bad = arr[~np.isfinite(arr) | (arr <= 0)]", "bad = arr[~np.isfinite(arr) | (arr < 0)]", [F + "::test_zero_or_negative_diameters_refused"]),
+ ("srcmask-satx2", "ezphot/masks.py", "radius = mask_radius_factor * radius * np.where(saturated, 2.0, 1.0)", "radius = mask_radius_factor * radius * np.where(saturated, 1.0, 1.0)", [F + "::test_source_mask_equals_binary_by_hand"]),
+ ("srcmask-iso", "ezphot/masks.py", "radius = np.maximum(np.sqrt(np.asarray(t[\"ISOAREA_IMAGE\"], float) / np.pi),", "radius = np.maximum(np.sqrt(np.asarray(t[\"ISOAREA_IMAGE\"], float) / 2.0),", [F + "::test_source_mask_equals_binary_by_hand"]),
+ ("paint-int-edge", "ezphot/masks.py", "st = stencils[rc] = xx * xx + yy * yy <= rc * rc", "st = stencils[rc] = xx * xx + yy * yy < rc * rc", [F + "::test_paint_disks_integer_and_float_centres_equal_the_formula"]),
+ ("paint-int-clip", "ezphot/masks.py", "cy0, cx0 = max(0, -y0), max(0, -x0)", "cy0, cx0 = max(0, -y0), max(0, -x0 - 1)", [F + "::test_paint_disks_integer_and_float_centres_equal_the_formula"]),
+ ("mask-or", "ezphot/imageobjects/maps.py", "return Mask(self.data | other.data, header=self.header", "return Mask(self.data & other.data, header=self.header", [F + "::test_mask_union_and_errormap_checks_every_row"]),
+ ("errormap-block", "ezphot/imageobjects/maps.py", "            block = data[y0:y0 + 1024]", "            block = data[y0:y0 + 1000]", [F + "::test_mask_union_and_errormap_checks_every_row"]),
+ ("skew-six", "ezphot/background.py", "corr = np.where(var > 0, 2.5 * kappa3 / (6.0 * var), 0.0)", "corr = np.where(var > 0, 2.5 * kappa3 / (3.0 * var), 0.0)", [F + "::test_poisson_skew_correction_equals_poisson_moments"]),
+ ("skew-rn", "ezphot/background.py", "kappa3 = np.maximum(var - (rdnoise_e / egain) ** 2, 0.0) / egain", "kappa3 = np.maximum(var - rdnoise_e ** 2 / egain, 0.0) / egain", [F + "::test_poisson_skew_correction_equals_poisson_moments"]),
+ ("clip-centre", "ezphot/background.py", "    return centre + m1, np.sqrt(np.maximum(m2 - m1**2, 0.0)), n", "    return centre - m1, np.sqrt(np.maximum(m2 - m1**2, 0.0)), n", ["tests/test_maps.py"]),
+ ("lc-mjd", "ezphot/photometry/lightcurve.py", "Time(obsdate).mjd if obsdate", "Time(obsdate).jd - 2400000 if obsdate", [F + "::test_light_curve_time_order_and_detection_rule"]),
+ ("lc-sort", "ezphot/photometry/lightcurve.py", 'table.sort(["MJD", "TARGET"])', 'table.sort(["TARGET", "MJD"])', [F + "::test_light_curve_time_order_and_detection_rule"]),
+ ("lc-detected", "ezphot/photometry/lightcurve.py", "np.nan_to_num(snr, nan=0.0) >= detection_snr", "np.abs(np.nan_to_num(snr, nan=0.0)) >= detection_snr", [F + "::test_light_curve_time_order_and_detection_rule"]),
+ ("depth-mad", "ezphot/photometry/depth.py", "mad = float(1.4826 * np.median(np.abs(flux - med)))", "mad = float(np.median(np.abs(flux - med)))", [F + "::test_blank_apertures_equal_direct_statistics"]),
+ ("depth-area", "ezphot/photometry/depth.py", "area = math.pi * d * d / 4.0", "area = math.pi * d * d / 2.0", [F + "::test_blank_apertures_equal_direct_statistics"]),
+ ("depth-ul", "ezphot/photometry/depth.py", "-2.5 * math.log10(5 * model) + zp if model > 0", "-2.5 * math.log10(3 * model) + zp if model > 0", [F + "::test_blank_apertures_equal_direct_statistics"]),
+ ("depth-touch", "ezphot/photometry/depth.py", "touched = dy[:, None] ** 2 + dx[None, :] ** 2 < radius * radius", "touched = dy[:, None] ** 2 + dx[None, :] ** 2 < (radius - 1) ** 2", [F + "::test_blank_apertures_equal_direct_statistics"]),
+ ("browser-hidden", "ezphot/utils/databrowser.py", 'if name.startswith(".") and not pattern.startswith("."):', 'if name.startswith(".") and pattern.startswith("."):', [F + "::test_browser_matches_glob_on_hidden_and_folder_names"]),
+ ("browser-isfile", "ezphot/utils/databrowser.py", "if _matches(entry.name, pattern) and entry.is_file():", "if _matches(entry.name, pattern):", [F + "::test_browser_matches_glob_on_hidden_and_folder_names"]),
+ ("export-overwrite", "ezphot/dataobjects/catalog.py", "if path.exists() and not overwrite:", "if path.exists() and overwrite:", [F + "::test_write_refuses_to_overwrite_unless_asked"]),
+ ("conv-nu-sqrt", "ezphot/sextractor/convfilter.py", "nu = math.sqrt(float((self.kernel ** 2).sum())) / float(self.kernel.sum())", "nu = float((self.kernel ** 2).sum()) / float(self.kernel.sum())", ["tests/test_convfilter.py"]),
+ ("conv-mexhat", "ezphot/sextractor/convfilter.py", "- 0.5 * np.exp(-r2 / (4 * s * s))", "- 0.5 * np.exp(-r2 / (2 * s * s))", ["tests/test_convfilter.py"]),
+ ("conv-tophat-size", "ezphot/sextractor/convfilter.py", "n = 2 * math.ceil((fwhm - 1.0) / 2.0) + 1", "n = 2 * math.ceil(fwhm / 2.0) + 1", ["tests/test_convfilter.py"]),
+ ("profile-gain-tol", "ezphot/profiles.py", "abs(float(egain) - p.egain) <= 0.1 * p.egain", "abs(float(egain) - p.egain) <= 0.01 * p.egain", [F + "::test_profile_from_a_measured_gain"]),
+ ("profile-comment", "ezphot/profiles.py", 'line = line.split("#", 1)[0].strip()', "line = line.strip()", ["tests/test_images_profiles.py"]),
+ ("cli-off-y", "ezphot/cli.py", "(y >= -0.5) & (y < ny - 0.5)", "(y >= -0.5) & (y < nx - 0.5)", [F + "::test_cli_forced_position_off_in_y_only"]),
+ ("cli-workers0", "ezphot/cli.py", "    if value < 1:", "    if value < 0:", ["tests/test_hostile_inputs.py::test_cli_bad_numbers_exit_2_before_any_work"]),
+ ("dask-resume", "ezphot/batch.py", "resume=resume, pure=False)", "resume=False, pure=False)", [F + "::test_dask_resume_skips_and_no_resume_remeasures"]),
+ ("batch-reuse-damaged", "ezphot/batch.py", 'if resume and state.state == "ok":', 'if resume and state.state != "missing":', ["tests/test_resume_provenance.py"]),
+ ("detect-thresh", "ezphot/photometry/detect.py", "threshold = detection_sigma * np.asarray(rms, dtype=np.float32)", "threshold = np.asarray(rms, dtype=np.float32)", [F + "::test_photutils_detection_equals_the_pipeline_called_directly"]),
+ ("detect-gain", "ezphot/photometry/detect.py", "effective_gain=gain if gain else np.inf)", "effective_gain=np.inf)", [F + "::test_photutils_detection_equals_the_pipeline_called_directly"]),
+ ("detect-kronmin", "ezphot/photometry/detect.py", "kron_params=(kron_factor, _KRON_MIN / kron_factor, 0.0))", "kron_params=(kron_factor, _KRON_MIN, 0.0))", [F + "::test_photutils_detection_equals_the_pipeline_called_directly"]),
+ ("detect-masked", "ezphot/photometry/detect.py", "    data[bad] = 0.0  # masked pixels", "    pass  # masked pixels", [F + "::test_photutils_detection_equals_the_pipeline_called_directly"]),
+ ("detect-threshold-col", "ezphot/photometry/detect.py", 't["THRESHOLD"] = detection_sigma * local * u.ct', 't["THRESHOLD"] = local * u.ct', [F + "::test_photutils_detection_equals_the_pipeline_called_directly"]),
+ ("detect-local-round", "ezphot/photometry/detect.py", "ix = np.clip(np.round(x).astype(int), 0, rms_at.shape[1] - 1)", "ix = np.clip(np.floor(x).astype(int), 0, rms_at.shape[1] - 1)", [F + "::test_photutils_detection_equals_the_pipeline_called_directly"]),
+ ("detect-magerr", "ezphot/photometry/detect.py", "magerr = np.where(flux > 0, 2.5 / math.log(10) * err / flux, np.nan)", "magerr = np.where(flux > 0, 2.5 * err / flux, np.nan)", [F + "::test_photutils_detection_equals_the_pipeline_called_directly"]),
+ ("geom-theta", "ezphot/photometry/geometry.py", "theta = np.arctan2(ay_, ax_)", "theta = np.arctan2(ax_, ay_)", [F + "::test_sky_ellipse_on_oblong_pixels"]),
+ ("geom-b-axis", "ezphot/photometry/geometry.py", "b_pix = b * np.hypot(bx_, by_)", "b_pix = b * np.hypot(ax_, ay_)", [F + "::test_sky_ellipse_on_oblong_pixels"]),
+ ("circmask-window", "ezphot/masks.py", "    r_pix = radius_arcsec / scale * 1.2 + 2", "    r_pix = radius_arcsec / img.pixelscale * 1.2 + 2", [F + "::test_circular_sky_mask_on_oblong_pixels"]),
+ ("bkg-odd-reflect", "ezphot/background.py", 'reflect_type="odd"', 'reflect_type="even"', [R + "::test_background_of_a_plane_is_the_plane"]),
+ ("depth-edge", "ezphot/photometry/depth.py", "    edge = radius + 1 if edge is None else edge", "    edge = radius - 1 if edge is None else edge", [F + "::test_blank_apertures_equal_direct_statistics"]),
+ ("tutorial-circle", "ezphot/visualization.py", "ax.add_patch(Circle((px, py), radius_arcsec / scale_px,", "ax.add_patch(Circle((px, py), radius_arcsec / scale_px / 2,", ["tests/test_tutorial.py"]),
+]
+
+# Mutants judged equivalent (no test can tell them apart on real data): listed, never run.
+EQUIVALENT = [
+ # m1 is the shift of the clipped mean in the last pass, ~1e-2 ADU once the clip has
+ # converged: sqrt(m2 + m1^2) and sqrt(m2 - m1^2) differ by ~1e-8 relative on a 7DT sky
+ ("clip-spread", "ezphot/background.py", "    return centre + m1, np.sqrt(np.maximum(m2 - m1**2, 0.0)), n", "    return centre + m1, np.sqrt(np.maximum(m2 + m1**2, 0.0)), n"),
+ # fnmatch.fnmatch applies os.path.normcase, a no-op on POSIX: identical on Linux
+ ("browser-case", "ezphot/utils/databrowser.py", "    return fnmatch.fnmatchcase(name, pattern)", "    return fnmatch.fnmatch(name, pattern)"),
 ]
 
 

@@ -103,13 +103,32 @@ def test_tutorial(data_root, monkeypatch, capsys):
     assert target_img.bkgmap is not None
     target_bkg.save()  # the masked map replaces the quick one, as the user asked
     target_bkgrms.save()
+    # what the image reads back is what was saved last (the masked map, not the quick one)
+    np.testing.assert_array_equal(target_img.bkgmap.data, target_bkg.data)
+    np.testing.assert_array_equal(target_img.bkgrms.data, target_bkgrms.data)
+    assert target_imglist[1].bkgmap is not None
     # [12]
     star = target_catalog.data[np.argmax(np.where(target_catalog.data["FLAGS"] == 0,
                                                   target_catalog.data["FLUX_AUTO"], 0))]
     point_source = dict(ra=float(star["ALPHA_J2000"]), dec=float(star["DELTA_J2000"]),
                         radius_arcsec=5)
-    target_img.show_position(x=point_source['ra'], y=point_source['dec'], radius_arcsec=5,
-                             coord_type='coord', zoom_radius_pixel=200, scale='zscale')
+    fig, ax = target_img.show_position(x=point_source['ra'], y=point_source['dec'],
+                                       radius_arcsec=5, coord_type='coord',
+                                       zoom_radius_pixel=200, scale='zscale')
+    # reference: astropy's WCS puts the star at (sx, sy); the cut-out holds the frame's pixels
+    # around it, the circle has 5" / pixel scale of radius
+    from matplotlib.patches import Circle, Ellipse
+    sx, sy = target_img.wcs.all_world2pix(point_source['ra'], point_source['dec'], 0)
+    (mx,), (my,) = ax.lines[0].get_data()
+    assert (mx, my) == (pytest.approx(float(sx), abs=1e-6), pytest.approx(float(sy), abs=1e-6))
+    assert abs(float(sx) - float(star["X_IMAGE"])) < 0.05
+    (circle,) = [pt for pt in ax.patches if isinstance(pt, Circle)]
+    assert circle.center == (pytest.approx(float(sx)), pytest.approx(float(sy)))
+    assert circle.radius == pytest.approx(5 / target_img.pixelscale)
+    x0, y0 = max(0, int(sx) - 200), max(0, int(sy) - 200)
+    np.testing.assert_array_equal(np.asarray(ax.images[0].get_array()),
+                                  np.asarray(target_img.data[y0:int(sy) + 201,
+                                                             x0:int(sx) + 201]))
     # [13] [15]
     target_catalog_circular = aperturephot.circular_photometry(
         target_img=target_img, x_arr=point_source['ra'], y_arr=point_source['dec'],
@@ -132,11 +151,16 @@ def test_tutorial(data_root, monkeypatch, capsys):
     # [16] [17]
     extended_source = dict(ra=point_source['ra'], dec=point_source['dec'], radius_arcsec=5,
                            a=5.85, b=2.909, theta=56.6)
-    target_img.show_position(x=extended_source['ra'], y=extended_source['dec'],
-                             radius_arcsec=extended_source['radius_arcsec'],
-                             a_arcsec=extended_source['a'], b_arcsec=extended_source['b'],
-                             theta_deg=extended_source['theta'], downsample=1,
-                             coord_type='coord', zoom_radius_pixel=200, scale='zscale')
+    fig, ax = target_img.show_position(x=extended_source['ra'], y=extended_source['dec'],
+                                       radius_arcsec=extended_source['radius_arcsec'],
+                                       a_arcsec=extended_source['a'],
+                                       b_arcsec=extended_source['b'],
+                                       theta_deg=extended_source['theta'], downsample=1,
+                                       coord_type='coord', zoom_radius_pixel=200,
+                                       scale='zscale')
+    (ellipse,) = [pt for pt in ax.patches if type(pt) is Ellipse]  # (a Circle is one too)
+    assert ellipse.width == pytest.approx(2 * 5.85 / target_img.pixelscale, rel=1e-3)
+    assert ellipse.height == pytest.approx(2 * 2.909 / target_img.pixelscale, rel=1e-3)
     target_catalog_ellip = aperturephot.elliptical_photometry(
         target_img=target_img, x_arr=extended_source['ra'], y_arr=extended_source['dec'],
         sma_arr=extended_source['a'], smi_arr=extended_source['b'],

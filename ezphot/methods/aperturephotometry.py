@@ -231,7 +231,7 @@ class AperturePhotometry:
             4 × the seeing FWHM or at the largest aperture, whichever is larger (used when no
             ``target_bkg`` is given); its uncertainty enters FLUXERR.
         unit : {'pixel', 'coord'}
-            How ``x_arr``, ``y_arr`` are given.
+            How ``x``, ``y`` are given.
         target_bkg, target_bkgrms, target_mask : optional
             Background map or value, RMS map, mask. Without them the background and RMS are
             estimated on tiles around the positions.

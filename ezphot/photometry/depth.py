@@ -64,9 +64,12 @@ def blank_positions(mask: np.ndarray, radius: float, n: int, rng, *,
     if nx - 2 * edge <= 1 or ny - 2 * edge <= 1:
         raise ValueError(f"the image ({nx}x{ny}) is too small for apertures of radius "
                          f"{radius:.1f} px")
-    r = int(math.ceil(radius))
-    yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
-    disk = xx ** 2 + yy ** 2 <= (radius + 0.5) ** 2  # every pixel the aperture touches
+    # every pixel the aperture touches: its square comes within radius of the (unrounded)
+    # centre, as photutils' exact overlap sees it (a disk of radius + 0.5 about the rounded
+    # centre missed corners up to 0.9 px further out)
+    r = int(math.ceil(radius)) + 1
+    off = np.arange(-r, r + 1)
+    padded = np.pad(np.asarray(mask, bool), r)  # windows near the borders stay in bounds
     xs: list[float] = []
     ys: list[float] = []
     for _ in range(100):
@@ -75,7 +78,10 @@ def blank_positions(mask: np.ndarray, radius: float, n: int, rng, *,
         cy = rng.uniform(edge, ny - 1 - edge, m)
         for x, y in zip(cx, cy):
             ix, iy = int(round(x)), int(round(y))
-            if not mask[iy - r:iy + r + 1, ix - r:ix + r + 1][disk].any():
+            dx = np.maximum(np.abs(ix + off - x) - 0.5, 0.0)
+            dy = np.maximum(np.abs(iy + off - y) - 0.5, 0.0)
+            touched = dy[:, None] ** 2 + dx[None, :] ** 2 < radius * radius
+            if not padded[iy:iy + 2 * r + 1, ix:ix + 2 * r + 1][touched].any():
                 xs.append(x)
                 ys.append(y)
                 if len(xs) == n:
