@@ -247,3 +247,36 @@ def test_help_signatures_are_plain(capsys):
     out = capsys.readouterr().out
     assert "- elliptical_photometry(target_img, x_arr, y_arr, sma_arr, smi_arr, theta_arr, *," in out
     assert "    Forced photometry in elliptical apertures at given positions." in out
+
+
+@pytest.mark.parametrize("figsize, step", [((3, 2), 1), ((8, 6), 2)])
+def test_show_pixels_are_the_full_colour_mapped_frame(small, tmp_path, figsize, step):
+    """show() draws with nearest neighbour on the data stage (fast); the screen pixels are
+    those of colour-mapping the whole block-averaged frame first (matplotlib's 'rgba' stage)
+    with a zscale computed here from the pixels: shrunk (3x2 in) and enlarged (8x6 in),
+    with a NaN patch."""
+    from astropy.io import fits
+    from astropy.visualization import ImageNormalize, ZScaleInterval
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from ezphot.visualization import show_image
+
+    with fits.open(small[0]) as hdul:
+        data, header = hdul[0].data.astype(np.float32), hdul[0].header
+    data[40:90, 100:180] = np.nan
+    path = tmp_path / "nan_patch.fits"
+    fits.writeto(path, data, header)
+    img = ScienceImage(path)
+    fig, ax = show_image(img, "coord", downsample=step, figsize=figsize)
+    FigureCanvasAgg(fig)
+    fig.canvas.draw()
+    (im,) = ax.images
+    renderer = fig.canvas.get_renderer()
+    ours = im.make_image(renderer)[0].copy()
+    blocks = data.reshape(300 // step, step, 400 // step, step).mean(axis=(1, 3))
+    im.set_norm(ImageNormalize(blocks, interval=ZScaleInterval()))
+    im.set_interpolation_stage("rgba")
+    reference = im.make_image(renderer)[0]
+    assert ours.shape == reference.shape and ours.shape[0] > 50
+    assert (ours[..., 3] == 0).sum() == (reference[..., 3] == 0).sum()
+    np.testing.assert_array_equal(ours, reference)
