@@ -101,12 +101,22 @@ def test_verbose_messages_per_thread(small, capsys):
 
 
 def test_user_logging_configuration_is_respected(small, caplog):
-    """verbose=False means warnings only, and the warnings reach the user's handlers."""
+    """verbose=False means warnings only, and the warnings reach the user's handlers; an
+    assumption (read noise from the profile) is INFO: it reaches a handler configured for
+    INFO, not one for warnings."""
     img = ScienceImage(small[0])
     with caplog.at_level(logging.WARNING):
         img.calculate_bkgrms_from_propagation(img.calculate_bkg(verbose=False), verbose=False)
-    assert "read noise 6.0 e- from the telescope profile" in caplog.text
+        logging.getLogger("ezphot.photometry.forced").warning("a warning to act on")
+    assert "read noise 6.0 e- from the telescope profile" not in caplog.text
+    assert "a warning to act on" in caplog.text
     assert "background 4" not in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="ezphot"):
+        img.calculate_bkgrms_from_propagation(img.calculate_bkg(verbose=True), verbose=True)
+    (record,) = [r for r in caplog.records if "read noise 6.0 e- from the telescope" in r.msg
+                 % r.args]
+    assert record.levelno == logging.INFO
 
 
 def test_overlapping_calls_keep_their_own_verbosity(capsys):
@@ -280,3 +290,21 @@ def test_show_pixels_are_the_full_colour_mapped_frame(small, tmp_path, figsize, 
     assert ours.shape == reference.shape and ours.shape[0] > 50
     assert (ours[..., 3] == 0).sum() == (reference[..., 3] == 0).sum()
     np.testing.assert_array_equal(ours, reference)
+
+
+def test_progress_bars_follow_verbose(small, capsys):
+    """One rule for tqdm bars: shown inside a verbose=True call, hidden inside verbose=False,
+    tqdm's own choice (None: terminal or Jupyter only) outside any call; progress= wins."""
+    from ezphot.imageobjects.scienceimage import _verbosity, progress_disable
+    from ezphot.utils.imageset import load_images
+
+    assert progress_disable(None, 5) is None
+    assert progress_disable(None, 1) is True
+    assert progress_disable(True, 1) is False and progress_disable(False, 5) is True
+    for verbose in (True, False):
+        with _verbosity(verbose):
+            assert progress_disable(None, 5) is (not verbose)
+            assert progress_disable(not verbose, 5) is verbose
+            load_images(small)
+        err = capsys.readouterr().err
+        assert ("Loading Science Images" in err) is verbose

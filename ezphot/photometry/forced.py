@@ -396,6 +396,8 @@ def _chunked_measure(img: BaseImage, px: np.ndarray, py: np.ndarray, usable: np.
     """
     from tqdm.auto import tqdm
 
+    from ..imageobjects.scienceimage import progress_disable
+
     n = px.size
     flux = [np.full(n, np.nan) for _ in range(n_apertures)]
     var_sky = [np.full(n, np.nan) for _ in range(n_apertures)]
@@ -412,7 +414,7 @@ def _chunked_measure(img: BaseImage, px: np.ndarray, py: np.ndarray, usable: np.
     deep = None  # annulus neighbours' deep mask: tiles of the whole frame, shared by the chunks
     try:
         for chunk in tqdm(chunks, unit="chunk", desc=f"{what} photometry",
-                          disable=True if len(chunks) < 8 else None):
+                          disable=progress_disable(None, len(chunks), minimum=8)):
             idx = order[chunk]
             y0 = int(np.clip(np.floor(py[idx].min() - margin), 0, ny))
             y1 = int(np.clip(np.ceil(py[idx].max() + margin) + 1, 0, ny))

@@ -11,6 +11,7 @@ from astropy.table import Table, vstack
 from astropy.time import Time
 from tqdm.auto import tqdm
 
+from ..imageobjects.scienceimage import progress_disable
 from .common import as_image
 from .forced import circular_photometry
 
@@ -54,8 +55,7 @@ def light_curve(images: Iterable, ra, dec, *, aperture_diameter_arcsec=(5,),
     dec = np.atleast_1d(np.asarray(dec, float))
     images = list(images)
     rows, failed = [], []
-    for item in tqdm(images, desc="Light curve", disable=progress is False
-                     or (progress is None and len(images) < 2)):
+    for item in tqdm(images, desc="Light curve", disable=progress_disable(progress, len(images))):
         try:
             img = as_image(item)
             zp = _zeropoint(img, zeropoint)

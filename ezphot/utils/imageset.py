@@ -11,6 +11,7 @@ from tqdm.auto import tqdm
 
 from ..exceptions import ImageError
 from ..imageobjects import BaseImage, ReferenceImage, ScienceImage
+from ..imageobjects.scienceimage import progress_disable
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +28,8 @@ def load_images(paths: Iterable[str | os.PathLike], kind: str = "science",
         raise ValueError(f"kind must be one of {sorted(_KINDS)}, got {kind!r}")
     paths = list(paths)
     images, failed = [], []
-    for path in tqdm(paths, desc=f"Loading {kind.title()} Images", disable=progress is False
-                     or (progress is None and len(paths) < 2)):
+    for path in tqdm(paths, desc=f"Loading {kind.title()} Images",
+                     disable=progress_disable(progress, len(paths))):
         try:
             images.append(cls(path))
         except ImageError as exc:
