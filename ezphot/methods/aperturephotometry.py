@@ -29,7 +29,8 @@ def _hint_unit(target_img, x_arr, y_arr, unit) -> None:
     import warnings
 
     import numpy as np
-    from astropy.utils.exceptions import AstropyUserWarning
+
+    from ..exceptions import PositionWarning
 
     if unit != "pixel":
         return
@@ -53,7 +54,7 @@ def _hint_unit(target_img, x_arr, y_arr, unit) -> None:
     if on.any():
         warnings.warn(f"{img.path}: none of the {x.size} position(s) is on the image in pixels, "
                       f"but {int(on.sum())} would be as RA/Dec: did you mean unit='coord'?",
-                      AstropyUserWarning, stacklevel=3)
+                      PositionWarning, stacklevel=3)
 
 
 def _call_signature(func) -> str:

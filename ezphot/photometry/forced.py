@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from dataclasses import dataclass
 
 import astropy.units as u
@@ -32,7 +33,7 @@ from astropy.table import Column, Table
 from .. import _validate as validate
 from ..background import poisson_skew_correction
 from ..dataobjects.catalog import Catalog
-from ..exceptions import ArgumentError, ImageError
+from ..exceptions import ArgumentError, HeaderWarning, ImageError, PositionWarning
 from ..imageobjects import Background, BaseImage, Errormap
 from .common import aperture_diameters, as_image, catalog_info, finish_catalog
 from .geometry import sky_to_pixel_ellipse, to_pixel
@@ -478,8 +479,8 @@ def _positions(img, x_arr, y_arr, unit):
     usable = (np.isfinite(px) & np.isfinite(py) & (np.abs(px) <= validate.MAX_PIXEL)
               & (np.abs(py) <= validate.MAX_PIXEL))
     if not usable.all():
-        log.warning("%s: %d of %d positions do not project onto the image plane; flagged off "
-                    "the image", img.path, int((~usable).sum()), px.size)
+        warnings.warn(f"{img.path}: {int((~usable).sum())} of {px.size} positions do not project "
+                      "onto the image plane; flagged off the image", PositionWarning, stacklevel=2)
     return px, py, usable
 
 
@@ -521,7 +522,8 @@ def _gain(img, egain):
     gain = validate.egain(egain)
     gain = gain if gain is not None else img.egain
     if not gain:
-        log.warning("%s: gain unknown; FLUXERR without the sources' Poisson noise", img.path)
+        warnings.warn(f"{img.path}: gain unknown; FLUXERR without the sources' Poisson noise",
+                      HeaderWarning, stacklevel=2)
     return gain
 
 
@@ -585,7 +587,8 @@ def circular_photometry(target_img, x_arr, y_arr, *, aperture_diameter_arcsec=(5
         img, px, py, usable, make_masks, len(diam_px), extent, sky, mask, "circular")
     off = _off_image(img, px, py, usable, extent)
     if off == px.size:
-        log.warning("%s: none of the %d positions is on the image", img.path, px.size)
+        warnings.warn(f"{img.path}: none of the {px.size} positions is on the image",
+                      PositionWarning, stacklevel=2)
     table = _position_table(img, px, py)
     gain = _gain(img, egain)
     for i, area in enumerate(areas):

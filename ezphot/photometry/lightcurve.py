@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Iterable
 
 import astropy.units as u
@@ -11,6 +12,7 @@ from astropy.table import Table, vstack
 from astropy.time import Time
 from tqdm.auto import tqdm
 
+from ..exceptions import SkippedInputWarning
 from ..imageobjects.scienceimage import progress_disable
 from .common import as_image
 from .forced import circular_photometry
@@ -70,7 +72,8 @@ def light_curve(images: Iterable, ra, dec, *, aperture_diameter_arcsec=(5,),
         except Exception as exc:
             if on_error == "raise":
                 raise
-            log.warning("Light curve: %s skipped: %s", getattr(item, "path", item), exc)
+            warnings.warn(f"Light curve: {getattr(item, 'path', item)} skipped: {exc}",
+                          SkippedInputWarning, stacklevel=2)
             failed.append((str(getattr(item, "path", item)), str(exc)))
             continue
         t = cat.data

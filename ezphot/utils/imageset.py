@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from ..exceptions import ImageError
+from ..exceptions import ImageError, SkippedInputWarning
 from ..imageobjects import BaseImage, ReferenceImage, ScienceImage
 from ..imageobjects.scienceimage import progress_disable
 
@@ -33,7 +34,7 @@ def load_images(paths: Iterable[str | os.PathLike], kind: str = "science",
         try:
             images.append(cls(path))
         except ImageError as exc:
-            log.warning("Unreadable image skipped: %s", exc)
+            warnings.warn(f"Unreadable image skipped: {exc}", SkippedInputWarning, stacklevel=2)
             failed.append((str(path), str(exc)))
     return ImageSet(images, failed=failed)
 
