@@ -1,6 +1,7 @@
 """Speed and memory of ezphot, measured side by side with a reference in the same run.
 
-    python benchmarks/run_benchmarks.py [core maps forced forced_scale batch inject save show]
+    python benchmarks/run_benchmarks.py [core maps forced forced_scale batch inject save show
+                                         detect]
                                          [--frames-dir DIR] [--repeat 3]
 
 Every figure is a ratio against a reference measured in this same run on the same full-size
@@ -627,9 +628,88 @@ def bench_show(frames_dir: Path, repeat: int) -> dict:
     return result
 
 
+def bench_detect(frames_dir: Path, repeat: int) -> dict:
+    """``photutils_photometry`` on a full frame with 1 and 2 processes vs the same photutils
+    pipeline called directly (subtract, 3x3 filter, detect_sources, deblend_sources with 2
+    processes, SourceCatalog and the properties ezphot reports), same maps, same run."""
+    import numpy as np
+    from photutils.segmentation import SourceCatalog, deblend_sources, detect_sources
+    from photutils.utils import calc_total_error
+    from scipy.ndimage import convolve
+
+    from ezphot.imageobjects import ScienceImage
+    from ezphot.photometry.detect import photutils_photometry
+
+    print("detect: photutils_photometry nproc=1 / nproc=2 vs photutils called directly")
+    img = ScienceImage(full_frame(frames_dir))
+    bkg = img.calculate_bkg(box_size=64, filter_size=3, verbose=False)
+    rms = img.calculate_bkgrms_from_propagation(bkg, verbose=False)
+    kernel = np.array([[1, 2, 1], [2, 4, 2], [1, 2, 1]], dtype=np.float32) / 16.0
+    sigma, npix = 1.5, 5
+    radii = None
+    phases: dict[str, float] = {}
+
+    def ours(nproc: int) -> int:
+        nonlocal radii
+        cat = photutils_photometry(img, target_bkg=bkg, target_bkgrms=rms, nproc=nproc,
+                                   detection_sigma=sigma, minarea_pixels=npix, save=False)
+        radii = [d / 2 for d in cat.meta["aperture_diameter_pixel"]]
+        return len(cat.data)
+
+    def direct(nproc: int) -> int:
+        t = [time.perf_counter()]
+        data = np.asarray(img.data, dtype=np.float32) - bkg.data
+        bad = ~np.isfinite(data)
+        data[bad] = 0.0
+        conv = convolve(data, kernel, mode="nearest")
+        t.append(time.perf_counter())
+        segm = detect_sources(conv, sigma * rms.data, n_pixels=npix, mask=bad)
+        t.append(time.perf_counter())
+        segm = deblend_sources(conv, segm, n_pixels=npix, n_levels=32, contrast=0.005,
+                               n_processes=nproc, progress_bar=False)
+        t.append(time.perf_counter())
+        error = calc_total_error(data, rms.data, effective_gain=img.egain)
+        cat = SourceCatalog(data, segm, error=error, mask=bad, wcs=img.wcs,
+                            kron_params=(2.5, 3.5 / 2.5, 0.0))
+        cat.sky_centroid_icrs, cat.kron_flux, cat.kron_flux_err
+        for r in radii:
+            cat.circular_photometry(r)
+        for name in ("semimajor_axis", "semiminor_axis", "orientation", "elongation",
+                     "ellipticity", "kron_radius", "fwhm", "area", "max_value"):
+            getattr(cat, name)
+        cat.flux_radius(0.5)
+        t.append(time.perf_counter())
+        for k, name in enumerate(("subtract_filter", "detect", "deblend", "catalog")):
+            phases[f"direct_{name}_s"] = t[k + 1] - t[k]
+        return len(cat)
+
+    one, two, ref = [], [], []
+    n_ours = n_ref = 0
+    for _ in range(repeat):
+        for f, arg, ts in ((ours, 1, one), (ours, 2, two), (direct, 2, ref)):
+            t0 = time.perf_counter()
+            n = f(arg)
+            ts.append(time.perf_counter() - t0)
+            if f is ours:
+                n_ours = n
+            else:
+                n_ref = n
+    result = {"nproc1_s": statistics.median(one), "nproc2_s": statistics.median(two),
+              "direct_nproc2_s": statistics.median(ref), "sources": n_ours,
+              "direct_sources": n_ref, **phases}
+    result["speedup_2_over_1"] = result["nproc1_s"] / result["nproc2_s"]
+    result["ratio_to_direct"] = result["nproc2_s"] / result["direct_nproc2_s"]
+    print(f"  {n_ours} sources ({n_ref} directly); nproc=1 {result['nproc1_s']:.1f} s, nproc=2 "
+          f"{result['nproc2_s']:.1f} s -> speed-up {result['speedup_2_over_1']:.2f} (target >= "
+          f"1.5); direct photutils (2 processes) {result['direct_nproc2_s']:.1f} s -> ratio "
+          f"{result['ratio_to_direct']:.2f} (target <= 1.1)")
+    print("  direct phases: " + ", ".join(f"{k[7:-2]} {v:.1f} s" for k, v in phases.items()))
+    return result
+
+
 BENCHES = {"core": bench_core, "maps": bench_maps, "forced": bench_forced,
            "forced_scale": bench_forced_scale, "batch": bench_batch, "inject": bench_inject,
-           "save": bench_save, "show": bench_show}
+           "save": bench_save, "show": bench_show, "detect": bench_detect}
 
 
 def main() -> None:

@@ -626,7 +626,7 @@ def calculate_bkgrms_from_propagation(img, target_bkg, *, mbias=None, mdark=None
 
     with B the background, g the gain (e-/ADU), rn the read noise (e-), D the dark (ADU).
     Every assumption (a default frame count, a gain or read noise from the profile) is logged
-    as a warning and written to the map's header.
+    at INFO (shown with ``verbose=True``) and written to the map's header (``ASSUMEn``).
 
     Parameters
     ----------
@@ -702,8 +702,8 @@ def calculate_bkgrms_from_propagation(img, target_bkg, *, mbias=None, mdark=None
                 counts = FLAT_COUNTS_ASSUMED
                 assumptions.append(f"mflat is normalised: {counts:.0f} ADU per flat assumed")
             var += (back.astype(np.float32) ** 2 / np.float32(gain * n * counts))
-    for text in assumptions:
-        log.warning("%s: %s", img.path, text)
+    for text in assumptions:  # documented choices, not problems: INFO (verbose=True)
+        log.info("%s: %s", img.path, text)
     rms = np.sqrt(var, out=var)
     header = fits.Header()
     header["RMSMODEL"] = ("propagation", "background RMS from the noise model")

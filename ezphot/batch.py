@@ -30,6 +30,7 @@ from ._aliases import resolve_renamed
 from .exceptions import EzphotError, ForeignFileError
 from .imageobjects.baseimage import ImageDescriptor
 from .photometry.registry import get_method, method_names
+from .imageobjects.scienceimage import progress_disable
 
 log = logging.getLogger(__name__)
 
@@ -232,7 +233,7 @@ def run_batch(images: Iterable, method: str = "sextractor", *, workers: int | No
         rows = _run_dask(paths, method, options, resume, client, scheduler, on_error, progress, desc)
     elif (workers or os.cpu_count() or 1) == 1 or len(paths) <= 1:
         rows = []
-        for p in tqdm(paths, desc=desc, disable=progress is False):
+        for p in tqdm(paths, desc=desc, disable=progress_disable(progress, len(paths), 1)):
             rows.append(process_image(p, method, options, resume))
             _check(rows[-1], on_error)
     else:
@@ -364,7 +365,8 @@ def _run_local(paths, method, options, resume, workers, on_error, progress, desc
     rows: list[dict] = []
     attempts = dict.fromkeys(paths, 0)
     todo = list(paths)
-    with tqdm(total=len(paths), desc=desc, disable=progress is False) as bar:
+    with tqdm(total=len(paths), desc=desc,
+              disable=progress_disable(progress, len(paths), 1)) as bar:
         while todo:
             for p in todo:
                 attempts[p] += 1
@@ -413,7 +415,8 @@ def _run_dask(paths, method, options, resume, client, scheduler, on_error, progr
     try:
         futures = client.map(process_image, paths, method=method, options=options,
                              resume=resume, pure=False)
-        with tqdm(total=len(paths), desc=desc, disable=progress is False) as bar:
+        with tqdm(total=len(paths), desc=desc,
+              disable=progress_disable(progress, len(paths), 1)) as bar:
             for fut in as_completed(futures):
                 row = fut.result()
                 rows.append(row)

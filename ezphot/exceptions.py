@@ -86,3 +86,36 @@ class MissingDependencyError(EzphotError, ImportError):
 
 
 __all__ += ["MissingDependencyError"]
+
+
+# -- warnings (astropy style): what the user must look at or act on; progress is logging -----
+from astropy.utils.exceptions import AstropyUserWarning  # noqa: E402
+
+
+class EzphotWarning(AstropyUserWarning):
+    """Base class of ezphot's warnings: a result was computed, but under a condition the user
+    must look at (it may be incomplete, or rest on less than it should). Filter them all with
+    ``warnings.simplefilter('ignore', EzphotWarning)``."""
+
+
+class PositionWarning(EzphotWarning):
+    """Positions are off the image, do not project onto it, or look like RA/Dec given as
+    pixels."""
+
+
+class SkippedInputWarning(EzphotWarning):
+    """An unreadable image or folder was skipped (listed in the result's ``failed``)."""
+
+
+class HeaderWarning(EzphotWarning):
+    """The header lacks or muddles a fact ezphot needs (gain, the telescope configuration, a
+    readable WCS): a profile's value was chosen, or the quantity is NaN or recomputed."""
+
+
+class MeasurementWarning(EzphotWarning):
+    """A measurement rests on less than it should (few stars for the seeing, fewer blank
+    apertures or injected stars than asked, a fallback PSF model)."""
+
+
+__all__ += ["EzphotWarning", "PositionWarning", "SkippedInputWarning", "HeaderWarning",
+            "MeasurementWarning"]

@@ -20,6 +20,7 @@ from astropy.io import fits
 from astropy.utils.exceptions import AstropyDeprecationWarning
 
 from .config import sextractor_config_dir
+from .exceptions import HeaderWarning
 
 log = logging.getLogger(__name__)
 
@@ -258,8 +259,7 @@ def select_profile(header: fits.Header, source: str = "image") -> TelescopeProfi
         candidates = [p for p in candidates if p.gain_mode == mode] or candidates
     chosen = candidates[0]
     if len(candidates) > 1:
-        log.warning(
-            "%s: header does not settle the %s configuration (binning %s, gain mode %s); "
-            "using %s", source, chosen.camera, binning, mode, chosen.name,
-        )
+        warnings.warn(
+            f"{source}: header does not settle the {chosen.camera} configuration (binning "
+            f"{binning}, gain mode {mode}); using {chosen.name}", HeaderWarning, stacklevel=2)
     return chosen

@@ -39,7 +39,7 @@ import numpy as np
 from astropy.table import Table
 
 from ._io import run_directory, write_float_image
-from .exceptions import ImageError
+from .exceptions import ImageError, MeasurementWarning
 from .imageobjects import BaseImage
 from .photometry.common import as_image
 from .sextractor.imagerun import detect_sources
@@ -257,8 +257,8 @@ def build_psf(img: BaseImage | str | os.PathLike, psf="auto", *, detections: Tab
         try:
             return _epsf(img, cand, radius)
         except Exception as exc:  # photutils raises several kinds on bad star sets
-            log.warning("%s: ePSF from %d stars failed (%s); fitting a Moffat", img.path,
-                        len(cand), exc)
+            warnings.warn(f"{img.path}: ePSF from {len(cand)} stars failed ({exc}); fitting a "
+                          "Moffat", MeasurementWarning, stacklevel=2)
     if len(cand):
         fitted = _fit_moffat(img, cand, radius)
         if fitted is not None:
@@ -266,8 +266,8 @@ def build_psf(img: BaseImage | str | os.PathLike, psf="auto", *, detections: Tab
     if guess is None:
         raise ImageError(f"{img.path}: no star to build the PSF from and no seeing in the header:"
                          " pass psf= an array")
-    log.warning("%s: no usable star for the PSF; Moffat (beta %.1f) of FWHM %.2f px", img.path,
-                beta, guess)
+    warnings.warn(f"{img.path}: no usable star for the PSF; Moffat (beta {beta:.1f}) of FWHM "
+                  f"{guess:.2f} px", MeasurementWarning, stacklevel=2)
     return _PSF("moffat", float(guess), beta=beta)
 
 
@@ -363,8 +363,8 @@ def _positions(shape, n: int, rng, *, edge: float, min_sep: float,
             if len(xs) == n:
                 break
     if len(xs) < n:
-        log.warning("room for only %d of %d injected stars (min separation %.1f px)", len(xs), n,
-                    min_sep)
+        warnings.warn(f"room for only {len(xs)} of {n} injected stars (min separation "
+                      f"{min_sep:.1f} px)", MeasurementWarning, stacklevel=2)
     return np.array(xs), np.array(ys)
 
 

@@ -467,7 +467,9 @@ def test_browser_reports_unreadable_folders(small, tmp_path):
     broken = good.parents[1] / "7DT99"
     broken.symlink_to(tmp_path / "gone")
     b = DataBrowser(root)
-    with pytest.warns(UserWarning, match=r"1 folder\(s\) of .* could not be read.*7DT99: "
+    from ezphot.exceptions import SkippedInputWarning
+
+    with pytest.warns(SkippedInputWarning, match=r"1 folder\(s\) of .* could not be read.*7DT99: "
                                          r"dangling symbolic link"):
         found = b.search("*.fits")
     assert found == [good]

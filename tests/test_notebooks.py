@@ -76,6 +76,9 @@ def test_verbose_cells_print_their_lines(tutorial):
     assert " non-saturated, " in masks and " sources masked." in masks
     bkg = _text(_cell(tutorial, "target_bkg = target_img.calculate_bkg("))
     assert "background " in bkg and "read noise 6.0 e- from the telescope profile" in bkg
+    # an assumption is an INFO line, not a warning
+    assert [line.startswith("[INFO] ") for line in bkg.splitlines()
+            if "read noise 6.0 e- from the telescope profile" in line] == [True]
     # verbose=False cells say nothing
     assert _text(_cell(tutorial, "target_catalog = aperturephot.sex_photometry(")) == ""
     assert _text(_cell(tutorial, "target_catalog_circular = ")) == ""

@@ -262,6 +262,7 @@ def test_photutils_detection_fluxes_equal_direct_aperture_photometry(tmp_path):
     """FLUX_APER of photutils_photometry = aperture_photometry at the catalogue's centroids on
     the image minus the same background (a constant here)."""
     from photutils.aperture import CircularAperture, aperture_photometry
+    from photutils.utils import calc_total_error
 
     spec = FrameSpec(shape=(256, 320), star_density=12)
     path, _ = make_frame(tmp_path / spec.file_name(), spec, seed=8)
@@ -281,10 +282,14 @@ def test_photutils_detection_fluxes_equal_direct_aperture_photometry(tmp_path):
     np.fill_diagonal(d, np.inf)
     alone = d.min(axis=1) > diam[1] + 15
     assert alone.sum() >= 5
+    # errors: photutils' own total error (background RMS and the sources' Poisson noise)
+    error = calc_total_error(data, rms, effective_gain=img.egain)
     for k, suffix in enumerate(["", "_1"]):
-        ref = aperture_photometry(data, CircularAperture(xy[alone], r=diam[k] / 2))
+        ref = aperture_photometry(data, CircularAperture(xy[alone], r=diam[k] / 2), error=error)
         np.testing.assert_allclose(np.asarray(t[f"FLUX_APER{suffix}"][alone], float),
                                    np.asarray(ref["aperture_sum"], float), rtol=1e-5, atol=1e-2)
+        np.testing.assert_allclose(np.asarray(t[f"FLUXERR_APER{suffix}"][alone], float),
+                                   np.asarray(ref["aperture_sum_err"], float), rtol=1e-5)
     np.testing.assert_allclose(diam, np.array([5, 10]) / img.pixelscale)
 
 

@@ -101,12 +101,22 @@ def test_verbose_messages_per_thread(small, capsys):
 
 
 def test_user_logging_configuration_is_respected(small, caplog):
-    """verbose=False means warnings only, and the warnings reach the user's handlers."""
+    """verbose=False means warnings only, and the warnings reach the user's handlers; an
+    assumption (read noise from the profile) is INFO: it reaches a handler configured for
+    INFO, not one for warnings."""
     img = ScienceImage(small[0])
     with caplog.at_level(logging.WARNING):
         img.calculate_bkgrms_from_propagation(img.calculate_bkg(verbose=False), verbose=False)
-    assert "read noise 6.0 e- from the telescope profile" in caplog.text
+        logging.getLogger("ezphot.photometry.forced").warning("a warning to act on")
+    assert "read noise 6.0 e- from the telescope profile" not in caplog.text
+    assert "a warning to act on" in caplog.text
     assert "background 4" not in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="ezphot"):
+        img.calculate_bkgrms_from_propagation(img.calculate_bkg(verbose=True), verbose=True)
+    (record,) = [r for r in caplog.records if "read noise 6.0 e- from the telescope" in r.msg
+                 % r.args]
+    assert record.levelno == logging.INFO
 
 
 def test_overlapping_calls_keep_their_own_verbosity(capsys):
@@ -247,3 +257,54 @@ def test_help_signatures_are_plain(capsys):
     out = capsys.readouterr().out
     assert "- elliptical_photometry(target_img, x, y, a, b, theta, *," in out
     assert "    Forced photometry in elliptical apertures at given positions." in out
+
+
+@pytest.mark.parametrize("figsize, step", [((3, 2), 1), ((8, 6), 2)])
+def test_show_pixels_are_the_full_colour_mapped_frame(small, tmp_path, figsize, step):
+    """show() draws with nearest neighbour on the data stage (fast); the screen pixels are
+    those of colour-mapping the whole block-averaged frame first (matplotlib's 'rgba' stage)
+    with a zscale computed here from the pixels: shrunk (3x2 in) and enlarged (8x6 in),
+    with a NaN patch."""
+    from astropy.io import fits
+    from astropy.visualization import ImageNormalize, ZScaleInterval
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from ezphot.visualization import show_image
+
+    with fits.open(small[0]) as hdul:
+        data, header = hdul[0].data.astype(np.float32), hdul[0].header
+    data[40:90, 100:180] = np.nan
+    path = tmp_path / "nan_patch.fits"
+    fits.writeto(path, data, header)
+    img = ScienceImage(path)
+    fig, ax = show_image(img, "coord", downsample=step, figsize=figsize)
+    FigureCanvasAgg(fig)
+    fig.canvas.draw()
+    (im,) = ax.images
+    renderer = fig.canvas.get_renderer()
+    ours = im.make_image(renderer)[0].copy()
+    blocks = data.reshape(300 // step, step, 400 // step, step).mean(axis=(1, 3))
+    im.set_norm(ImageNormalize(blocks, interval=ZScaleInterval()))
+    im.set_interpolation_stage("rgba")
+    reference = im.make_image(renderer)[0]
+    assert ours.shape == reference.shape and ours.shape[0] > 50
+    assert (ours[..., 3] == 0).sum() == (reference[..., 3] == 0).sum()
+    np.testing.assert_array_equal(ours, reference)
+
+
+def test_progress_bars_follow_verbose(small, capsys):
+    """One rule for tqdm bars: shown inside a verbose=True call, hidden inside verbose=False,
+    tqdm's own choice (None: terminal or Jupyter only) outside any call; progress= wins."""
+    from ezphot.imageobjects.scienceimage import _verbosity, progress_disable
+    from ezphot.utils.imageset import load_images
+
+    assert progress_disable(None, 5) is None
+    assert progress_disable(None, 1) is True
+    assert progress_disable(True, 1) is False and progress_disable(False, 5) is True
+    for verbose in (True, False):
+        with _verbosity(verbose):
+            assert progress_disable(None, 5) is (not verbose)
+            assert progress_disable(not verbose, 5) is verbose
+            load_images(small)
+        err = capsys.readouterr().err
+        assert ("Loading Science Images" in err) is verbose

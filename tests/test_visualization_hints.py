@@ -12,6 +12,7 @@ import pytest
 from astropy.utils.exceptions import AstropyUserWarning
 
 from ezphot.datasets import FrameSpec, make_frame
+from ezphot.exceptions import PositionWarning
 from ezphot.imageobjects import ScienceImage
 from ezphot.methods import AperturePhotometry
 
@@ -29,11 +30,11 @@ def test_radec_with_pixel_unit_warns(frames):
     img = ScienceImage(frames[0])
     c = img.center
     ap = AperturePhotometry()
-    with pytest.warns(AstropyUserWarning, match="did you mean unit='coord'"):
+    with pytest.warns(PositionWarning, match="did you mean unit='coord'"):
         cat = ap.circular_photometry(img, c.ra.deg, c.dec.deg, save=False, verbose=False,
                                      visualize=False)
     assert cat.data["FLAGS"][0] != 0  # still measured as asked (off the image)
-    with pytest.warns(AstropyUserWarning, match="did you mean unit='coord'"):
+    with pytest.warns(PositionWarning, match="did you mean unit='coord'"):
         ap.elliptical_photometry(img, c.ra.deg, c.dec.deg, 5, 3, 10, save=False, verbose=False,
                                  visualize=False)
     with warnings.catch_warnings():

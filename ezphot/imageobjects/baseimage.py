@@ -16,7 +16,7 @@ import numpy as np
 from astropy.io import fits
 from astropy.utils.exceptions import AstropyUserWarning
 
-from ..exceptions import ImageError, MissingWCSError
+from ..exceptions import HeaderWarning, ImageError, MissingWCSError
 from ..profiles import TelescopeProfile, select_profile
 from .header import HEADER_KEYS, first_value, header_float, header_obsdate
 
@@ -407,7 +407,8 @@ class BaseImage:
             try:
                 w = WCS(self._header, naxis=2, relax=True)
             except Exception as exc:  # astropy raises many kinds on broken headers
-                log.warning("%s: WCS cannot be read (%s)", self.path, exc)
+                warnings.warn(f"{self.path}: WCS cannot be read ({exc})", HeaderWarning,
+                              stacklevel=2)
                 return None
         if not w.has_celestial:
             return None

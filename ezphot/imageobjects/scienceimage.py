@@ -102,6 +102,25 @@ def verbosity(verbose: bool):
                 _log.setLevel(_gate.level_before)
 
 
+def progress_disable(progress: bool | None, n_items: int, minimum: int = 2) -> bool | None:
+    """tqdm's ``disable=`` for a loop of ``n_items``: the one rule for ezphot's progress bars.
+
+    - ``progress=True`` / ``False``: shown / hidden, whatever else holds;
+    - fewer than ``minimum`` items: hidden (a bar for one step is noise);
+    - inside a ``verbose=False`` call of this thread: hidden; inside ``verbose=True``: shown;
+    - otherwise (e.g. a batch started from a script or a notebook): tqdm decides (``None``:
+      shown on an interactive terminal or in Jupyter, hidden when stderr is a file or pipe).
+    """
+    if progress is not None:
+        return not progress
+    if n_items < minimum:
+        return True
+    stack = _gate.calls.get(threading.get_ident())
+    if stack:
+        return not stack[-1][0]
+    return None
+
+
 __all__ = ["ScienceImage", "ReferenceImage", "CalibrationImage"]
 
 

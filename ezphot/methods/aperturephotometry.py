@@ -34,7 +34,8 @@ def _hint_unit(func, target_img, args: tuple, kwargs: dict) -> None:
     import warnings
 
     import numpy as np
-    from astropy.utils.exceptions import AstropyUserWarning
+
+    from ..exceptions import PositionWarning
 
     try:
         call = inspect.signature(func).bind(target_img, *args, **kwargs)
@@ -64,7 +65,7 @@ def _hint_unit(func, target_img, args: tuple, kwargs: dict) -> None:
     if on.any():
         warnings.warn(f"{img.path}: none of the {x.size} position(s) is on the image in pixels, "
                       f"but {int(on.sum())} would be as RA/Dec: did you mean unit='coord'?",
-                      AstropyUserWarning, stacklevel=3)
+                      PositionWarning, stacklevel=3)
 
 
 def _call_signature(func) -> str:

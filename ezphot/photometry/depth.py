@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import warnings
 from collections.abc import Sequence
 
 import astropy.units as u
@@ -25,7 +26,7 @@ import numpy as np
 from astropy.stats import sigma_clipped_stats
 from astropy.table import Table
 
-from ..exceptions import ImageError
+from ..exceptions import ImageError, MeasurementWarning
 from ..imageobjects import BaseImage, Mask
 from .common import as_image, as_list
 
@@ -86,8 +87,8 @@ def blank_positions(mask: np.ndarray, radius: float, n: int, rng, *,
                 ys.append(y)
                 if len(xs) == n:
                     return np.array(xs), np.array(ys)
-    log.warning("only %d of %d blank apertures of radius %.1f px fit between the sources",
-                len(xs), n, radius)
+    warnings.warn(f"only {len(xs)} of {n} blank apertures of radius {radius:.1f} px fit between "
+                  "the sources", MeasurementWarning, stacklevel=2)
     return np.array(xs), np.array(ys)
 
 

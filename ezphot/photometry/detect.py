@@ -98,7 +98,6 @@ def photutils_photometry(target_img, *, target_bkg=None, target_bkgrms=None, tar
         The detections, columns named as SExtractor's.
     """
     from photutils.segmentation import SourceCatalog, deblend_sources, detect_sources
-    from photutils.utils import calc_total_error
     from scipy.ndimage import convolve
 
     img = as_image(target_img)
@@ -134,8 +133,7 @@ def photutils_photometry(target_img, *, target_bkg=None, target_bkgrms=None, tar
         segm = deblend_sources(convolved, segm, n_pixels=minarea_pixels,
                                n_levels=deblend_nlevels, contrast=deblend_contrast,
                                n_processes=nproc, progress_bar=False)
-        error = calc_total_error(data, np.broadcast_to(rms, data.shape),
-                                 effective_gain=gain if gain else np.inf)
+        error = _total_error(data, rms, gain if gain else np.inf)
         # shapes and centroids from the unfiltered pixels, as SExtractor measures them
         cat = SourceCatalog(data, segm, error=error, mask=bad, wcs=img.wcs,
                             # SExtractor's minimum (3.5) bounds the *scaled* Kron radius
@@ -147,6 +145,25 @@ def photutils_photometry(target_img, *, target_bkg=None, target_bkgrms=None, tar
     meta = {"method": "photutils", "aperture_diameter_pixel": diam_px,
             "kron_params": [kron_factor, _KRON_MIN], "minarea_pixels": minarea_pixels}
     return finish_catalog(Catalog(table, info=info, meta=meta), img, "photutils", save)
+
+
+def _total_error(data: np.ndarray, rms, gain: float) -> np.ndarray:
+    """``photutils.utils.calc_total_error(data, rms, effective_gain=gain)``, bit for bit, in
+    row strips: ``sqrt(rms² + max(data / gain, 0))``. photutils broadcasts the gain to a
+    full-frame float64 array and masks it; for a scalar gain that is most of its time."""
+    rms = np.broadcast_to(np.asarray(rms, dtype=np.float32), data.shape)
+    out = np.empty(data.shape, dtype=np.result_type(data.dtype, rms.dtype))
+    rows = max(1, (1 << 22) // max(1, data.shape[1]))
+    for y0 in range(0, data.shape[0], rows):
+        sl = slice(y0, y0 + rows)
+        # the quotient in float64 then stored, as photutils' in-place division by its
+        # float64 gain array does
+        var = np.divide(data[sl], np.float64(gain), dtype=np.float64).astype(data.dtype)
+        np.maximum(var, 0, out=var)
+        err = rms[sl] ** 2
+        err += var
+        out[sl] = np.sqrt(err)
+    return out
 
 
 def _empty_columns(n_aper: int) -> list[str]:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from dataclasses import dataclass
 
 import astropy.units as u
@@ -32,7 +33,7 @@ from astropy.table import Column, Table
 from .. import _validate as validate
 from ..background import poisson_skew_correction
 from ..dataobjects.catalog import Catalog
-from ..exceptions import ArgumentError, ImageError
+from ..exceptions import ArgumentError, HeaderWarning, ImageError, PositionWarning
 from ..imageobjects import Background, BaseImage, Errormap
 from .._aliases import renamed
 from .common import aperture_diameters, as_image, catalog_info, finish_catalog
@@ -397,6 +398,8 @@ def _chunked_measure(img: BaseImage, px: np.ndarray, py: np.ndarray, usable: np.
     """
     from tqdm.auto import tqdm
 
+    from ..imageobjects.scienceimage import progress_disable
+
     n = px.size
     flux = [np.full(n, np.nan) for _ in range(n_apertures)]
     var_sky = [np.full(n, np.nan) for _ in range(n_apertures)]
@@ -413,7 +416,7 @@ def _chunked_measure(img: BaseImage, px: np.ndarray, py: np.ndarray, usable: np.
     deep = None  # annulus neighbours' deep mask: tiles of the whole frame, shared by the chunks
     try:
         for chunk in tqdm(chunks, unit="chunk", desc=f"{what} photometry",
-                          disable=True if len(chunks) < 8 else None):
+                          disable=progress_disable(None, len(chunks), minimum=8)):
             idx = order[chunk]
             y0 = int(np.clip(np.floor(py[idx].min() - margin), 0, ny))
             y1 = int(np.clip(np.ceil(py[idx].max() + margin) + 1, 0, ny))
@@ -477,8 +480,8 @@ def _positions(img, x_arr, y_arr, unit):
     usable = (np.isfinite(px) & np.isfinite(py) & (np.abs(px) <= validate.MAX_PIXEL)
               & (np.abs(py) <= validate.MAX_PIXEL))
     if not usable.all():
-        log.warning("%s: %d of %d positions do not project onto the image plane; flagged off "
-                    "the image", img.path, int((~usable).sum()), px.size)
+        warnings.warn(f"{img.path}: {int((~usable).sum())} of {px.size} positions do not project "
+                      "onto the image plane; flagged off the image", PositionWarning, stacklevel=2)
     return px, py, usable
 
 
@@ -520,7 +523,8 @@ def _gain(img, egain):
     gain = validate.egain(egain)
     gain = gain if gain is not None else img.egain
     if not gain:
-        log.warning("%s: gain unknown; FLUXERR without the sources' Poisson noise", img.path)
+        warnings.warn(f"{img.path}: gain unknown; FLUXERR without the sources' Poisson noise",
+                      HeaderWarning, stacklevel=2)
     return gain
 
 
@@ -617,7 +621,8 @@ def circular_photometry(target_img, x, y, *, aperture_diameter_arcsec=(5, 7, 10)
         img, px, py, usable, make_masks, len(diam_px), extent, sky, mask, "circular")
     off = _off_image(img, px, py, usable, extent)
     if off == px.size:
-        log.warning("%s: none of the %d positions is on the image", img.path, px.size)
+        warnings.warn(f"{img.path}: none of the {px.size} positions is on the image",
+                      PositionWarning, stacklevel=2)
     table = _position_table(img, px, py)
     gain = _gain(img, egain)
     for i, area in enumerate(areas):

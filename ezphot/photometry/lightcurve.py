@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Iterable
 
 import astropy.units as u
@@ -11,6 +12,8 @@ from astropy.table import Table, vstack
 from astropy.time import Time
 from tqdm.auto import tqdm
 
+from ..exceptions import SkippedInputWarning
+from ..imageobjects.scienceimage import progress_disable
 from .common import as_image
 from .forced import circular_photometry
 
@@ -58,8 +61,7 @@ def light_curve(images: Iterable, ra, dec, *, aperture_diameter_arcsec=(5,),
     dec = np.atleast_1d(np.asarray(dec, float))
     images = list(images)
     rows, failed = [], []
-    for item in tqdm(images, desc="Light curve", disable=progress is False
-                     or (progress is None and len(images) < 2)):
+    for item in tqdm(images, desc="Light curve", disable=progress_disable(progress, len(images))):
         try:
             img = as_image(item)
             zp = _zeropoint(img, zeropoint)
@@ -74,7 +76,8 @@ def light_curve(images: Iterable, ra, dec, *, aperture_diameter_arcsec=(5,),
         except Exception as exc:
             if on_error == "raise":
                 raise
-            log.warning("Light curve: %s skipped: %s", getattr(item, "path", item), exc)
+            warnings.warn(f"Light curve: {getattr(item, 'path', item)} skipped: {exc}",
+                          SkippedInputWarning, stacklevel=2)
             failed.append((str(getattr(item, "path", item)), str(exc)))
             continue
         t = cat.data

@@ -19,7 +19,7 @@ from astropy.table import Table
 from .. import _validate as validate
 from ..config import sextractor_config_dir
 from ..dataobjects.catalog import Catalog
-from ..exceptions import ImageError
+from ..exceptions import HeaderWarning, ImageError, MeasurementWarning
 from ..imageobjects import Background, BaseImage, Errormap, Mask
 from ..sextractor import SExtractorBinary, find_sextractor
 from ..sextractor.binary import resolve_timeout
@@ -121,7 +121,8 @@ def measure_seeing(img: BaseImage, *, binary: SExtractorBinary | None = None,
     good = (t["FLAGS"] == 0) & (t["ELONGATION"] < 1.3) & (snr > 20) & (t["FWHM_IMAGE"] > 0.5)
     fwhm = np.asarray(t["FWHM_IMAGE"][good], dtype=float)
     if fwhm.size < min_stars:
-        log.warning("%s: only %d stars to measure the seeing", img.path, fwhm.size)
+        warnings.warn(f"{img.path}: only {fwhm.size} stars to measure the seeing",
+                      MeasurementWarning, stacklevel=2)
         return None
     from astropy.stats import mad_std
 
@@ -186,7 +187,8 @@ def _check_world(table: Table, img: BaseImage, tol_arcsec: float = 0.01) -> None
         return
     wcs = img.wcs
     if wcs is None:
-        log.warning("%s has no celestial WCS: world-coordinate columns set to NaN", img.path)
+        warnings.warn(f"{img.path} has no celestial WCS: world-coordinate columns set to NaN",
+                      HeaderWarning, stacklevel=2)
         for wx, wy, *_ in present:
             table[wx] = np.full(len(table), np.nan)
             table[wy] = np.full(len(table), np.nan)
@@ -213,8 +215,8 @@ def _check_world(table: Table, img: BaseImage, tol_arcsec: float = 0.01) -> None
     worst = float(np.nanmax(sep)) if np.isfinite(sep).any() else math.inf
     if worst <= tol_arcsec:
         return
-    log.warning("%s: SExtractor's world coordinates differ from astropy's WCS by up to %.3g "
-                "arcsec; recomputed with astropy", img.path, worst)
+    warnings.warn(f"{img.path}: SExtractor's world coordinates differ from astropy's WCS by up "
+                  f"to {worst:.3g} arcsec; recomputed with astropy", HeaderWarning, stacklevel=2)
     for wx, wy, px, py, j2000 in present:
         c = sky(px, py)
         c = c.transform_to(FK5(equinox="J2000")) if j2000 else c

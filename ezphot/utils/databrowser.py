@@ -15,6 +15,7 @@ import warnings
 from pathlib import Path
 
 from ..config import resolve_data_path
+from ..exceptions import SkippedInputWarning
 from .imageset import CatalogSet, load_images
 
 log = logging.getLogger(__name__)
@@ -91,7 +92,7 @@ class DataBrowser:
             shown = "; ".join(f"{p}: {e}" for p, e in failed[:5])
             more = f" (and {len(failed) - 5} more)" if len(failed) > 5 else ""
             warnings.warn(f"{len(failed)} folder(s) of {self.basepath} could not be read and "
-                          f"were skipped: {shown}{more}", UserWarning, stacklevel=3)
+                          f"were skipped: {shown}{more}", SkippedInputWarning, stacklevel=3)
 
     @property
     def keys(self) -> dict[str, list[str]]:

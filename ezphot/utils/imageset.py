@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from ..exceptions import ImageError
+from ..exceptions import ImageError, SkippedInputWarning
 from ..imageobjects import BaseImage, ReferenceImage, ScienceImage
+from ..imageobjects.scienceimage import progress_disable
 
 log = logging.getLogger(__name__)
 
@@ -42,12 +44,12 @@ def load_images(paths: Iterable[str | os.PathLike], kind: str = "science",
         raise ValueError(f"kind must be one of {sorted(_KINDS)}, got {kind!r}")
     paths = list(paths)
     images, failed = [], []
-    for path in tqdm(paths, desc=f"Loading {kind.title()} Images", disable=progress is False
-                     or (progress is None and len(paths) < 2)):
+    for path in tqdm(paths, desc=f"Loading {kind.title()} Images",
+                     disable=progress_disable(progress, len(paths))):
         try:
             images.append(cls(path))
         except ImageError as exc:
-            log.warning("Unreadable image skipped: %s", exc)
+            warnings.warn(f"Unreadable image skipped: {exc}", SkippedInputWarning, stacklevel=2)
             failed.append((str(path), str(exc)))
     return ImageSet(images, failed=failed)
 
