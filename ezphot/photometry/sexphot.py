@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
