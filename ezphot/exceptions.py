@@ -79,3 +79,15 @@ class ArgumentError(EzphotError, ValueError):
 
 
 __all__ += ["ArgumentError"]
+
+
+class CalibrationError(EzphotError):
+    """A photometric calibration cannot be made (too few usable reference stars, no sky
+    positions...); the message names the catalogue and says why."""
+
+
+class ReferenceCatalogError(EzphotError, ValueError):
+    """A reference catalogue file cannot be read or lacks a needed column (names the file)."""
+
+
+__all__ += ["CalibrationError", "ReferenceCatalogError"]

@@ -332,7 +332,8 @@ def expect_provenance(path: str | os.PathLike, key: Mapping) -> Iterator[None]:
 
 
 def finish_catalog(catalog: Catalog, img: BaseImage, suffix: str, save: bool, *,
-                   targets: tuple | None = None, unit: str = "pixel") -> Catalog:
+                   targets: tuple | None = None, unit: str = "pixel",
+                   zeropoint: float | None = None) -> Catalog:
     """Save the catalogue when asked (``save=False`` writes and deletes nothing).
 
     Forced photometry gives its ``targets`` (positions, shapes) and their ``unit``: the
@@ -341,7 +342,13 @@ def finish_catalog(catalog: Catalog, img: BaseImage, suffix: str, save: bool, *,
     The saved file carries a provenance key: the full one set by `expect_provenance` (the
     batch), else one without the options (method, input, versions), which a batch never
     mistakes for its own.
+
+    With a ``zeropoint`` (not None or 0), ``info.depth`` is measured on the data (the 5-sigma
+    point-source limit, `ezphot.calibration.fill_depth`); otherwise the header's value stays.
     """
+    from ..calibration import fill_depth
+
+    fill_depth(catalog, zeropoint)
     if save:
         if targets is not None:
             suffix = f"{suffix.removesuffix('.cat')}.{targets_digest(*targets, unit=unit)[:12]}.cat"

@@ -605,7 +605,7 @@ def circular_photometry(target_img, x_arr, y_arr, *, aperture_diameter_arcsec=(5
     info = catalog_info(img, "circular", seeing=seeing, aperture_diameter_arcsec=diam_arcsec,
                         path=None)
     return finish_catalog(Catalog(table, info=info, meta=meta), img, ".circ.cat", save,
-                          targets=(x_arr, y_arr), unit=unit)
+                          targets=(x_arr, y_arr), unit=unit, zeropoint=zeropoint)
 
 
 def _bkg_label(bkg, annulus) -> str:

@@ -466,4 +466,4 @@ def sex_photometry(
         base = catalog_path(img, ".cat")
         for t, check in catalog.checkimages.items():
             check.save(f"{base}.{checkimage_file_name(t)}.fits")
-    return finish_catalog(catalog, img, ".cat", save)
+    return finish_catalog(catalog, img, ".cat", save, zeropoint=zeropoint)
