@@ -350,3 +350,33 @@ def test_calibrated_light_curve(variable_frames):
     assert given.meta["zeropoint"] == "per image"
     assert (np.abs(given["MAG_APER"] - lc["MAG_APER"]) < 0.5 * lc["MAGERR_APER"]).all()
     assert (np.abs(given["DEPTH"] - lc["DEPTH"]) < 0.1).all()
+
+
+def test_cli_calibrate(field, tmp_path, capsys):
+    from ezphot.cli import main
+    from ezphot.dataobjects import Catalog
+
+    cat_path = field["cat"].save(tmp_path / "frame.fits.cat")
+    ref = field["ref"]
+    ref.write(tmp_path / "ref.fits")
+    assert main(["calibrate", str(cat_path), "--reference", str(tmp_path / "ref.fits"),
+                 "--plot"]) == 0
+    out = tmp_path / "frame.fits.cal.cat"
+    cal = Catalog(out)
+    assert cal.verified and cal.info.zp == pytest.approx(
+        calibrate(field["cat"], ReferenceCatalog(ref)).info.zp, abs=1e-6)
+    assert (tmp_path / "frame.fits.cal.cat.png").stat().st_size > 0
+    assert "ZP_AUTO" in capsys.readouterr().out
+    # too few reference stars: that catalogue fails (exit 1), nothing written for it
+    ref[:3].write(tmp_path / "few.fits")
+    assert main(["calibrate", str(cat_path), "--reference", str(tmp_path / "few.fits"),
+                 "--output-suffix", ".few.cat"]) == 1
+    assert not (tmp_path / "frame.fits.few.cat").exists()
+    # bad input before any work: exit 2
+    (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
+    assert main(["calibrate", str(cat_path), "--reference", str(tmp_path / "bad.csv")]) == 2
+    assert main(["calibrate", str(tmp_path / "none.cat"), "--reference",
+                 str(tmp_path / "ref.fits")]) == 2
+    (tmp_path / "foreign.cat").write_text("not mine")
+    assert main(["calibrate", str(tmp_path / "foreign.cat"), "--reference",
+                 str(tmp_path / "ref.fits")]) == 2
