@@ -46,7 +46,9 @@ To make such a file on a machine with network access, e.g. with astroquery::
 
 or the Gaia archive (``SELECT s.ra, s.dec, p.* FROM gaiadr3.gaia_source AS s JOIN
 gaiadr3.synthetic_photometry_gspc AS p USING (source_id) WHERE 1 = CONTAINS(...)``, saved
-as FITS or CSV). Any other table works with ``columns={'ra': ..., 'dec': ...,
+as FITS or CSV). Without ``survey``, columns ``RA, DEC, MAG_<band>, MAGERR_<band>`` or
+``ra, dec, <band>_mag, <band>_magerr`` (what `ezphot.datasets.make_reference_catalog`
+writes) are found by name; any other table works with ``columns={'ra': ..., 'dec': ...,
 '<band>': ('<mag column>', '<error column>')}``.
 """
 
@@ -281,6 +283,14 @@ def map_columns(raw: Table, *, survey: str | None = None, columns: Mapping | Non
             if c.startswith("MAG_"):
                 band = c[4:]
                 bands[band] = (c, f"MAGERR_{band}" if f"MAGERR_{band}" in raw.colnames else None)
+        if not bands:  # '<band>_mag' with '<band>_magerr' (ezphot.datasets, many exports)
+            for c in raw.colnames:
+                m = re.fullmatch(r"(.+)_mag", c)
+                if m:
+                    b = m.group(1)
+                    err = _first(raw, (f"{b}_magerr", f"{b}_mag_err", f"{b}_mag_error",
+                                       f"e_{b}_mag", f"{b}_emag"))
+                    bands[b] = (c, err)
     for band, value in columns.items():
         mag, err = (value, None) if isinstance(value, str) else tuple(value)
         for n in (mag, err):
@@ -485,9 +495,16 @@ def _robust_zp(delta, err, sigma: float, maxiters: int):
 
 def _fit_colour(delta, err, colour, sigma: float, maxiters: int):
     """delta = zp + k (colour - c0), robustly: (zp, err, std, keep, k, k_err, c0)."""
+    from scipy.stats import siegelslopes
+
     c0 = float(np.median(colour))
     x = colour - c0
-    keep = np.ones(delta.size, bool)
+    # start from repeated medians (robust to wrong magnitudes, which sit on lines of slope
+    # -1 or +1 in this plane: least squares would follow them)
+    slope, icept = siegelslopes(delta, x)
+    pull = (delta - (icept + slope * x)) / err
+    keep = np.abs(pull) <= sigma * max(1.4826 * float(np.median(np.abs(pull - np.median(
+        pull)))), 1.0)
     for _ in range(maxiters):
         w = 1.0 / err[keep] ** 2
         a = np.vstack([np.ones(keep.sum()), x[keep]]).T
