@@ -40,6 +40,16 @@ MUTATIONS = [
  ("phot-aper", "ezphot/photometry/detect.py", "    fluxes = [cat.circular_photometry(d / 2.0) for d in diam_px]", "    fluxes = [cat.circular_photometry(d / 2.0 + 0.1) for d in diam_px]", [R + "::test_photutils_detection_fluxes_equal_direct_aperture_photometry"]),
  ("nproc-validate", "ezphot/photometry/detect.py", '    nproc = validate.size(nproc, "nproc", maximum=4096)\n', "", [R + "::test_photutils_detection_nproc"]),
  ("forced-one-pos", "ezphot/photometry/forced.py", "        masks = [CircularAperture(xy, r=d / 2.0).to_mask(", "        masks = [CircularAperture(xy + 0.5, r=d / 2.0).to_mask(", ["tests/test_forced.py::test_one_position_uses_cutouts_only"]),
+ ("cal-clip", "ezphot/calibration.py", "        new = np.abs(pull) <= sigma * scale", "        new = np.ones_like(pull, bool)", ["tests/test_calibration.py::test_zero_point_robust_to_outliers_blends_saturation"]),
+ ("cal-birge", "ezphot/calibration.py", "        zp_err *= math.sqrt(chi2 if n >= _BIRGE_MIN else max(chi2, 1.0))", "        pass", ["tests/test_calibration.py::test_zero_point_recovered"]),
+ ("cal-sign", "ezphot/calibration.py", "        delta = ref_mag[use] - inst[use]", "        delta = ref_mag[use] + inst[use]", ["tests/test_calibration.py::test_zero_point_recovered"]),
+ ("cal-colour-start", "ezphot/calibration.py", "    slope, icept = siegelslopes(delta, x)", "    slope, icept = 0.0, float(np.median(delta))", ["tests/test_calibration.py::test_multiband_field_reference_and_colour_term"]),
+ ("cal-isolation", "ezphot/calibration.py", "    keep[np.unique(me[bad])] = False", "    pass", ["tests/test_calibration.py::test_zero_point_robust_to_outliers_blends_saturation"]),
+ ("cal-gaia-err", "ezphot/calibration.py", "                e = 2.5 / math.log(10) * _as_float(raw[f\"{band}_flux_error\"]) \\", "                e = 2.5 * _as_float(raw[f\"{band}_flux_error\"]) \\", ["tests/test_calibration.py::test_reference_files_and_survey_mappings"]),
+ ("depth-formula", "ezphot/calibration.py", "    flux5 = 0.5 * (a + math.sqrt(a * a + 4 * snr**2 * var))", "    flux5 = 0.5 * (a + math.sqrt(a * a + 4 * snr * var))", ["tests/test_calibration.py::test_depth_of_calibrated_catalogue"]),
+ ("depth-given-zp", "ezphot/photometry/common.py", "    fill_depth(catalog, zeropoint)", "    pass", ["tests/test_calibration.py::test_depth_from_given_zero_point"]),
+ ("lc-calibrated", "ezphot/photometry/lightcurve.py", '        t[f"MAG_APER{s}"] = t[f"MAG_APER{s}_CAL"] if r else t[f"MAG_APER{s}"] + zp', '        pass', ["tests/test_calibration.py::test_calibrated_light_curve"]),
+ ("cli-cal-exit1", "ezphot/cli.py", "            print(f\"failed  {path}: {exc}\")", "            return 0", ["tests/test_calibration.py::test_cli_calibrate"]),
 ]
 
 
