@@ -208,7 +208,14 @@ class ReferenceCatalog:
         except Exception as exc:  # astropy raises many types on bad files
             raise ReferenceCatalogError(f"{path}: not a readable {fmt} table "
                                         f"({type(exc).__name__}: {exc})") from exc
-        table = map_columns(raw, survey=survey, columns=columns, where=str(path))
+        try:
+            table = map_columns(raw, survey=survey, columns=columns, where=str(path))
+        except (TypeError, ValueError) as exc:
+            if isinstance(exc, ReferenceCatalogError):
+                raise
+            # e.g. sexagesimal text where degrees are expected
+            raise ReferenceCatalogError(f"{path}: a mapped column is not numeric ({exc})") \
+                from exc
         return cls(table, survey=_survey_key(survey), path=str(path))
 
 

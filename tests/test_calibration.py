@@ -29,7 +29,7 @@ APERTURES = [5.0, 10.0]  # arcsec: FLUX_APER, FLUX_APER_1
 REF_LIMIT = 19.0         # reference catalogue's faint limit
 
 
-def _blended(scene: Table, rng, n: int = 12) -> tuple[Table, np.ndarray]:
+def _blended(scene: Table, rng, n: int = 12) -> tuple[Table, np.ndarray, np.ndarray]:
     """Companions 0.3-1.5 mag fainter at 1.2-2 FWHM of some bright stars (not in the
     reference): their detections are blends."""
     stars = np.flatnonzero((scene["TYPE"] == "star") & (scene["MAG"] > 12.5)
@@ -43,7 +43,7 @@ def _blended(scene: Table, rng, n: int = 12) -> tuple[Table, np.ndarray]:
     comp["MAG"] = comp["MAG"] + rng.uniform(0.3, 1.5, n)
     comp["FLUX"] = 10 ** (-0.4 * (comp["MAG"] - SPEC.zeropoint))
     comp["ID"] = np.arange(len(scene) + 1, len(scene) + n + 1)
-    return vstack([scene, comp]), np.asarray(comp["ID"])
+    return vstack([scene, comp]), np.asarray(comp["ID"]), np.asarray(scene["ID"][hosts])
 
 
 def _reference(truth: Table, rng, ids_out=()) -> Table:
@@ -70,7 +70,7 @@ def field(tmp_path_factory):
     scene["MAG"][bright] = rng.uniform(11.5, 17.0, bright.size)
     scene["MAG"][bright[:8]] = rng.uniform(10.0, 11.2, 8)  # saturated (peak > 60000 ADU)
     scene["FLUX"] = 10 ** (-0.4 * (scene["MAG"] - SPEC.zeropoint))
-    scene, companions = _blended(scene, rng)
+    scene, companions, hosts = _blended(scene, rng)
     path, truth = make_frame(root / "frame.fits", SPEC, scene=scene, seed=13)
     # the deep-masked background (SExtractor's own mesh sits on the stars' wings here:
     # a few ADU/px, 3 % of a 16 mag star's 10" flux) and its noise model, as a pipeline would
@@ -85,7 +85,7 @@ def field(tmp_path_factory):
     wrong = rng.choice(len(bad), size=len(bad) // 10, replace=False)
     bad["MAG_m600"][wrong] += rng.choice([-1, 1], wrong.size) * rng.uniform(0.5, 1.5, wrong.size)
     return dict(path=path, truth=truth, cat=cat, ref=ref, bad=bad, wrong=wrong, root=root,
-                companions=companions)
+                companions=companions, hosts=hosts)
 
 
 def _truth_zp(field, column: str) -> float:
@@ -174,6 +174,30 @@ def test_zero_point_robust_to_outliers_blends_saturation(field):
         cal.meta["calibration"]["selection"]["flags"] or \
         cal.meta["calibration"]["selection"]["flags"] < cal.meta["calibration"]["selection"][
             "matched"]
+
+
+def test_isolation_excludes_blends_in_forced_catalogue(field):
+    """Forced photometry at the reference stars and at the companions of the blended ones
+    (FLAGS say nothing of blends there): the isolation cut leaves the hosts out."""
+    truth, ref = field["truth"], field["ref"]
+    comp = truth[np.isin(truth["ID"], field["companions"])]
+    ra = np.concatenate([ref["RA"], comp["RA"]])
+    dec = np.concatenate([ref["DEC"], comp["DEC"]])
+    cat = circular_photometry(field["path"], ra, dec, unit="coord",
+                              aperture_diameter_arcsec=[APERTURES[1]],
+                              aperture_diameter_seeing=[], save=False)
+    hosts = truth[np.isin(truth["ID"], field["hosts"])]
+    idx, sep, _ = SkyCoord(hosts["RA"], hosts["DEC"], unit="deg").match_to_catalog_sky(
+        SkyCoord(cat.data["X_WORLD"], cat.data["Y_WORLD"], unit="deg"))
+    assert (sep.arcsec < 0.01).all()
+    for kw, n_host_used in ((dict(), 0), (dict(isolation_arcsec=0), None)):
+        cal = calibrate(cat, ReferenceCatalog(ref), sigma=1000, **kw)  # no clipping
+        flag = np.asarray(cal.data["CAL_FLAG"])[idx]
+        if n_host_used == 0:
+            assert (flag < CAL_USED).all(), flag
+            assert abs(cal.info.zp - _truth_zp(field, "APER_1")) < 0.01
+        else:
+            assert (flag == CAL_USED).sum() >= 6, flag
 
 
 def test_reference_files_and_survey_mappings(field, tmp_path):
