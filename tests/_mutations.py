@@ -43,7 +43,7 @@ MUTATIONS = [
  ("cal-clip", "ezphot/calibration.py", "        new = np.abs(pull) <= sigma * scale", "        new = np.ones_like(pull, bool)", ["tests/test_calibration.py::test_zero_point_robust_to_outliers_blends_saturation"]),
  ("cal-birge", "ezphot/calibration.py", "        zp_err *= math.sqrt(chi2 if n >= _BIRGE_MIN else max(chi2, 1.0))", "        pass", ["tests/test_calibration.py::test_zero_point_recovered"]),
  ("cal-sign", "ezphot/calibration.py", "        delta = ref_mag[use] - inst[use]", "        delta = ref_mag[use] + inst[use]", ["tests/test_calibration.py::test_zero_point_recovered"]),
- ("cal-colour-start", "ezphot/calibration.py", "    slope, icept = siegelslopes(delta, x)", "    slope, icept = np.polyfit(x, delta, 1)", ["tests/test_calibration.py::test_multiband_field_reference_and_colour_term"]),
+ ("cal-colour-start", "ezphot/calibration.py", "    keep = np.abs(pull) <= sigma * max(", "    keep = np.abs(pull) >= 0 * max(", ["tests/test_calibration.py::test_multiband_field_reference_and_colour_term"]),
  ("cal-isolation", "ezphot/calibration.py", "    keep[np.unique(me[bad])] = False", "    pass", ["tests/test_calibration.py::test_isolation_excludes_blends_in_forced_catalogue"]),
  ("cal-gaia-err", "ezphot/calibration.py", "                e = 2.5 / math.log(10) * _as_float(raw[f\"{band}_flux_error\"]) \\", "                e = 2.5 * _as_float(raw[f\"{band}_flux_error\"]) \\", ["tests/test_calibration.py::test_reference_files_and_survey_mappings"]),
  ("depth-formula", "ezphot/calibration.py", "    flux5 = 0.5 * (a + math.sqrt(a * a + 4 * snr**2 * var))", "    flux5 = 0.5 * (a + math.sqrt(a * a + 4 * snr * var))", ["tests/test_calibration.py::test_depth_of_calibrated_catalogue"]),
