@@ -876,8 +876,9 @@ def _isolated(table, sky, finite, sel, column, radius_arcsec, dmag) -> np.ndarra
 # -- picture -------------------------------------------------------------------------------
 def plot_calibration(catalog: Catalog, column: str | None = None, *, axes=None):
     """Diagnostic picture of a calibrated catalogue: ZP of each star against its reference
-    magnitude and its position (x, y), used stars, clipped ones (red crosses) and the
-    selected-but-faint ones (grey), the zero point and its scatter.
+    magnitude and its position (x, y), used stars, clipped ones (red crosses; triangles at
+    the axis' edge when beyond it) and the selected-but-faint ones (grey), the zero point
+    and its scatter (band).
 
     Parameters
     ----------
@@ -919,6 +920,11 @@ def plot_calibration(catalog: Catalog, column: str | None = None, *, axes=None):
         xs.append(np.asarray(t[name], float) if name in t.colnames else np.full(len(t), np.nan))
         labels.append(f"{name} [pix]")
     zp, std = res["zp"], res["std"]
+    half = max(5 * (std if np.isfinite(std) else 0.05), 0.1)
+    lo, hi = zp - half, zp + half
+    # stars beyond the axis (wrong reference magnitudes, blends) drawn at its edge as triangles
+    edge = np.clip(zp_star, lo + 0.03 * half, hi - 0.03 * half)
+    beyond = np.isfinite(zp_star) & (edge != zp_star)
     for ax, x, label in zip(axes, xs, labels):
         for mask, style in (((flag == CAL_SELECTED), dict(c="0.7", marker=".", ls="none",
                                                             label="selected, not used")),
@@ -926,17 +932,21 @@ def plot_calibration(catalog: Catalog, column: str | None = None, *, axes=None):
                                                       label=f"used ({res['n_stars']})")),
                             ((flag == CAL_CLIPPED), dict(c="C3", marker="x", ls="none",
                                                          label=f"clipped ({res['n_clipped']})"))):
-            if mask.any():
-                ax.plot(x[mask], zp_star[mask], **style)
+            inside = mask & ~beyond
+            if inside.any():
+                ax.plot(x[inside], zp_star[inside], **style)
+                style["label"] = None  # one legend entry per kind
+            for side, marker in ((zp_star > hi, "^"), (zp_star < lo, "v")):
+                out = mask & beyond & side
+                if out.any():
+                    ax.plot(x[out], edge[out], **{**style, "marker": marker, "mfc": "none"})
+                    style["label"] = None
         ax.axhline(zp, color="k", lw=1)
         if np.isfinite(std):
             ax.axhspan(zp - std, zp + std, color="k", alpha=0.1, lw=0)
         ax.set_xlabel(label)
         ax.set_ylabel(f"ZP_{column} [mag]")
-        used = zp_star[flag == CAL_USED]
-        if used.size:
-            half = max(5 * (std if np.isfinite(std) else 0.05), 0.1)
-            ax.set_ylim(zp - half, zp + half)
+        ax.set_ylim(lo, hi)
     axes[0].legend(loc="best", fontsize="small")
     axes[0].set_title(f"ZP_{column} = {zp:.4f} ± {res['zp_err']:.4f} (σ {std:.3f})",
                       fontsize="medium")
