@@ -15,11 +15,17 @@ import pytest
 from astropy.coordinates import SkyCoord
 from astropy.table import Table, vstack
 
-from ezphot.calibration import (CAL_CLIPPED, CAL_USED, ReferenceCatalog, calibrate,
-                                plot_calibration, point_source_depth)
+from ezphot.calibration import (
+    CAL_CLIPPED,
+    CAL_USED,
+    ReferenceCatalog,
+    calibrate,
+    plot_calibration,
+    point_source_depth,
+)
 from ezphot.datasets import FrameSpec, make_frame, make_scene, moffat_enclosed_fraction
-from ezphot.imageobjects import ScienceImage
 from ezphot.exceptions import ArgumentError, CalibrationError, ReferenceCatalogError
+from ezphot.imageobjects import ScienceImage
 from ezphot.photometry.forced import circular_photometry
 from ezphot.photometry.lightcurve import light_curve
 from ezphot.photometry.sexphot import sex_photometry
