@@ -1,7 +1,7 @@
 """Speed and memory of ezphot, measured side by side with a reference in the same run.
 
     python benchmarks/run_benchmarks.py [core maps forced forced_scale batch inject save show
-                                         detect]
+                                         detect calibrate]
                                          [--frames-dir DIR] [--repeat 3]
 
 Every figure is a ratio against a reference measured in this same run on the same full-size
@@ -707,9 +707,86 @@ def bench_detect(frames_dir: Path, repeat: int) -> dict:
     return result
 
 
+def bench_calibrate(frames_dir: Path, repeat: int) -> dict:
+    """``calibrate`` of a full-frame catalogue against a 10^5-row reference file vs a direct
+    astropy ``match_to_catalog_sky`` + ``sigma_clipped_stats`` median on the same data."""
+    import numpy as np
+    from astropy.coordinates import SkyCoord
+    from astropy.stats import sigma_clipped_stats
+    from astropy.table import Table
+
+    from ezphot.calibration import ReferenceCatalog, calibrate
+    from ezphot.photometry.sexphot import sex_photometry
+
+    print("calibrate: calibrate() vs match_to_catalog_sky + sigma_clipped_stats (same files)")
+    path = full_frame(frames_dir)
+    truth = Table.read(f"{path}.truth.ecsv")
+    cat = sex_photometry(path, detection_sigma=5, aperture_diameter_arcsec=[5, 7, 10],
+                         aperture_diameter_seeing=[2.5, 3.5], save=False)
+    # the frame's stars to 19 mag, then field stars over 3 x 3 deg around it: 10^5 rows
+    rng = np.random.default_rng(0)
+    st = truth[(truth["TYPE"] == "star") & (truth["MAG"] < 19)]
+    n_more = 100_000 - len(st)
+    ra0, dec0 = float(np.median(st["RA"])), float(np.median(st["DEC"]))
+    ra = np.concatenate([st["RA"], ra0 + rng.uniform(-1.5, 1.5, n_more)
+                         / np.cos(np.radians(dec0))])
+    dec = np.concatenate([st["DEC"], dec0 + rng.uniform(-1.5, 1.5, n_more)])
+    mag = np.concatenate([st["MAG"] + rng.normal(0, 0.02, len(st)),
+                          rng.uniform(10, 19, n_more)])
+    ref_table = Table({"ra": ra, "dec": dec, "m600_mag": mag,
+                       "m600_mag_error": np.full(ra.size, 0.02)})
+    with tempfile.TemporaryDirectory() as d:
+        ref_path = Path(d) / "reference.fits"
+        ref_table.write(ref_path)
+        ours_t, ours_pre_t, ref_t, ref_pre_t = [], [], [], []
+
+        def direct(table):
+            sky = SkyCoord(cat.data["X_WORLD"], cat.data["Y_WORLD"], unit="deg")
+            ref_sky = SkyCoord(table["ra"], table["dec"], unit="deg")
+            idx, sep, _ = sky.match_to_catalog_sky(ref_sky)
+            ok = sep.arcsec < 1.0
+            delta = np.asarray(table["m600_mag"])[idx[ok]] - np.asarray(cat.data["MAG_AUTO"])[ok]
+            return sigma_clipped_stats(delta[np.isfinite(delta)], sigma=3)[1]
+
+        calibrate(cat, ReferenceCatalog.read(ref_path, survey="gaia"))  # warm-up
+        direct(Table.read(ref_path))
+        for _ in range(max(repeat, 3)):
+            t0 = time.perf_counter()
+            cal = calibrate(cat, ReferenceCatalog.read(ref_path, survey="gaia"))
+            ours_t.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            zp_direct = direct(Table.read(ref_path))
+            ref_t.append(time.perf_counter() - t0)
+            # the same without reading the file (tables in memory)
+            rc = ReferenceCatalog.read(ref_path, survey="gaia")
+            t0 = time.perf_counter()
+            calibrate(cat, rc)
+            ours_pre_t.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            direct(ref_table)
+            ref_pre_t.append(time.perf_counter() - t0)
+    result = {"sources": len(cat), "reference_rows": len(ref_table),
+              "calibrate_s": statistics.median(ours_t), "direct_s": statistics.median(ref_t),
+              "calibrate_in_memory_s": statistics.median(ours_pre_t),
+              "direct_in_memory_s": statistics.median(ref_pre_t),
+              "zp_auto": cal.info.zp, "zp_direct_median": float(zp_direct),
+              "n_stars": cal.meta["calibration"]["columns"]["AUTO"]["n_stars"]}
+    result["ratio"] = result["calibrate_s"] / result["direct_s"]
+    result["ratio_in_memory"] = result["calibrate_in_memory_s"] / result["direct_in_memory_s"]
+    print(f"  {len(cat)} sources, {len(ref_table)} reference rows (FITS file): calibrate "
+          f"{result['calibrate_s']:.3f} s (all {len(cal.meta['calibration']['columns'])} "
+          f"columns, selection, isolation, depth) vs direct {result['direct_s']:.3f} s -> "
+          f"ratio {result['ratio']:.2f} (target <= 1.5); tables in memory "
+          f"{result['calibrate_in_memory_s']:.3f} vs {result['direct_in_memory_s']:.3f} s -> "
+          f"{result['ratio_in_memory']:.2f}; ZP_AUTO {cal.info.zp:.4f} ({result['n_stars']} "
+          f"stars) vs direct median {zp_direct:.4f}")
+    return result
+
+
 BENCHES = {"core": bench_core, "maps": bench_maps, "forced": bench_forced,
            "forced_scale": bench_forced_scale, "batch": bench_batch, "inject": bench_inject,
-           "save": bench_save, "show": bench_show, "detect": bench_detect}
+           "save": bench_save, "show": bench_show, "detect": bench_detect,
+           "calibrate": bench_calibrate}
 
 
 def main() -> None:

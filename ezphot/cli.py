@@ -1,4 +1,4 @@
-"""The ``ezphot`` command: browse, photometry, forced, demo.
+"""The ``ezphot`` command: browse, photometry, forced, calibrate, demo.
 
 Exit codes: 0 success; 1 some images failed; 2 bad arguments or input.
 """
@@ -103,6 +103,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--aperture-arcsec", type=_positive_floats, default=[5.0, 7.0, 10.0])
     p.add_argument("--aperture-seeing", type=_positive_floats, default=[])
     _add_run_options(p)
+
+    p = sub.add_parser("calibrate", help="zero points of catalogues from a reference file")
+    p.add_argument("catalogs", nargs="+", type=Path, help="ezphot catalogues (.cat)")
+    p.add_argument("--reference", type=Path, required=True,
+                   help="reference catalogue file (FITS, ECSV, CSV, Parquet)")
+    p.add_argument("--survey", default=None, help="column mapping: gaia, ps1, skymapper, apass")
+    p.add_argument("--band", default=None, help="reference band (default: the filter)")
+    p.add_argument("--column", default="AUTO", help="main column: AUTO, APER, APER_1, ...")
+    p.add_argument("--match-radius", type=_positive_float, default=1.0, help="arcsec")
+    p.add_argument("--output-suffix", default=".cal.cat",
+                   help="output: the catalogue's path with .cat replaced by this")
+    p.add_argument("--plot", action="store_true", help="also write <output>.png")
 
     p = sub.add_parser("demo", help="generate sample 7DT-like frames and measure them")
     p.add_argument("--output", type=Path, default=Path("demo_output"))
@@ -282,6 +294,47 @@ def _cmd_demo(args) -> int:
     return status
 
 
+def _cmd_calibrate(args) -> int:
+    """Calibrate each catalogue; exit 1 when some could not be calibrated."""
+    from .calibration import ReferenceCatalog, calibrate, plot_calibration
+    from .dataobjects import Catalog
+    from .exceptions import CalibrationError
+    from .visualization import save_figure
+
+    if not args.output_suffix.endswith(".cat") or "/" in args.output_suffix:
+        raise ValueError(f"--output-suffix must be a file-name ending in .cat, got "
+                         f"{args.output_suffix!r}")
+    # inputs checked before any work: every catalogue exists, the reference reads
+    for c in args.catalogs:
+        state = Catalog.check(c)
+        if state.state in ("missing", "foreign", "damaged"):
+            raise FileNotFoundError(f"{c}: {state.reason}") if state.state == "missing" \
+                else ValueError(f"{c}: not a usable ezphot catalogue ({state.reason})")
+    reference = ReferenceCatalog.read(args.reference, survey=args.survey)
+    failed = 0
+    for path in args.catalogs:
+        out = path.with_name(path.name.removesuffix(".cat") + args.output_suffix)
+        if out.resolve() == path.resolve():
+            raise ValueError(f"{path}: the output would replace the input")
+        try:
+            cal = calibrate(Catalog(path), reference, band=args.band, column=args.column,
+                            match_radius_arcsec=args.match_radius)
+        except CalibrationError as exc:
+            print(f"failed  {path}: {exc}")
+            failed += 1
+            continue
+        cal.save(out)
+        r = cal.meta["calibration"]["columns"][cal.meta["calibration"]["column"]]
+        line = (f"ok      ZP_{cal.meta['calibration']['column']} {r['zp']:.4f} +- "
+                f"{r['zp_err']:.4f} ({r['n_stars']} stars, {r['n_clipped']} clipped), depth "
+                f"{cal.info.depth}  {out}")
+        if args.plot:
+            line += f"  {save_figure(plot_calibration(cal), str(out) + '.png')}"
+        print(line)
+    print(f"{len(args.catalogs)} catalogues: {len(args.catalogs) - failed} ok, {failed} failed")
+    return 1 if failed else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``ezphot`` command.
 
@@ -303,6 +356,7 @@ def main(argv: list[str] | None = None) -> int:
 
     handlers = {"browse": _cmd_browse, "photometry": _cmd_photometry, "forced": _cmd_forced,
                 "demo": _cmd_demo}
+    handlers["calibrate"] = _cmd_calibrate
     try:
         return handlers[args.command](args)
     except _NoImage as exc:

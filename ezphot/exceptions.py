@@ -119,3 +119,15 @@ class MeasurementWarning(EzphotWarning):
 
 __all__ += ["EzphotWarning", "PositionWarning", "SkippedInputWarning", "HeaderWarning",
             "MeasurementWarning"]
+
+
+class CalibrationError(EzphotError):
+    """A photometric calibration cannot be made (too few usable reference stars, no sky
+    positions...); the message names the catalogue and says why."""
+
+
+class ReferenceCatalogError(EzphotError, ValueError):
+    """A reference catalogue file cannot be read or lacks a needed column (names the file)."""
+
+
+__all__ += ["CalibrationError", "ReferenceCatalogError"]

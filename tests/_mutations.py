@@ -94,6 +94,16 @@ MUTATIONS = [
  ("bkg-odd-reflect", "ezphot/background.py", 'reflect_type="odd"', 'reflect_type="even"', [R + "::test_background_of_a_plane_is_the_plane"]),
  ("depth-edge", "ezphot/photometry/depth.py", "    edge = radius + 1 if edge is None else edge", "    edge = radius - 1 if edge is None else edge", [F + "::test_blank_apertures_equal_direct_statistics"]),
  ("tutorial-circle", "ezphot/visualization.py", "ax.add_patch(Circle((px, py), radius_arcsec / scale_px,", "ax.add_patch(Circle((px, py), radius_arcsec / scale_px / 2,", ["tests/test_tutorial.py"]),
+ ("cal-clip", "ezphot/calibration.py", "        new = np.abs(pull) <= sigma * scale", "        new = np.ones_like(pull, bool)", ["tests/test_calibration.py::test_zero_point_robust_to_outliers_blends_saturation"]),
+ ("cal-birge", "ezphot/calibration.py", "        zp_err *= math.sqrt(chi2 if n >= _BIRGE_MIN else max(chi2, 1.0))", "        pass", ["tests/test_calibration.py::test_zero_point_recovered"]),
+ ("cal-sign", "ezphot/calibration.py", "        delta = ref_mag[use] - inst[use]", "        delta = ref_mag[use] + inst[use]", ["tests/test_calibration.py::test_zero_point_recovered"]),
+ ("cal-colour-start", "ezphot/calibration.py", "    keep = np.abs(pull) <= sigma * max(", "    keep = np.abs(pull) >= 0 * max(", ["tests/test_calibration.py::test_multiband_field_reference_and_colour_term"]),
+ ("cal-isolation", "ezphot/calibration.py", "    keep[np.unique(me[bad])] = False", "    pass", ["tests/test_calibration.py::test_isolation_excludes_blends_in_forced_catalogue"]),
+ ("cal-gaia-err", "ezphot/calibration.py", "                e = 2.5 / math.log(10) * _as_float(raw[f\"{band}_flux_error\"]) \\", "                e = 2.5 * _as_float(raw[f\"{band}_flux_error\"]) \\", ["tests/test_calibration.py::test_reference_files_and_survey_mappings"]),
+ ("depth-formula", "ezphot/calibration.py", "    flux5 = 0.5 * (a + math.sqrt(a * a + 4 * snr**2 * var))", "    flux5 = 0.5 * (a + math.sqrt(a * a + 4 * snr * var))", ["tests/test_calibration.py::test_depth_of_calibrated_catalogue"]),
+ ("depth-given-zp", "ezphot/photometry/common.py", "    fill_depth(catalog, zeropoint)", "    pass", ["tests/test_calibration.py::test_depth_from_given_zero_point"]),
+ ("lc-calibrated", "ezphot/photometry/lightcurve.py", '        t[f"MAG_APER{s}"] = t[f"MAG_APER{s}_CAL"] if r else t[f"MAG_APER{s}"] + zp', '        pass', ["tests/test_calibration.py::test_calibrated_light_curve"]),
+ ("cli-cal-exit1", "ezphot/cli.py", "            print(f\"failed  {path}: {exc}\")", "            return 0", ["tests/test_calibration.py::test_cli_calibrate"]),
 ]
 
 # Mutants judged equivalent (no test can tell them apart on real data): listed, never run.

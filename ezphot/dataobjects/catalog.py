@@ -86,12 +86,16 @@ class CatalogInfo:
     observatory: str | None = None
     telname: str | None = None
     aperture_diameter_arcsec: list[float] | None = None
+    zp: float | None = None        # zero point (mag of 1 count) of the main column, if known
+    zp_err: float | None = None
     extra: dict = field(default_factory=dict)
 
     def __str__(self) -> str:
         lines = ["Info ============================================"]
         for f in fields(self):
-            if f.name != "extra":
+            # zp/zp_err only once calibrated: the tutorial's block stays as it was
+            if f.name != "extra" and not (f.name in ("zp", "zp_err")
+                                          and getattr(self, f.name) is None):
                 lines.append(f"{f.name}: {getattr(self, f.name)}")
         lines.append("===================================================")
         return "\n".join(lines)

@@ -492,7 +492,8 @@ def expect_provenance(path: str | os.PathLike, key: Mapping) -> Iterator[None]:
 
 
 def finish_catalog(catalog: Catalog, img: BaseImage, method: str, save: bool, *,
-                   targets: tuple | None = None, unit: str = "pixel") -> Catalog:
+                   targets: tuple | None = None, unit: str = "pixel",
+                   zeropoint: float | None = None) -> Catalog:
     """Save the catalogue of ``method`` (registry) when asked (``save=False`` writes and
     deletes nothing); its file name ends with the method's suffix.
 
@@ -509,20 +510,27 @@ def finish_catalog(catalog: Catalog, img: BaseImage, method: str, save: bool, *,
         The measured catalogue.
     img : BaseImage
         The measured image.
-    suffix : str
-        The catalogue's suffix.
+    method : str
+        The registered method (its suffix names the file).
     save : bool
         Save it.
     targets : tuple, optional
         Forced photometry: the positions (and shapes) as given.
     unit : str
         Their unit.
+    zeropoint : float, optional
+        With a zero point (not None or 0), ``info.depth`` is measured on the data (the
+        5-sigma point-source limit, `ezphot.calibration.fill_depth`); otherwise the header's
+        value stays.
 
     Returns
     -------
     Catalog
         The catalogue (``info.path`` set when saved).
     """
+    from ..calibration import fill_depth
+
+    fill_depth(catalog, zeropoint)
     if save:
         suffix = get_method(method).suffix
         if targets is not None:

@@ -144,7 +144,8 @@ def photutils_photometry(target_img, *, target_bkg=None, target_bkgrms=None, tar
     info = catalog_info(img, "all", seeing=seeing, aperture_diameter_arcsec=diam_arcsec, path=None)
     meta = {"method": "photutils", "aperture_diameter_pixel": diam_px,
             "kron_params": [kron_factor, _KRON_MIN], "minarea_pixels": minarea_pixels}
-    return finish_catalog(Catalog(table, info=info, meta=meta), img, "photutils", save)
+    return finish_catalog(Catalog(table, info=info, meta=meta), img, "photutils", save,
+                          zeropoint=zeropoint)
 
 
 def _total_error(data: np.ndarray, rms, gain: float) -> np.ndarray:

@@ -644,7 +644,7 @@ def circular_photometry(target_img, x, y, *, aperture_diameter_arcsec=(5, 7, 10)
     info = catalog_info(img, "circular", seeing=seeing, aperture_diameter_arcsec=diam_arcsec,
                         path=None)
     return finish_catalog(Catalog(table, info=info, meta=meta), img, "circular", save,
-                          targets=(x, y), unit=unit)
+                          targets=(x, y), unit=unit, zeropoint=zeropoint)
 
 
 def _bkg_label(bkg, annulus) -> str:

@@ -23,7 +23,8 @@ __all__ = ["light_curve", "plot_light_curve"]
 
 
 def light_curve(images: Iterable, ra, dec, *, aperture_diameter_arcsec=(5,),
-                aperture_diameter_seeing=(), zeropoint: float | str | None = None,
+                aperture_diameter_seeing=(), zeropoint=None, reference=None,
+                calibration: dict | None = None,
                 detection_snr: float = 5.0, use_saved_maps: bool = False,
                 progress: bool | None = None, on_error: str = "skip", **options) -> Table:
     """Forced photometry of one or more sky positions on every image.
@@ -35,9 +36,17 @@ def light_curve(images: Iterable, ra, dec, *, aperture_diameter_arcsec=(5,),
         Positions (deg, ICRS).
     aperture_diameter_arcsec, aperture_diameter_seeing : float or list
         Aperture diameters: fixed (arcsec), then multiples of each image's seeing FWHM.
-    zeropoint : float or str, optional
-        Magnitude zero point, or the header keyword holding it (per image). Default 0
-        (instrumental magnitudes).
+    zeropoint : float, str or sequence, optional
+        Magnitude zero point, the header keyword holding it (per image), or one number per
+        image. Default 0 (instrumental magnitudes).
+    reference : ReferenceCatalog or path, optional
+        Calibrate every frame on its own: forced photometry of the reference stars on the
+        frame with the targets, then `ezphot.calibration.calibrate` (one zero point per
+        aperture and frame). MAG/UL5/UL3 are then calibrated; ZP_APER and ZPERR_APER give
+        the zero point (``m = -2.5 log10(FLUX) + ZP``) and its error, which MAGERR does not
+        include. A frame that cannot be calibrated is skipped (or raises, ``on_error``).
+    calibration : dict, optional
+        Options of `calibrate` (``band``, ``match_radius_arcsec``, ``snr_min``...).
     detection_snr : float
         A measurement with FLUX/FLUXERR below this is a non-detection (DETECTED False); its
         upper limit is UL5 of the same aperture.
@@ -54,25 +63,43 @@ def light_curve(images: Iterable, ra, dec, *, aperture_diameter_arcsec=(5,),
     -------
     astropy.table.Table
         One row per image and position, sorted by time: TARGET, RA, DEC, OBSDATE, MJD, FILTER,
-        TELNAME, EXPTIME, then per aperture FLUX/FLUXERR/MAG/MAGERR/UL5/UL3 and DETECTED,
-        then FLAGS and IMAGE.
+        TELNAME, EXPTIME, then per aperture FLUX/FLUXERR/MAG/MAGERR/UL5/UL3 and DETECTED
+        (with ``reference``: ZP_APER, ZPERR_APER too), then DEPTH (the frame's 5-sigma
+        point-source limit in the first aperture when a zero point is known, else the
+        header's), FLAGS and IMAGE.
     """
     ra = np.atleast_1d(np.asarray(ra, float))
     dec = np.atleast_1d(np.asarray(dec, float))
     images = list(images)
+    if zeropoint is not None and not isinstance(zeropoint, str | int | float):
+        zeropoint = list(zeropoint)
+        if len(zeropoint) != len(images):
+            raise ValueError(f"zeropoint: {len(zeropoint)} values for {len(images)} images")
+    if reference is not None:
+        from ..calibration import ReferenceCatalog
+
+        if zeropoint is not None:
+            raise ValueError("give zeropoint or reference, not both")
+        if not isinstance(reference, ReferenceCatalog):
+            reference = ReferenceCatalog.read(reference, survey=(calibration or {}).get("survey"))
     rows, failed = [], []
-    for item in tqdm(images, desc="Light curve", disable=progress_disable(progress, len(images))):
+    for k, item in enumerate(tqdm(images, desc="Light curve",
+                                  disable=progress_disable(progress, len(images)))):
         try:
             img = as_image(item)
-            zp = _zeropoint(img, zeropoint)
+            zp = _zeropoint(img, zeropoint[k] if isinstance(zeropoint, list) else zeropoint)
             opts = dict(options)
             if use_saved_maps:
                 opts.setdefault("target_bkg", img.bkgmap)
                 opts.setdefault("target_bkgrms", img.bkgrms)
-            cat = circular_photometry(img, ra, dec, unit="coord",
+            pra, pdec = (ra, dec) if reference is None else _with_reference(img, ra, dec,
+                                                                            reference)
+            cat = circular_photometry(img, pra, pdec, unit="coord",
                                       aperture_diameter_arcsec=aperture_diameter_arcsec,
                                       aperture_diameter_seeing=aperture_diameter_seeing,
                                       zeropoint=zp, save=False, **opts)
+            if reference is not None:
+                cat = _calibrated(cat, reference, len(ra), calibration)
         except Exception as exc:
             if on_error == "raise":
                 raise
@@ -96,18 +123,62 @@ def light_curve(images: Iterable, ra, dec, *, aperture_diameter_arcsec=(5,),
             s = "" if i == 0 else f"_{i}"
             for name in ("FLUX", "FLUXERR", "MAG", "MAGERR", "UL5", "UL3"):
                 out[f"{name}_APER{s}"] = t[f"{name}_APER{s}"]
+            if reference is not None:
+                out[f"ZP_APER{s}"] = t[f"ZP_APER{s}"]
+                out[f"ZPERR_APER{s}"] = t[f"ZPERR_APER{s}"]
             with np.errstate(divide="ignore", invalid="ignore"):
                 snr = np.asarray(t[f"FLUX_APER{s}"]) / np.asarray(t[f"FLUXERR_APER{s}"])
             out[f"DETECTED{s}"] = np.nan_to_num(snr, nan=0.0) >= detection_snr
+        out["DEPTH"] = np.full(len(ra), cat.info.depth if cat.info.depth is not None
+                               else np.nan) * u.mag
         out["FLAGS"] = t["FLAGS"]
         out["IMAGE"] = [cat.info.target_img] * len(ra)
         rows.append(out)
     table = vstack(rows) if rows else Table()
     if len(table):
         table.sort(["MJD", "TARGET"])
+    if reference is not None:
+        table.meta["zeropoint"] = f"calibrated ({reference.path or 'reference'})"
+    elif isinstance(zeropoint, list):
+        table.meta["zeropoint"] = "per image"
+    elif zeropoint is not None:
+        table.meta["zeropoint"] = zeropoint
     table.meta.update(detection_snr=detection_snr, failed=failed,
                       aperture_diameter_arcsec=list(np.atleast_1d(aperture_diameter_arcsec)))
     return table
+
+
+def _with_reference(img, ra, dec, reference):
+    """The targets, then the reference stars that fall on ``img`` (with a margin)."""
+    ny, nx = img.shape
+    rra = np.asarray(reference.table["RA"], float)
+    rdec = np.asarray(reference.table["DEC"], float)
+    x, y = img.require_wcs().all_world2pix(rra, rdec, 0, quiet=True)
+    on = np.isfinite(x) & np.isfinite(y) & (x >= 10) & (y >= 10) & (x < nx - 10) & (y < ny - 10)
+    return np.concatenate([ra, rra[on]]), np.concatenate([dec, rdec[on]])
+
+
+def _calibrated(cat, reference, n_targets: int, options: dict | None):
+    """The targets' rows of a forced catalogue calibrated on its reference-star rows."""
+    from ..calibration import calibrate
+
+    opts = {k: v for k, v in (options or {}).items() if k != "survey"}
+    cal = calibrate(cat, reference, **opts)
+    t = cal.data
+    res = cal.meta["calibration"]["columns"]
+    n_aper = sum(1 for c in t.colnames if c.startswith("FLUX_APER"))
+    for i in range(n_aper):
+        s = "" if i == 0 else f"_{i}"
+        r = res.get(f"APER{s}")
+        zp, zp_err = (r["zp"], r["zp_err"]) if r else (np.nan, np.nan)
+        # forced photometry ran with zero point 0; _CAL carries the colour term, if any
+        t[f"MAG_APER{s}"] = t[f"MAG_APER{s}_CAL"] if r else t[f"MAG_APER{s}"] + zp
+        t[f"UL5_APER{s}"] = t[f"UL5_APER{s}"] + zp
+        t[f"UL3_APER{s}"] = t[f"UL3_APER{s}"] + zp
+        t[f"ZP_APER{s}"] = np.full(len(t), zp) * u.mag
+        t[f"ZPERR_APER{s}"] = np.full(len(t), zp_err) * u.mag
+    cal.data = t[:n_targets]
+    return cal
 
 
 def _zeropoint(img, zeropoint) -> float:
@@ -198,6 +269,8 @@ def plot_light_curve(table: Table, target: int = 0, aperture: int = 0, *, time: 
     aper_text = f', {float(aper[aperture]):g}" aperture' if aperture < len(aper) else ""
     if zp is None:
         ylabel = "instrumental magnitude (zero point 0)"
+    elif isinstance(zp, str) and zp.startswith(("calibrated", "per image")):
+        ylabel = f"magnitude ({zp})"
     elif isinstance(zp, str):
         ylabel = f"magnitude (zero point: header {zp})"
     else:

@@ -399,4 +399,4 @@ def sex_photometry(
         base = catalog_path(img, METHODS["sextractor"].suffix)
         for t, check in catalog.checkimages.items():
             check.save(f"{base}.{checkimage_file_name(t)}.fits")
-    return finish_catalog(catalog, img, "sextractor", save)
+    return finish_catalog(catalog, img, "sextractor", save, zeropoint=zeropoint)
