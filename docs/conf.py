@@ -34,10 +34,8 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.autosummary",
     "sphinx.ext.mathjax",
-    "sphinx.ext.viewcode",
     "numpydoc",
     "myst_nb",
-    "sphinxarg.ext",
     "ezphot_docs",
 ]
 

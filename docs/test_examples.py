@@ -5,8 +5,8 @@ file; ```pycon blocks (``>>>`` prompts with their output) are checked as doctest
 namespace. Blocks written as ```{code-block} python (a cluster, a SLURM job, your own data)
 are shown but not run. The examples run in a fresh folder, with ``EZPHOT_DATA_DIR`` pointing
 at the tutorial's generated sample tree (two 2400x2600 7DT-like frames of T00528 in m600, with
-a star and a galaxy at the tutorial's positions) and their own ``EZPHOT_TMPDIR``, which must
-be empty afterwards.
+a star and a galaxy at the tutorial's positions; a fresh copy per page) and their own
+``EZPHOT_TMPDIR``, which must be empty afterwards.
 
 Also checked: every catalogue column ezphot writes is described in the catalogue reference,
 and every ``EZPHOT_*`` environment variable the package reads is on the configuration page.
@@ -18,6 +18,7 @@ import doctest
 import json
 import os
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -65,7 +66,10 @@ def test_examples(page, sample_tree, tmp_path, monkeypatch):
     run_tmp.mkdir()
     work = tmp_path / "work"
     work.mkdir()
-    monkeypatch.setenv("EZPHOT_DATA_DIR", str(sample_tree))
+    data = tmp_path / "data"  # each page gets the pristine tree (no catalogues of another)
+    shutil.copytree(sample_tree, data)
+    monkeypatch.setenv("EZPHOT_DATA_DIR", str(data))
+    environ = dict(os.environ)
     monkeypatch.setenv("EZPHOT_TMPDIR", str(run_tmp))
     monkeypatch.chdir(work)
     namespace: dict = {"__name__": "__main__"}
@@ -83,6 +87,8 @@ def test_examples(page, sample_tree, tmp_path, monkeypatch):
                 assert not result.failed, f"doctest failed at {where} (output above)"
     finally:
         plt.close("all")
+        os.environ.clear()  # examples may set variables (EZPHOT_SEXTRACTOR_CONFIGS...)
+        os.environ.update(environ)
     assert not list(run_tmp.iterdir()), "the examples left run directories behind"
 
 

@@ -65,7 +65,7 @@ def _call_signature(func) -> str:
 
 
 class AperturePhotometry:
-    """Aperture photometry of FITS images (CONTRACT §4).
+    """Aperture photometry of FITS images (columns and formulas: docs/catalogue.md).
 
     Every method takes the image first, keyword-only options after, and returns a `Catalog`.
     Common options: ``save`` (write the catalogue beside the image, atomically; False writes

@@ -1,4 +1,4 @@
-"""`sex_photometry`: detection photometry with the real SExtractor binary (CONTRACT §4.1)."""
+"""`sex_photometry`: detection photometry with the real SExtractor binary (docs/catalogue.md)."""
 
 from __future__ import annotations
 
