@@ -35,10 +35,17 @@ $(DOCS_STAMP): $(STAMP)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,dask,docs]'
 	@touch $(DOCS_STAMP)
 
+# The examples run beside the build (two processes, each mostly single-threaded).
 docs: setup $(DOCS_STAMP)
-	MPLBACKEND=Agg $(PY) -m sphinx -W --keep-going -n -q -b html docs docs/_build/html
-	$(PY) docs/check_links.py docs/_build/html
-	MPLBACKEND=Agg $(PY) -m pytest -q -p no:cacheprovider docs/test_examples.py
+	@mkdir -p docs/_build
+	@MPLBACKEND=Agg $(PY) -m pytest -q -p no:cacheprovider docs/test_examples.py \
+	    > docs/_build/examples.log 2>&1 & examples=$$!; \
+	MPLBACKEND=Agg $(PY) -m sphinx -W --keep-going -n -q -b html docs docs/_build/html \
+	    && $(PY) docs/check_links.py docs/_build/html; site=$$?; \
+	wait $$examples; ran=$$?; cat docs/_build/examples.log; \
+	[ $$site -eq 0 ] || echo "make docs: the site failed (warnings are errors; see above)"; \
+	[ $$ran -eq 0 ] || echo "make docs: the examples failed (docs/test_examples.py; see above)"; \
+	[ $$site -eq 0 ] && [ $$ran -eq 0 ]
 
 bench: setup
 	$(PY) benchmarks/run_benchmarks.py
