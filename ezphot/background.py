@@ -1,4 +1,4 @@
-"""Background and background-RMS maps (CONTRACT §3).
+"""Background and background-RMS maps (docs/background.md: estimators, measured bias).
 
 `calculate_bkg` is SExtractor's mesh background (a level per mesh, median filter of the
 meshes, bicubic-spline interpolation); the level is a sigma-clipped mean by default, or

@@ -1,4 +1,4 @@
-"""Masks: a circle at a position, and the detected sources (CONTRACT §3).
+"""Masks: a circle at a position, and the detected sources (docs: Background and noise maps).
 
 Both return a new `Mask` OR-combined with the mask given; nothing is written unless the
 caller saves it.

@@ -304,7 +304,7 @@ class BaseImage:
             return str(self.path)
         return f"{self.path}[{self.hdu}]"
 
-    # -- normalised metadata (CONTRACT §3) --------------------------------------------------
+    # -- normalised metadata (docs/images.md) -------------------------------------------------
     @functools.cached_property
     def profile(self) -> TelescopeProfile:
         """The telescope profile chosen from the header (or forced at construction)."""

@@ -10,7 +10,7 @@ from astropy.time import Time
 
 __all__ = ["HEADER_KEYS", "first_value", "header_float", "header_obsdate"]
 
-# property -> header keys, in order of preference (CONTRACT §3)
+# property -> header keys, in order of preference (documented in docs/images.md)
 HEADER_KEYS: dict[str, tuple[str, ...]] = {
     "exptime": ("EXPTIME", "EXPOSURE"),
     "filter": ("FILTER", "FILTNAME", "BAND"),

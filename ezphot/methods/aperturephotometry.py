@@ -77,7 +77,7 @@ def _call_signature(func) -> str:
 
 
 class AperturePhotometry:
-    """Aperture photometry of FITS images (CONTRACT §4).
+    """Aperture photometry of FITS images (columns and formulas: docs/catalogue.md).
 
     Every method takes the image first, keyword-only options after, and returns a `Catalog`.
     Each is a thin layer over a core function (`ezphot.photometry.registry`), whose signature

@@ -1,4 +1,4 @@
-"""`photutils_photometry`: detection photometry with photutils (CONTRACT §4.3).
+"""`photutils_photometry`: detection photometry with photutils (docs/catalogue.md).
 
 Segmentation on the background-subtracted image smoothed by a Gaussian of the seeing
 (threshold = detection_sigma × background RMS), multi-threshold deblending, then Kron and

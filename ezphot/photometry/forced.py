@@ -1,4 +1,4 @@
-"""Forced photometry at given positions with photutils apertures (CONTRACT §4.4, §4.5).
+"""Forced photometry at given positions with photutils apertures (docs/forced.md).
 
 Everything is measured on cut-outs around the positions: no full-frame temporary array is
 made. The background comes from a map, a local annulus, or (when neither is given) from a

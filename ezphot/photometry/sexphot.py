@@ -1,4 +1,4 @@
-"""`sex_photometry`: detection photometry with the real SExtractor binary (CONTRACT §4.1).
+"""`sex_photometry`: detection photometry with the real SExtractor binary (docs/catalogue.md).
 
 How the binary is run on an image (configuration, maps, run directory) is
 `ezphot.sextractor.imagerun`'s; this module owns the arguments and the column contract.
