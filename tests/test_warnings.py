@@ -130,3 +130,18 @@ def test_verbose_call_leaves_global_logging_alone(frames, capsys):
     assert seen and set(seen) == {before[::2]}  # during the call
     assert (root.level, list(root.handlers), logging.root.manager.disable) == before
     assert "[INFO] " in capsys.readouterr().out
+
+
+def test_sextractor_stack_overflow_is_a_measurement_warning(frames, tmp_path):
+    """SExtractor goes on after a memory-stack overflow with sources dropped or truncated and
+    exit code 0: ezphot says so (the binary's own message, the image named); an ordinary run
+    is silent."""
+    from ezphot.photometry.sexphot import sex_photometry
+
+    path = make_frame(tmp_path / "crowd.fits", FrameSpec(shape=(1200, 1200)), seed=2)[0]
+    with pytest.warns(MeasurementWarning, match=r"crowd\.fits: SExtractor dropped or truncated "
+                      r"sources: WARNING: Pixel stack overflow"):
+        sex_photometry(path, sex_params={"MEMORY_PIXSTACK": 1000}, save=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", MeasurementWarning)
+        sex_photometry(frames[0], save=False)

@@ -16,6 +16,7 @@ import logging
 import os
 import re
 import shutil
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +25,8 @@ import numpy as np
 from astropy.io import fits
 
 from ..config import sextractor_config_dir
-from ..exceptions import SExtractorConfigError, SExtractorError, SExtractorOutputError
+from ..exceptions import (MeasurementWarning, SExtractorConfigError, SExtractorError,
+                          SExtractorOutputError)
 from .binary import (SExtractorBinary, default_run_timeout, execute, find_sextractor,
                      resolve_timeout)
 from .checkimage import checkimage_file_name
@@ -37,6 +39,9 @@ log = logging.getLogger(__name__)
 __all__ = ["SExtractorRun", "run_sextractor", "default_files", "checkimage_file_name"]
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+# SExtractor goes on after these, but with sources dropped or truncated (its memory stacks,
+# MEMORY_PIXSTACK / MEMORY_OBJSTACK / DEBLEND_NTHRESH buffers, were too small).
+_LOSSY = re.compile(r"WARNING:.*(overflow|stack|buffer)", re.IGNORECASE)
 # A name the binary takes as one word: no separator, no leading dash (an option).
 _PLAIN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*$")
 _EXT = re.compile(r"^(.*)\[(\d+)\]$")
@@ -291,6 +296,7 @@ def run_sextractor(
             f"SExtractor ({binary.path}) on {image} exited 0 but wrote no catalogue: "
             f"{stderr[-2000:] or '(no stderr)'}")
     catalogs = read_ldac(catalog_path, expected=lines, source=f"SExtractor's catalogue of {image}")
+    _report_warnings(stderr, image)
     checks = {}
     for t, name in zip(types, check_names):
         checks[t] = _read_checkimage(workdir / name, t, image, binary)
@@ -304,6 +310,21 @@ def run_sextractor(
         workdir=workdir,
         checkimages=checks,
     )
+
+
+def _report_warnings(stderr: str, image) -> None:
+    """SExtractor's own warnings: those that mean lost or truncated sources (a memory stack
+    overflow) become a `MeasurementWarning` naming the image; the others are logged."""
+    lines = [ln.strip().lstrip(">").strip() for ln in stderr.splitlines() if "WARNING" in ln]
+    lossy = [ln for ln in lines if _LOSSY.search(ln)]
+    for ln in lines:
+        if ln not in lossy:
+            log.info("SExtractor on %s: %s", image, ln)
+    if lossy:
+        more = f" (and {len(lossy) - 1} more)" if len(lossy) > 1 else ""
+        warnings.warn(f"{image}: SExtractor dropped or truncated sources: {lossy[0]}{more}; "
+                      "raise MEMORY_PIXSTACK / MEMORY_OBJSTACK (sex_params)",
+                      MeasurementWarning, stacklevel=2)
 
 
 def _read_checkimage(path: Path, check_type: str, image, binary: SExtractorBinary):
