@@ -4,14 +4,22 @@ A frame has a TAN WCS at 0.505"/px, Moffat stars with a power-law magnitude dist
 Sersic galaxies, a sky gradient, Poisson noise through the gain plus read noise, saturation at
 60000 ADU, 7DT headers and a 7DT file name. Beside each frame, ``<F>.truth.ecsv`` lists every
 source (0-based pixel position, sky position, total flux in ADU, magnitude, type).
+
+`make_multiband_field` makes one field in several filters (7DT medium bands ``m400`` ...
+``m875``, broad ``u g r i z``): every star has a blackbody SED and every galaxy a power law,
+so its magnitude in each filter is known; each filter has its own zero point; frames may sit
+on shifted and rotated grids, and one star may vary. `make_reference_catalog` writes a
+matching reference catalogue (RA, Dec, per-filter magnitudes and errors, optional outliers).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import warnings
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import astropy.units as u
@@ -26,7 +34,9 @@ from ._io import atomic_write
 log = logging.getLogger(__name__)
 
 __all__ = ["FrameSpec", "make_frame", "make_scene", "render_frame", "make_sample_tree",
-           "moffat_enclosed_fraction", "true_sky", "FULL_SHAPE"]
+           "moffat_enclosed_fraction", "true_sky", "FULL_SHAPE", "MultibandField",
+           "make_multiband_field", "make_reference_catalog", "default_zeropoint",
+           "sed_magnitude_offsets"]
 
 FULL_SHAPE = (6388, 9576)  # (ny, nx) of a 7DT C361K 1x1 frame
 _FULL_STARS = 12000        # stars from mag 10 to 21 on a full frame (~1.2 deg^2)
@@ -337,3 +347,386 @@ def make_sample_tree(root: str | os.PathLike, n_frames: int = 4, *,
         path, _ = make_frame(spec=spec, seed=seed, noise_seed=seed + i, root=root)
         paths.append(path)
     return paths
+
+
+# -- one field in several filters --------------------------------------------------------------
+
+_H_PLANCK, _C_LIGHT, _K_BOLTZMANN = 6.62607015e-34, 2.99792458e8, 1.380649e-23
+_SED_REF_NM = 600.0  # the scene's MAG is the AB magnitude at this wavelength (m600)
+# zero points (magnitude of 1 ADU in 100 s) of the broad bands; medium bands: see below
+_BROAD_ZP = {"u": 26.2, "g": 27.9, "r": 27.8, "i": 27.5, "z": 26.9}
+
+
+def default_zeropoint(filter_name: str) -> float:
+    """A plausible 7DT zero point (AB mag of 1 ADU in a 100 s frame) for a filter.
+
+    Broad bands 26.2-27.9; medium bands (25 nm wide) ~26.0 at 600 nm, lower towards the blue
+    and red ends of the CMOS response. Only a default of the generated frames: any numbers
+    may be given to `make_multiband_field`.
+    """
+    from .filters import central_wavelength
+
+    if filter_name in _BROAD_ZP:
+        return _BROAD_ZP[filter_name]
+    lam = central_wavelength(filter_name)
+    return round(26.0 - 0.9 * ((lam - 620.0) / 300.0) ** 2, 3)
+
+
+def sed_magnitude_offsets(wavelength_nm, *, temperature=None, alpha=None) -> np.ndarray:
+    """AB magnitude at ``wavelength_nm`` minus the AB magnitude at 600 nm.
+
+    ``temperature`` (K): a blackbody, f_nu ∝ B_nu(T); ``alpha``: a power law f_nu ∝ λ^alpha.
+    Arrays broadcast (sources along the first axis, wavelengths along the last).
+    """
+    lam = np.asarray(wavelength_nm, float) * 1e-9
+    ref = _SED_REF_NM * 1e-9
+    if temperature is not None:
+        t = np.asarray(temperature, float)[..., None] if np.ndim(lam) else \
+            np.asarray(temperature, float)
+
+        def b_nu(wl):
+            nu = _C_LIGHT / wl
+            return nu**3 / np.expm1(_H_PLANCK * nu / (_K_BOLTZMANN * t))
+
+        return -2.5 * np.log10(b_nu(lam) / b_nu(ref))
+    if alpha is not None:
+        a = np.asarray(alpha, float)[..., None] if np.ndim(lam) else np.asarray(alpha, float)
+        return -2.5 * a * np.log10(lam / ref)
+    raise ValueError("sed_magnitude_offsets needs a temperature or an alpha")
+
+
+@dataclass
+class MultibandField:
+    """What `make_multiband_field` made.
+
+    Attributes
+    ----------
+    paths : list of pathlib.Path
+        The frames, in the order of ``frames``.
+    frames : astropy.table.Table
+        One row per frame: PATH, FILTER, WAVELENGTH (nm), ZEROPOINT, EPOCH (index within the
+        filter), RA/DEC of the grid centre, DX_ARCSEC/DY_ARCSEC (offset of the pointing),
+        ROTATION (deg), OBSDATE, MJD, NOISE_SEED, VAR_DMAG (the variable star's magnitude
+        offset in that frame; 0 without one).
+    truth : astropy.table.Table
+        One row per source: ID, TYPE, RA, DEC, TEFF (K, stars), ALPHA (f_nu ∝ λ^alpha,
+        galaxies), R_EFF_ARCSEC, ELLIP, SERSIC_N, and ``MAG_<filter>``: its AB magnitude in
+        every filter (the variable star's mean magnitude). ``<F>.truth.ecsv`` beside each
+        frame lists what is on that frame (pixel positions on its grid, MAG, FLUX in ADU).
+    zeropoints : dict
+        Filter -> zero point (also the frames' EZZP header card).
+    variable_id : int or None
+        ID of the variable star.
+    """
+
+    paths: list[Path]
+    frames: Table
+    truth: Table
+    zeropoints: dict[str, float] = field(default_factory=dict)
+    variable_id: int | None = None
+
+
+def _rotate_thetas(ref_wcs: WCS, frame_wcs: WCS, x, y, theta) -> np.ndarray:
+    """A position angle on one pixel grid carried to another through the sky."""
+    sky0 = ref_wcs.pixel_to_world(x, y)
+    sky1 = ref_wcs.pixel_to_world(x + np.cos(theta), y + np.sin(theta))
+    fx0, fy0 = frame_wcs.world_to_pixel(sky0)
+    fx1, fy1 = frame_wcs.world_to_pixel(sky1)
+    return np.mod(np.arctan2(fy1 - fy0, fx1 - fx0), np.pi)
+
+
+def make_multiband_field(root: str | os.PathLike, filters: Sequence[str] = ("m400", "m500",
+                                                                           "m600", "m700"), *,
+                         spec: FrameSpec | None = None,
+                         zeropoints: Mapping[str, float] | None = None,
+                         frames_per_filter: int = 1,
+                         pointings: Sequence[tuple[float, float, float]] = ((0.0, 0.0, 0.0),),
+                         seeing: Mapping[str, float] | None = None,
+                         temperature_range: tuple[float, float] = (3500.0, 12000.0),
+                         galaxy_alpha_range: tuple[float, float] = (0.0, 2.5),
+                         variable: bool | Mapping = False,
+                         obs_interval_s: float = 137.0,
+                         seed: int = 0) -> MultibandField:
+    """One field observed in several filters, with known magnitudes in every filter.
+
+    The sources are drawn once (`make_scene` on a grid large enough for every pointing) and
+    fixed on the sky; each star gets a blackbody temperature, each galaxy a power-law slope,
+    and the scene's magnitude is its AB magnitude at 600 nm. Each frame renders the sources
+    through its own WCS, filter magnitude and zero point, with its own noise.
+
+    Parameters
+    ----------
+    root : path-like
+        Root of a ``scidata`` tree: frames go to ``<root>/7DT/<telkey>/<objname>/<telname>/
+        <filter>/`` (found by `DataBrowser`). ``<root>/<objname>.multiband.truth.ecsv`` and
+        ``.frames.ecsv`` hold the returned tables.
+    filters : sequence of str
+        7DT medium bands (``'m400'`` ... ``'m875'``) and/or ``'u' 'g' 'r' 'i' 'z'``.
+    spec : FrameSpec, optional
+        Template of every frame (shape, seeing, sky, noise, star density, magnitude range...);
+        its ``filter``, ``zeropoint``, ``obsdate``, pointing and rotation are set per frame.
+    zeropoints : mapping, optional
+        Filter -> zero point (AB mag of 1 ADU); default `default_zeropoint`.
+    frames_per_filter : int
+        Frames (epochs) per filter.
+    pointings : sequence of (dx_arcsec, dy_arcsec, rotation_deg)
+        Offset of the grid centre (towards +RA·cos(Dec) and +Dec) and rotation of the
+        ``k``-th frame of each filter (cycled). Default: every frame on the same grid.
+    seeing : mapping, optional
+        Filter -> seeing FWHM (arcsec); default the template's.
+    temperature_range, galaxy_alpha_range : (float, float)
+        Stars' temperatures (K, uniform in log T) and galaxies' slopes (uniform).
+    variable : bool or mapping
+        Make one star (the one nearest 15.5 mag at 600 nm within the central half of the
+        field) vary: ``dmag = amplitude * sin(2 pi (MJD - MJD0) / period_days)``. A mapping
+        sets ``amplitude`` (0.5 mag), ``period_days`` (0.03), ``mag`` (15.5).
+    obs_interval_s : float
+        Time between consecutive frames (frames are taken filter after filter, epoch by
+        epoch).
+    seed : int
+        Seed of the scene, SEDs and noise (each frame's noise seed is ``seed + 1 + index``).
+
+    Returns
+    -------
+    MultibandField
+    """
+    from astropy.coordinates import SkyCoord
+
+    from .exceptions import ArgumentError
+    from .filters import central_wavelength
+
+    filters = [safe_name(f, "filter") for f in filters]
+    if not filters or len(set(filters)) != len(filters):
+        raise ArgumentError(f"filters must be distinct names, got {filters}")
+    waves = {}
+    for f in filters:
+        try:
+            waves[f] = central_wavelength(f)
+        except KeyError as exc:
+            raise ArgumentError(str(exc.args[0])) from exc
+    if int(frames_per_filter) < 1:
+        raise ArgumentError(f"frames_per_filter must be >= 1, got {frames_per_filter}")
+    pointings = [tuple(float(v) for v in p) for p in pointings] or [(0.0, 0.0, 0.0)]
+    if any(len(p) != 3 for p in pointings):
+        raise ArgumentError("pointings must be (dx_arcsec, dy_arcsec, rotation_deg) triples")
+    base = spec or FrameSpec()
+    zps = {f: float(default_zeropoint(f)) for f in filters}
+    zps.update({f: float(v) for f, v in (zeropoints or {}).items() if f in zps})
+    rng = np.random.default_rng(seed)
+
+    # the scene: on a grid that covers every pointing (square, the frame's diagonal wide)
+    ny, nx = base.shape
+    shift_px = max(max(abs(p[0]), abs(p[1])) for p in pointings) / base.pixel_scale
+    rotated = any(p[2] % 360 for p in pointings)
+    side_x = int(np.ceil((np.hypot(nx, ny) if rotated else nx) + 2 * shift_px + 20))
+    side_y = int(np.ceil((np.hypot(nx, ny) if rotated else ny) + 2 * shift_px + 20))
+    big = dataclasses.replace(base, shape=(side_y, side_x), rotation_deg=0.0, filter="m600")
+    scene = make_scene(big, seed)
+    big_wcs = make_wcs(big)
+    sky = big_wcs.pixel_to_world(scene["X"], scene["Y"])
+    is_star = np.asarray(scene["TYPE"]) == "star"
+    n = len(scene)
+    lo_t, hi_t = temperature_range
+    teff = np.where(is_star, np.exp(rng.uniform(np.log(lo_t), np.log(hi_t), n)), np.nan)
+    alpha = np.where(is_star, np.nan, rng.uniform(*galaxy_alpha_range, n))
+    truth = Table()
+    truth["ID"] = scene["ID"]
+    truth["TYPE"] = scene["TYPE"]
+    truth["RA"] = sky.ra.deg * u.deg
+    truth["DEC"] = sky.dec.deg * u.deg
+    truth["TEFF"] = teff * u.K
+    truth["ALPHA"] = alpha
+    truth["R_EFF_ARCSEC"] = np.asarray(scene["R_EFF_PIX"]) * base.pixel_scale * u.arcsec
+    truth["ELLIP"] = scene["ELLIP"]
+    truth["SERSIC_N"] = scene["SERSIC_N"]
+    mag600 = np.asarray(scene["MAG"], float)
+    for f in filters:
+        off = np.where(is_star, sed_magnitude_offsets(waves[f], temperature=np.nan_to_num(
+            teff, nan=5800.0)), sed_magnitude_offsets(waves[f], alpha=np.nan_to_num(alpha)))
+        truth[f"MAG_{f}"] = (mag600 + off) * u.mag
+
+    variable_id, var = None, None
+    if variable:
+        var = {"amplitude": 0.5, "period_days": 0.03, "mag": 15.5}
+        var.update(dict(variable) if isinstance(variable, Mapping) else {})
+        central = is_star & (np.abs(scene["X"] - side_x / 2) < nx / 4) & \
+            (np.abs(scene["Y"] - side_y / 2) < ny / 4)
+        if not central.any():
+            raise ArgumentError("no star in the central half of the field to make variable")
+        cand = np.flatnonzero(central)
+        variable_id = int(scene["ID"][cand[np.argmin(np.abs(mag600[cand] - var["mag"]))]])
+
+    t0 = Time(base.obsdate)
+    rows, paths = [], []
+    index = 0
+    for epoch in range(int(frames_per_filter)):
+        for f in filters:
+            dx, dy, rot = pointings[epoch % len(pointings)]
+            centre = SkyCoord(base.ra * u.deg, base.dec * u.deg).spherical_offsets_by(
+                dx * u.arcsec, dy * u.arcsec)
+            obs = t0 + index * obs_interval_s * u.s
+            fspec = dataclasses.replace(
+                base, filter=f, zeropoint=zps[f], ra=float(centre.ra.deg),
+                dec=float(centre.dec.deg), rotation_deg=rot, obsdate=obs.isot[:19],
+                seeing=float((seeing or {}).get(f, base.seeing)))
+            fwcs = make_wcs(fspec)
+            fx, fy = fwcs.world_to_pixel(sky)
+            margin = 250  # a bright star's wings reach this far (render_frame's stamp radius)
+            keep = (fx > -margin) & (fx < nx + margin) & (fy > -margin) & (fy < ny + margin)
+            fscene = scene[keep].copy()
+            fscene["X"], fscene["Y"] = fx[keep], fy[keep]
+            fscene["FWHM_PIX"] = np.where(is_star[keep], fspec.fwhm_pixel, np.nan)
+            gal = ~is_star[keep]
+            if gal.any():
+                theta = np.asarray(fscene["THETA"], float)
+                theta[gal] = _rotate_thetas(big_wcs, fwcs, np.asarray(scene["X"])[keep][gal],
+                                            np.asarray(scene["Y"])[keep][gal], theta[gal])
+                fscene["THETA"] = theta
+            mags = np.asarray(truth[f"MAG_{f}"], float)[keep].copy()
+            dmag = 0.0
+            if variable_id is not None:
+                dmag = float(var["amplitude"] * np.sin(2 * np.pi * (obs.mjd - t0.mjd)
+                                                       / var["period_days"]))
+                mags[np.asarray(fscene["ID"]) == variable_id] += dmag
+            fscene["MAG"] = mags
+            fscene["FLUX"] = 10 ** (-0.4 * (mags - zps[f]))
+            noise_seed = seed + 1 + index
+            path, _ = make_frame(spec=fspec, seed=seed, noise_seed=noise_seed, root=root,
+                                 scene=fscene)
+            paths.append(path)
+            rows.append((str(path), f, waves[f], zps[f], epoch, fspec.ra, fspec.dec, dx, dy,
+                         rot, fspec.obsdate, obs.mjd, noise_seed, dmag))
+            index += 1
+    frames = Table(rows=rows, names=["PATH", "FILTER", "WAVELENGTH", "ZEROPOINT", "EPOCH", "RA",
+                                     "DEC", "DX_ARCSEC", "DY_ARCSEC", "ROTATION", "OBSDATE",
+                                     "MJD", "NOISE_SEED", "VAR_DMAG"])
+    frames["WAVELENGTH"].unit = u.nm
+    frames["RA"].unit = frames["DEC"].unit = frames["ROTATION"].unit = u.deg
+    frames["DX_ARCSEC"].unit = frames["DY_ARCSEC"].unit = u.arcsec
+    frames["VAR_DMAG"].unit = u.mag
+    meta = dict(filters=filters, zeropoints=zps, variable_id=variable_id, variable=var,
+                sed_reference_nm=_SED_REF_NM, seed=seed, pixel_scale=base.pixel_scale)
+    truth.meta.update(meta)
+    frames.meta.update(meta)
+    stem = Path(root) / safe_name(f"{base.objname}.multiband", "objname")
+    atomic_write(Path(f"{stem}.truth.ecsv"), lambda tmp: truth.write(tmp, format="ascii.ecsv"))
+    atomic_write(Path(f"{stem}.frames.ecsv"),
+                 lambda tmp: frames.write(tmp, format="ascii.ecsv"))
+    log.info("Generated a %d-filter field: %d frames, %d sources", len(filters), len(paths),
+             len(truth))
+    return MultibandField(paths, frames, truth, zps, variable_id)
+
+
+_TABLE_FORMATS = {".ecsv": "ascii.ecsv", ".csv": "ascii.csv", ".fits": "fits", ".fit": "fits",
+                  ".parquet": "parquet"}
+
+
+def make_reference_catalog(truth: Table, path: str | os.PathLike,
+                           filters: Sequence[str] | None = None, *,
+                           mag_limits: tuple[float, float] = (11.0, 20.5),
+                           mag_err_floor: float = 0.01, mag_5sigma: float = 21.0,
+                           outlier_fraction: float = 0.0,
+                           outlier_offset: tuple[float, float] = (0.5, 1.5),
+                           position_error_arcsec: float = 0.05, stars_only: bool = True,
+                           seed: int = 0, overwrite: bool = False) -> Table:
+    """A reference catalogue of a generated field, like a survey's export, and its truth.
+
+    Columns of the file: ``ref_id``, ``ra``, ``dec`` (deg), and per filter ``<f>_mag`` and
+    ``<f>_magerr`` (AB mag; NaN outside ``mag_limits``, as a survey saturates and runs out
+    of depth). Errors follow a survey's noise: ``sqrt(floor² + (1.0857 / SNR)²)`` with
+    SNR = 5 at ``mag_5sigma``; each magnitude is the truth plus a draw of that error.
+    ``outlier_fraction`` of the magnitudes of each filter (chosen independently per filter)
+    are off by a random ``outlier_offset`` magnitude range (either sign): blends, variables,
+    wrong cross-matches.
+
+    Parameters
+    ----------
+    truth : astropy.table.Table
+        `MultibandField.truth` (or any table with ID, TYPE, RA, DEC and ``MAG_<f>``).
+    path : path-like
+        Output file; the format follows the suffix (.ecsv, .fits, .csv, .parquet). Written
+        atomically; an existing file is an error unless ``overwrite=True``.
+    filters : sequence of str, optional
+        Filters to include (default: every ``MAG_<f>`` column).
+
+    Returns
+    -------
+    astropy.table.Table
+        The reference's truth (also written as ``<path>.truth.ecsv``): ref_id, ID (the
+        field's), TYPE, and per filter ``MAG_TRUE_<f>``, ``MAG_<f>``, ``MAGERR_<f>``,
+        ``OUTLIER_<f>``.
+    """
+    from .exceptions import ArgumentError
+
+    path = Path(path)
+    fmt = _TABLE_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise ArgumentError(f"{path}: unknown reference catalogue format {path.suffix!r} "
+                            f"(use one of {sorted(_TABLE_FORMATS)})")
+    if os.path.lexists(path) and not overwrite:
+        raise FileExistsError(f"{path} exists and overwrite=False")
+    if filters is None:
+        filters = [c[4:] for c in truth.colnames if c.startswith("MAG_")]
+    filters = list(filters)
+    missing = [f for f in filters if f"MAG_{f}" not in truth.colnames]
+    if missing:
+        raise ArgumentError(f"the truth table has no MAG_<f> column for {missing}")
+    if not 0.0 <= outlier_fraction <= 1.0:
+        raise ArgumentError(f"outlier_fraction must be in [0, 1], got {outlier_fraction}")
+    rng = np.random.default_rng(seed)
+    rows = np.ones(len(truth), bool)
+    if stars_only:
+        rows &= np.asarray(truth["TYPE"]) == "star"
+    lo, hi = mag_limits
+    inside = np.zeros(len(truth), bool)
+    for f in filters:
+        m = np.asarray(truth[f"MAG_{f}"], float)
+        inside |= (m >= lo) & (m <= hi)
+    src = truth[rows & inside]
+    n = len(src)
+    ref = Table()
+    ref["ref_id"] = np.arange(1, n + 1)
+    cosd = np.cos(np.radians(np.asarray(src["DEC"], float)))
+    ref["ra"] = (np.asarray(src["RA"], float) + rng.normal(0, position_error_arcsec, n)
+                 / 3600.0 / cosd) * u.deg
+    ref["dec"] = (np.asarray(src["DEC"], float)
+                  + rng.normal(0, position_error_arcsec, n) / 3600.0) * u.deg
+    true = Table()
+    true["ref_id"] = ref["ref_id"]
+    true["ID"] = src["ID"]
+    true["TYPE"] = src["TYPE"]
+    for f in filters:
+        m = np.asarray(src[f"MAG_{f}"], float)
+        snr = 5.0 * 10 ** (-0.4 * (m - mag_5sigma))
+        err = np.sqrt(mag_err_floor**2 + (1.0857 / snr) ** 2)
+        meas = m + rng.normal(0.0, 1.0, n) * err
+        outlier = rng.uniform(size=n) < outlier_fraction
+        meas[outlier] += rng.choice([-1.0, 1.0], outlier.sum()) * rng.uniform(
+            *outlier_offset, outlier.sum())
+        seen = (m >= lo) & (m <= hi)
+        meas[~seen] = np.nan
+        err = np.where(seen, err, np.nan)
+        ref[f"{f}_mag"] = meas * u.mag
+        ref[f"{f}_magerr"] = err * u.mag
+        true[f"MAG_TRUE_{f}"] = m * u.mag
+        true[f"MAG_{f}"] = ref[f"{f}_mag"]
+        true[f"MAGERR_{f}"] = ref[f"{f}_magerr"]
+        true[f"OUTLIER_{f}"] = outlier & seen
+    meta = dict(filters=filters, mag_limits=list(mag_limits), mag_err_floor=mag_err_floor,
+                mag_5sigma=mag_5sigma, outlier_fraction=outlier_fraction,
+                outlier_offset=list(outlier_offset), seed=seed,
+                columns={f: (f"{f}_mag", f"{f}_magerr") for f in filters})
+    ref.meta.update(meta)
+    true.meta.update(meta)
+
+    def write(tmp: Path) -> None:
+        table = ref
+        if fmt != "ascii.ecsv":  # FITS headers and Parquet cannot hold the nested meta
+            table = ref.copy(copy_data=False)
+            table.meta.clear()
+        table.write(tmp, format=fmt)
+
+    atomic_write(path, write)
+    atomic_write(Path(f"{path}.truth.ecsv"), lambda tmp: true.write(tmp, format="ascii.ecsv"))
+    log.info("Reference catalogue %s: %d stars, %d filters", path, n, len(filters))
+    return true
