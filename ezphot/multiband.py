@@ -224,7 +224,7 @@ def multiband_catalog(images: Iterable, *, detection_image=None,
                       aperture_diameter_arcsec: float | Sequence[float] = (5.0,),
                       zeropoints=None, detection_sigma: float = 5.0,
                       detection_options: Mapping | None = None,
-                      elliptical: bool = False, kron_factor: float = 2.5,
+                      elliptical: bool = False,
                       forced_options: Mapping | None = None, workers: int | None = 1,
                       client=None, scheduler: str | None = None, on_error: str = "raise",
                       resume: bool = True, progress: bool | None = None,
@@ -255,10 +255,11 @@ def multiband_catalog(images: Iterable, *, detection_image=None,
     detection_options : mapping, optional
         More `sex_photometry` options (``target_bkg``..., ``detection_filter``...).
     elliptical : bool
-        Also measure each detection's Kron ellipse (``kron_factor`` × KRON_RADIUS × A, B;
-        at least 3.5 A, 3.5 B as SExtractor's MAG_AUTO) on every frame:
-        ``FLUX_ELIP_<filter>``... The ellipse's sky shape (arcsec, position angle east of
-        north) goes through each frame's WCS.
+        Also measure each detection's Kron ellipse on every frame — SExtractor's FLUX_AUTO
+        aperture on the detection image: KRON_RADIUS × A_IMAGE, × B_IMAGE (set the factor
+        with ``detection_options={'kron_factor': ...}``): ``FLUX_ELIP_<filter>``,
+        ``NFRAMES_ELIP_<filter>``, ``FLAGS_ELIP_<filter>``... The ellipse's sky shape
+        (arcsec, position angle east of north: THETA_J2000) goes through each frame's WCS.
     forced_options : mapping, optional
         More options of the forced photometry (``annulus_width_arcsec``, ``method``...).
     workers, client, scheduler, on_error, resume, progress
@@ -293,9 +294,6 @@ def multiband_catalog(images: Iterable, *, detection_image=None,
     if diam.ndim != 1 or diam.size == 0 or not np.all(np.isfinite(diam) & (diam > 0)):
         raise ArgumentError(f"aperture_diameter_arcsec must be positive numbers, got "
                             f"{aperture_diameter_arcsec!r}")
-    kron_factor = float(kron_factor)
-    if not (math.isfinite(kron_factor) and kron_factor > 0):
-        raise ArgumentError(f"kron_factor must be positive, got {kron_factor}")
     output = Path(output) if output is not None else None
     if output is not None:
         if output.suffix.lower() not in (".fits", ".parquet"):
@@ -357,7 +355,7 @@ def multiband_catalog(images: Iterable, *, detection_image=None,
     circ_rows = _run(paths, "circular", batch, fopts)
     ell_rows = None
     if elliptical:
-        a_as, b_as, pa = _kron_ellipse(dt, det_img, kron_factor)
+        a_as, b_as, pa = _kron_ellipse(dt, det_img)
         eopts = {k: v for k, v in (forced_options or {}).items()
                  if k not in ("aperture_diameter_arcsec", "aperture_diameter_seeing",
                               "annulus_width_arcsec")}
@@ -442,25 +440,27 @@ def multiband_catalog(images: Iterable, *, detection_image=None,
             "failed": failed, "apertures_arcsec": diam.tolist(),
             "flux_unit": {b["filter"]: ("uJy" if b["calibrated"] else "adu")
                           for b in filters_meta},
-            "elliptical": {"kron_factor": kron_factor} if elliptical else None}
+            "elliptical": {"aperture": "detection's KRON_RADIUS x A_IMAGE, B_IMAGE"}
+            if elliptical else None}
     catalog = Catalog(table, info=info, meta=meta)
     if output is not None:
         save_multiband(catalog, output, overwrite=overwrite)
     return catalog
 
 
-def _kron_ellipse(dt: Table, img, kron_factor: float):
+def _kron_ellipse(dt: Table, img):
     """Sky ellipses (semi-axes in arcsec, position angle east of north in deg) of the
-    detections' Kron apertures, as SExtractor's MAG_AUTO draws them."""
+    detections' Kron apertures, as SExtractor's FLUX_AUTO: KRON_RADIUS (which already holds
+    the Kron factor and SExtractor's minimum) times A_IMAGE and B_IMAGE."""
     need = {"A_IMAGE", "B_IMAGE", "KRON_RADIUS", "THETA_J2000"}
     if not need <= set(dt.colnames):
         raise MultibandError(f"the detection catalogue lacks {sorted(need - set(dt.colnames))}"
                              " for elliptical photometry")
-    scale = np.maximum(kron_factor * np.asarray(dt["KRON_RADIUS"], float), _KRON_MIN_RADIUS)
-    a = scale * np.asarray(dt["A_IMAGE"], float) * img.pixelscale
-    b = scale * np.asarray(dt["B_IMAGE"], float) * img.pixelscale
+    kron = np.asarray(dt["KRON_RADIUS"], float)
+    a = kron * np.asarray(dt["A_IMAGE"], float) * img.pixelscale
+    b = kron * np.asarray(dt["B_IMAGE"], float) * img.pixelscale
     pa = np.asarray(dt["THETA_J2000"], float)
-    # a degenerate detection (zero axes) gets the smallest Kron circle of one pixel
+    # a degenerate detection (zero axes, no Kron radius) gets a circle of 3.5 pixels
     floor = _KRON_MIN_RADIUS * img.pixelscale
     a = np.where(np.isfinite(a) & (a > 0), a, floor)
     b = np.where(np.isfinite(b) & (b > 0), b, floor)
