@@ -222,10 +222,10 @@ def _run(paths, method, batch, options) -> list[dict]:
 
 def multiband_catalog(images: Iterable, *, detection_image=None,
                       aperture_diameter_arcsec: float | Sequence[float] = (5.0,),
-                      zeropoints=None, detection_sigma: float = 5.0,
+                      zeropoints=None, detection_sigma: float = 3.0,
                       detection_options: Mapping | None = None,
                       elliptical: bool = False,
-                      forced_options: Mapping | None = None, workers: int | None = 1,
+                      forced_options: Mapping | None = None, workers: int | None = None,
                       client=None, scheduler: str | None = None, on_error: str = "raise",
                       resume: bool = True, progress: bool | None = None,
                       output: str | os.PathLike | None = None, overwrite: bool = False) -> Catalog:
@@ -251,7 +251,8 @@ def multiband_catalog(images: Iterable, *, detection_image=None,
         ZP_AUTO, MAGZERO, MAGZP, PHOTZP); frames without any stay instrumental. A filter
         mixing frames with and without a zero point is refused (they cannot be combined).
     detection_sigma : float
-        Detection threshold of `sex_photometry`.
+        Detection threshold of `sex_photometry` (per pixel of the filtered image, as there;
+        the tutorial's 3 by default).
     detection_options : mapping, optional
         More `sex_photometry` options (``target_bkg``..., ``detection_filter``...).
     elliptical : bool
@@ -263,8 +264,8 @@ def multiband_catalog(images: Iterable, *, detection_image=None,
     forced_options : mapping, optional
         More options of the forced photometry (``annulus_width_arcsec``, ``method``...).
     workers, client, scheduler, on_error, resume, progress
-        As `ezphot.batch.run_batch` (default one process; ``workers=2`` measures two frames
-        at a time). With ``on_error='skip'`` a failed frame is left out and listed in
+        As `ezphot.batch.run_batch` (default: one worker process per core, each measuring
+        one frame at a time; ``workers=1`` runs in this process). With ``on_error='skip'`` a failed frame is left out and listed in
         ``meta['failed']`` (the detection must succeed).
     output : path-like, optional
         Save the catalogue: ``.fits`` (a `Catalog`, with checksums) or ``.parquet``

@@ -43,7 +43,7 @@ def mb(field):
     # detection_sigma is per pixel of the filtered image: 1.5 reaches aperture S/N ~7
     return multiband_catalog(field.paths, zeropoints=field.zeropoints, elliptical=True,
                              aperture_diameter_arcsec=APERTURES, detection_sigma=1.5,
-                             progress=False)
+                             workers=1, progress=False)
 
 
 def _match(cat, truth, max_sep=1.0):
@@ -301,3 +301,43 @@ def test_save_and_sed(field, mb, tmp_path):
     assert "µJy" in ax.get_ylabel()
     xs = sorted(x for line in ax.lines for x in np.atleast_1d(line.get_xdata()))
     assert {400.0, 600.0} <= set(xs)
+
+
+def test_cli(field, mb, tmp_path, capsys):
+    """``ezphot multiband``: exit 0 with the catalogue (the batch resumes the fixture's
+    per-frame catalogues: same fluxes), 1 when no frame matches, 2 on bad arguments or an
+    output that is not ezphot's (left untouched)."""
+    from ezphot.cli import main
+
+    root = str(field.paths[0]).split("/7DT/")[0]
+    out = tmp_path / "field.fits"
+    args = ["multiband", root, "--objname", "T00528", "--zeropoint", "EZZP",
+            "--aperture-arcsec", "5,8", "--detection-sigma", "1.5", "--workers", "2",
+            "--output", str(out)]
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert f"{len(mb.data)} sources" in text and str(out) in text
+    back = Catalog(out)
+    for band in FILTERS:
+        assert np.array_equal(back.data[f"FLUX_APER_1_{band}"], mb.data[f"FLUX_APER_1_{band}"],
+                              equal_nan=True)
+    assert main(args) == 2  # exists: not replaced without --overwrite
+    assert "--overwrite" in capsys.readouterr().err
+    assert main(args + ["--overwrite"]) == 0
+    foreign = tmp_path / "theirs.fits"
+    fits.PrimaryHDU().writeto(foreign)
+    before = foreign.read_bytes()
+    bad = args[:-1] + [str(foreign), "--overwrite"]
+    assert main(bad) == 2 and foreign.read_bytes() == before
+    assert "not an ezphot catalogue" in capsys.readouterr().err
+    assert main(args[:-1] + [str(tmp_path / "x.txt")]) == 2
+    with pytest.raises(SystemExit) as exc:
+        main(args + ["--aperture-arcsec=-1"])
+    assert exc.value.code == 2
+    with pytest.raises(SystemExit) as exc:
+        main(args[:4] + ["--zeropoint", "m400=1,=2", "--output", str(out)])
+    assert exc.value.code == 2
+    capsys.readouterr()
+    assert main(["multiband", root, "--objname", "NOPE", "--output", str(out)]) == 1
+    assert "no image matches" in capsys.readouterr().err
+    assert not list(tmp_path.glob(".*.part"))
