@@ -341,3 +341,36 @@ def test_cli(field, mb, tmp_path, capsys):
     assert main(["multiband", root, "--objname", "NOPE", "--output", str(out)]) == 1
     assert "no image matches" in capsys.readouterr().err
     assert not list(tmp_path.glob(".*.part"))
+
+
+def test_variable_star_and_bad_input(field, tmp_path):
+    """The variable star's magnitude in each frame is its mean plus the frame's VAR_DMAG;
+    frames of one filter with and without a zero point, or no WCS, are refused before any
+    work, naming the file."""
+    from ezphot.exceptions import ArgumentError, MissingWCSError
+
+    small = make_multiband_field(tmp_path / "var", ["m500", "r"],
+                                 spec=FrameSpec(shape=(256, 320)), frames_per_filter=3,
+                                 variable={"amplitude": 0.8, "period_days": 0.01}, seed=2)
+    vid = small.variable_id
+    assert vid is not None
+    mean = small.truth[small.truth["ID"] == vid]
+    dmags = []
+    for row in small.frames:
+        per_frame = Table.read(f"{row['PATH']}.truth.ecsv")
+        star = per_frame[per_frame["ID"] == vid][0]
+        assert star["MAG"] == pytest.approx(mean[f"MAG_{row['FILTER']}"][0] + row["VAR_DMAG"])
+        other = per_frame[per_frame["ID"] != vid]
+        keep = np.isin(small.truth["ID"], other["ID"])
+        assert np.allclose(other["MAG"], small.truth[f"MAG_{row['FILTER']}"][keep])
+        dmags.append(row["VAR_DMAG"])
+    assert np.ptp(dmags) > 0.5
+    m500 = [p for p in small.paths if "_m500_" in p.name]
+    with pytest.raises(ArgumentError, match="without a zero point"):
+        multiband_catalog(small.paths, zeropoints={str(m500[0]): 27.0}, workers=1)
+    flat = tmp_path / "nowcs.fits"
+    fits.PrimaryHDU(np.zeros((64, 64), np.float32), header=fits.Header({"FILTER": "g"})) \
+        .writeto(flat)
+    with pytest.raises(MissingWCSError, match="nowcs.fits"):
+        multiband_catalog([small.paths[0], flat], workers=1)
+    assert not list((tmp_path / "var").rglob("*.cat"))  # nothing was measured
