@@ -42,8 +42,9 @@ from .exceptions import ArgumentError, EzphotError, ForeignFileError, ImageError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["multiband_catalog", "combine_inverse_variance", "usable_measurements", "image_depth", "image_zeropoint",
-           "plot_sed", "ZEROPOINT_KEYS", "AB_UJY_ZEROPOINT"]
+__all__ = ["multiband_catalog", "save_multiband", "combine_inverse_variance",
+           "usable_measurements", "image_depth", "image_zeropoint", "plot_sed",
+           "ZEROPOINT_KEYS", "AB_UJY_ZEROPOINT", "MultibandError"]
 
 #: header keywords read for a frame's zero point when none is given (first present wins)
 ZEROPOINT_KEYS = ("ZP", "ZP_AUTO", "MAGZERO", "MAGZP", "PHOTZP")

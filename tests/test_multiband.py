@@ -18,9 +18,13 @@ from astropy.io import fits
 from astropy.table import Table
 from astropy.wcs import WCS
 
-from ezphot.datasets import FrameSpec, make_multiband_field, make_reference_catalog, \
-    moffat_enclosed_fraction
 from ezphot.dataobjects import Catalog
+from ezphot.datasets import (
+    FrameSpec,
+    make_multiband_field,
+    make_reference_catalog,
+    moffat_enclosed_fraction,
+)
 from ezphot.multiband import combine_inverse_variance, multiband_catalog, plot_sed
 
 FILTERS = ("m400", "m600", "g", "z")
