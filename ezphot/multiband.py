@@ -393,7 +393,10 @@ def multiband_catalog(images: Iterable, *, detection_image=None,
                                 "zeropoint_source": zps[i][1],
                                 "catalog": circ_rows[i]["catalog"],
                                 "catalog_elliptical": ell_rows[i]["catalog"] if ell_rows else None,
-                                "used": paths[i] not in bad})
+                                "used": paths[i] not in bad,
+                                # wall time of the frame's measurement(s) in its worker
+                                "seconds": circ_rows[i]["seconds"]
+                                + (ell_rows[i]["seconds"] if ell_rows else 0.0)})
         filters_meta.append({"filter": band, "wavelength_nm": central_wavelength(band, None),
                              "calibrated": calibrated, "frames": len(idx)})
         loaded = {}
@@ -437,6 +440,7 @@ def multiband_catalog(images: Iterable, *, detection_image=None,
                        aperture_diameter_arcsec=diam.tolist(), seeing=detcat.info.seeing)
     meta = {"method": "multiband", "filters": filters_meta, "frames": frames_meta,
             "detection": {"image": str(det_img.path), "catalog": row["catalog"], "why": why,
+                          "seconds": row["seconds"],
                           "detection_sigma": det_opts["detection_sigma"],
                           "depths": None if depths is None else dict(zip(paths, depths))},
             "failed": failed, "apertures_arcsec": diam.tolist(),
