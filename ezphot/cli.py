@@ -1,4 +1,4 @@
-"""The ``ezphot`` command: browse, photometry, forced, calibrate, demo.
+"""The ``ezphot`` command: browse, photometry, forced, calibrate, multiband, demo.
 
 Exit codes: 0 success; 1 some images failed; 2 bad arguments or input.
 """
@@ -76,6 +76,31 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _zeropoints(text: str):
+    """A number, a header keyword, or comma-separated FILTER=VALUE (number or keyword)."""
+    def one(value: str):
+        value = value.strip()
+        try:
+            number = float(value)
+        except ValueError:
+            if not value or not value.replace("_", "").replace("-", "").isalnum():
+                raise argparse.ArgumentTypeError(f"not a number or a header keyword: {value!r}")
+            return value
+        if not math.isfinite(number):
+            raise argparse.ArgumentTypeError(f"expected a finite zero point, got {value!r}")
+        return number
+
+    if "=" not in text:
+        return one(text)
+    pairs = {}
+    for item in text.split(","):
+        band, sep, value = item.partition("=")
+        if not sep or not band.strip():
+            raise argparse.ArgumentTypeError(f"expected FILTER=VALUE pairs, got {item!r}")
+        pairs[band.strip()] = one(value)
+    return pairs
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ezphot", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
@@ -115,6 +140,22 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--output-suffix", default=".cal.cat",
                    help="output: the catalogue's path with .cat replaced by this")
     p.add_argument("--plot", action="store_true", help="also write <output>.png")
+
+    p = sub.add_parser("multiband", help="one catalogue of a field in several filters: detect "
+                       "on the deepest frame, forced photometry on every frame")
+    _add_browse_filters(p)
+    p.add_argument("--output", type=Path, required=True, help="catalogue file (.fits/.parquet)")
+    p.add_argument("--overwrite", action="store_true", help="replace an ezphot catalogue there")
+    p.add_argument("--detection-image", type=Path, default=None,
+                   help="detect on this image (default: the deepest frame)")
+    p.add_argument("--detection-sigma", type=_positive_float, default=3.0)
+    p.add_argument("--aperture-arcsec", type=_positive_floats, default=[5.0])
+    p.add_argument("--zeropoint", type=_zeropoints, default=None,
+                   help="a number, a header keyword, or FILTER=VALUE pairs (comma-separated; "
+                        "default: each frame's ZP keyword, else instrumental)")
+    p.add_argument("--elliptical", action="store_true",
+                   help="also measure the detections' Kron ellipses")
+    _add_run_options(p)
 
     p = sub.add_parser("demo", help="generate sample 7DT-like frames and measure them")
     p.add_argument("--output", type=Path, default=Path("demo_output"))
@@ -251,6 +292,34 @@ def _report_off_positions(paths, ra: list[float], dec: list[float]) -> bool:
     return bool(on_some.any())
 
 
+def _cmd_multiband(args) -> int:
+    from .multiband import MultibandError, multiband_catalog
+
+    _check_scheduler(args.scheduler)
+    paths = _search(args)
+    try:
+        catalog = multiband_catalog(
+            paths, detection_image=args.detection_image,
+            aperture_diameter_arcsec=args.aperture_arcsec, zeropoints=args.zeropoint,
+            detection_sigma=args.detection_sigma, elliptical=args.elliptical,
+            workers=args.workers, scheduler=args.scheduler, on_error=args.on_error,
+            resume=not args.no_resume, output=args.output, overwrite=args.overwrite)
+    except MultibandError as exc:  # the detection failed: a frame failed, not the arguments
+        print(f"ezphot multiband: {exc}", file=sys.stderr)
+        return 1
+    except FileExistsError as exc:  # the output exists (without --overwrite)
+        print(f"ezphot multiband: error: {exc} (use --overwrite)", file=sys.stderr)
+        return 2
+    for f in catalog.meta["filters"]:
+        unit = "µJy, AB" if f["calibrated"] else "ADU, instrumental"
+        print(f"{f['filter']:>6s}  {f['frames']} frame(s)  ({unit})")
+    for image, error in catalog.meta["failed"]:
+        print(f"failed  {image}  {error}")
+    print(f"{len(catalog.data)} sources detected on {catalog.meta['detection']['image']}")
+    print(f"Catalogue: {catalog.info.path}")
+    return 1 if catalog.meta["failed"] else 0
+
+
 def _cmd_demo(args) -> int:
     from .batch import run_batch
     from .datasets import FULL_SHAPE, make_sample_tree
@@ -355,7 +424,7 @@ def main(argv: list[str] | None = None) -> int:
     from .exceptions import EzphotError
 
     handlers = {"browse": _cmd_browse, "photometry": _cmd_photometry, "forced": _cmd_forced,
-                "demo": _cmd_demo}
+                "multiband": _cmd_multiband, "demo": _cmd_demo}
     handlers["calibrate"] = _cmd_calibrate
     try:
         return handlers[args.command](args)

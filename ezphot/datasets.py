@@ -782,8 +782,8 @@ def make_reference_catalog(truth: Table, path: str | os.PathLike,
     of depth). Errors follow a survey's noise: ``sqrt(floor² + (1.0857 / SNR)²)`` with
     SNR = 5 at ``mag_5sigma``; each magnitude is the truth plus a draw of that error.
     ``outlier_fraction`` of the magnitudes of each filter (chosen independently per filter)
-    are off by a random ``outlier_offset`` magnitude range (either sign): blends, variables,
-    wrong cross-matches.
+    are the truth off by a random amount in ``outlier_offset`` (mag, either sign): blends,
+    variables, wrong cross-matches.
 
     Parameters
     ----------
@@ -847,7 +847,9 @@ def make_reference_catalog(truth: Table, path: str | os.PathLike,
         err = np.sqrt(mag_err_floor**2 + (1.0857 / snr) ** 2)
         meas = m + rng.normal(0.0, 1.0, n) * err
         outlier = rng.uniform(size=n) < outlier_fraction
-        meas[outlier] += rng.choice([-1.0, 1.0], outlier.sum()) * rng.uniform(
+        # an outlier is wrong by the offset itself (at least its lower bound, whatever the
+        # noise draw would have been)
+        meas[outlier] = m[outlier] + rng.choice([-1.0, 1.0], outlier.sum()) * rng.uniform(
             *outlier_offset, outlier.sum())
         seen = (m >= lo) & (m <= hi)
         meas[~seen] = np.nan
