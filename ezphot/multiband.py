@@ -352,7 +352,7 @@ def multiband_catalog(images: Iterable, *, detection_image=None,
 
     paths = [str(img.path) for img in imgs]
     fopts = dict(forced_options or {})
-    fopts.update(x_arr=ra, y_arr=dec, unit="coord", aperture_diameter_arcsec=diam.tolist(),
+    fopts.update(x=ra, y=dec, unit="coord", aperture_diameter_arcsec=diam.tolist(),
                  aperture_diameter_seeing=[])
     circ_rows = _run(paths, "circular", batch, fopts)
     ell_rows = None
@@ -361,7 +361,7 @@ def multiband_catalog(images: Iterable, *, detection_image=None,
         eopts = {k: v for k, v in (forced_options or {}).items()
                  if k not in ("aperture_diameter_arcsec", "aperture_diameter_seeing",
                               "annulus_width_arcsec")}
-        eopts.update(x_arr=ra, y_arr=dec, sma_arr=a_as, smi_arr=b_as, theta_arr=pa,
+        eopts.update(x=ra, y=dec, a=a_as, b=b_as, theta=pa,
                      unit="coord")
         ell_rows = _run(paths, "elliptical", batch, eopts)
 
