@@ -496,6 +496,7 @@ def calculate_bkg(img, *, target_mask=None, target_ivpmask=None, is_2D_bkg: bool
     img : BaseImage
     target_mask, target_ivpmask : Mask or bool array, optional
         Source mask and invalid-pixel mask; their pixels (and non-finite ones) are ignored.
+        ``target_srcmask``: deprecated alias of ``target_mask``.
     is_2D_bkg : bool
         False returns a constant map at the global background level.
     box_size, filter_size : int

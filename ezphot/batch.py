@@ -99,8 +99,6 @@ def process_image(image: ImageDescriptor | str, method: str, options: Mapping,
                   resume: bool) -> dict:
     """Measure one image (runs in a worker). Never raises: failures become a summary row.
 
-    ``image`` is an `ImageDescriptor` (file, HDU, kind, profile) or a path.
-
     With ``resume`` an existing catalogue is reused only when its checksum verifies and its
     provenance key (method, options, targets, input file, versions) equals this call's; a
     damaged catalogue or one made otherwise is measured again and ``reason`` says why. A
@@ -108,8 +106,8 @@ def process_image(image: ImageDescriptor | str, method: str, options: Mapping,
 
     Parameters
     ----------
-    path : str
-        The image.
+    image : ImageDescriptor or str
+        The image: a descriptor (file, HDU, kind, profile) or a path.
     method : str
         The photometry method (see `run_batch`).
     options : mapping

@@ -113,11 +113,19 @@ class ReferenceCatalog:
     ``ReferenceCatalog(table)`` whose columns are ``RA``, ``DEC``, ``MAG_<band>`` and
     ``MAGERR_<band>`` (what ``read`` produces).
 
-    Attributes
+    The parameters are also the attributes.
+
+    Parameters
     ----------
     table : astropy.table.Table
+        The stars: ``RA``, ``DEC`` (deg), ``MAG_<band>`` and ``MAGERR_<band>`` columns. Rows
+        without a finite RA/Dec are dropped (with a warning).
     survey : str or None
+        The survey whose column mapping was used (``'gaia'``, ``'ps1'``, ...), if any.
     path : str or None
+        The file it was read from, if any (names it in messages).
+    _coord : SkyCoord or None
+        Internal cache of the sky positions (`coord`); not to be given.
     """
 
     table: Table
@@ -161,7 +169,23 @@ class ReferenceCatalog:
 
     def band_for(self, name: str) -> str:
         """The band of this catalogue called ``name`` (exact, then case-insensitive, then the
-        one band whose name starts with ``name + '_'``, e.g. 'g' -> 'g_sdss')."""
+        one band whose name starts with ``name + '_'``, e.g. 'g' -> 'g_sdss').
+
+        Parameters
+        ----------
+        name : str
+            A band or filter name.
+
+        Returns
+        -------
+        str
+            The band as named in this catalogue (its ``MAG_<band>`` column).
+
+        Raises
+        ------
+        ReferenceCatalogError
+            When no band, or more than one, matches.
+        """
         bands = self.bands
         if name in bands:
             return name
@@ -190,6 +214,11 @@ class ReferenceCatalog:
             ``RA``, ``DEC``, ``MAG_<band>`` (``MAGERR_<band>``) columns.
         format : str, optional
             astropy ``Table.read`` format (default from the file extension).
+
+        Returns
+        -------
+        ReferenceCatalog
+            The stars with ``RA``, ``DEC``, ``MAG_<band>``, ``MAGERR_<band>`` columns.
 
         Raises
         ------
@@ -327,7 +356,19 @@ def map_columns(raw: Table, *, survey: str | None = None, columns: Mapping | Non
 
 # -- noise, gain, depth --------------------------------------------------------------------
 def catalog_gain(catalog: Catalog) -> float | None:
-    """The gain (e-/ADU) a catalogue's errors were computed with, when recorded."""
+    """The gain (e-/ADU) a catalogue's errors were computed with, when recorded.
+
+    Parameters
+    ----------
+    catalog : Catalog
+        A photometry catalogue.
+
+    Returns
+    -------
+    float or None
+        ``meta['egain']``, else the SExtractor configuration's GAIN, when finite and
+        positive; None otherwise.
+    """
     meta = catalog.meta or {}
     for value in (meta.get("egain"), (meta.get("sextractor_config") or {}).get("GAIN")):
         try:
@@ -552,6 +593,8 @@ def calibrate(catalog: Catalog, reference: ReferenceCatalog | str | os.PathLike,
         positions X_WORLD/Y_WORLD and FLUX_<col>/FLUXERR_<col> columns).
     reference : ReferenceCatalog or path
         A path is read with `ReferenceCatalog.read` (``survey=``).
+    survey : {'gaia', 'ps1', 'skymapper', 'apass'}, optional
+        Column mapping used when ``reference`` is a path (see `ReferenceCatalog.read`).
     band : str, optional
         Reference band (default: the catalogue's filter, see `ReferenceCatalog.band_for`).
     column : str
@@ -576,6 +619,9 @@ def calibrate(catalog: Catalog, reference: ReferenceCatalog | str | os.PathLike,
     isolation_arcsec : float or None
         No other catalogue source brighter than the star + ``isolation_dmag`` within this
         radius (default: the largest aperture diameter, at least 5"; 0 switches it off).
+    isolation_dmag : float
+        A neighbour within ``isolation_arcsec`` less than this many magnitudes fainter than
+        the star (in ``column``'s flux; or without a flux) rejects the star.
     snr_min : float
         Minimum S/N (FLUX/FLUXERR) in each column.
     mag_range : (low, high), optional

@@ -509,6 +509,21 @@ def default_zeropoint(filter_name: str) -> float:
     Broad bands 26.2-27.9; medium bands (25 nm wide) ~26.0 at 600 nm, lower towards the blue
     and red ends of the CMOS response. Only a default of the generated frames: any numbers
     may be given to `make_multiband_field`.
+
+    Parameters
+    ----------
+    filter_name : str
+        A 7DT medium band (``'m400'`` ... ``'m875'``) or ``'u' 'g' 'r' 'i' 'z'``.
+
+    Returns
+    -------
+    float
+        The zero point (AB mag).
+
+    Raises
+    ------
+    KeyError
+        For an unknown filter (from `ezphot.filters.central_wavelength`).
     """
     from .filters import central_wavelength
 
@@ -523,6 +538,26 @@ def sed_magnitude_offsets(wavelength_nm, *, temperature=None, alpha=None) -> np.
 
     ``temperature`` (K): a blackbody, f_nu ∝ B_nu(T); ``alpha``: a power law f_nu ∝ λ^alpha.
     Arrays broadcast (sources along the first axis, wavelengths along the last).
+
+    Parameters
+    ----------
+    wavelength_nm : float or array
+        Wavelength(s) in nm.
+    temperature : float or array, optional
+        Blackbody temperature(s) in K (one per source); used when given.
+    alpha : float or array, optional
+        Power-law slope(s) of f_nu ∝ λ^alpha (one per source), when no ``temperature``.
+
+    Returns
+    -------
+    numpy.ndarray
+        The magnitude offsets: shape ``(n_sources, n_wavelengths)`` for arrays, or that of
+        the SED parameter for a scalar wavelength.
+
+    Raises
+    ------
+    ValueError
+        When neither ``temperature`` nor ``alpha`` is given.
     """
     lam = np.asarray(wavelength_nm, float) * 1e-9
     ref = _SED_REF_NM * 1e-9
@@ -545,7 +580,9 @@ def sed_magnitude_offsets(wavelength_nm, *, temperature=None, alpha=None) -> np.
 class MultibandField:
     """What `make_multiband_field` made.
 
-    Attributes
+    The parameters are also the attributes.
+
+    Parameters
     ----------
     paths : list of pathlib.Path
         The frames, in the order of ``frames``.
@@ -635,6 +672,8 @@ def make_multiband_field(root: str | os.PathLike, filters: Sequence[str] = ("m40
     Returns
     -------
     MultibandField
+        The frames' paths, the frames and truth tables, the zero points and the variable
+        star's ID.
     """
     from astropy.coordinates import SkyCoord
 
@@ -794,6 +833,25 @@ def make_reference_catalog(truth: Table, path: str | os.PathLike,
         atomically; an existing file is an error unless ``overwrite=True``.
     filters : sequence of str, optional
         Filters to include (default: every ``MAG_<f>`` column).
+    mag_limits : (float, float)
+        Bright and faint limits (AB mag): a source is listed when inside them in at least
+        one filter; a magnitude outside them is NaN.
+    mag_err_floor : float
+        Floor of the magnitude errors (mag), added in quadrature.
+    mag_5sigma : float
+        Magnitude at S/N 5 of the survey's noise model.
+    outlier_fraction : float
+        Fraction (0-1) of each filter's magnitudes made outliers.
+    outlier_offset : (float, float)
+        Range (mag) of the outliers' offsets, drawn uniformly, with a random sign.
+    position_error_arcsec : float
+        Gaussian scatter (arcsec, per axis) added to the true positions.
+    stars_only : bool
+        List only the truth's stars (TYPE 'star'), not galaxies.
+    seed : int
+        Seed of the random errors, outliers and position scatter.
+    overwrite : bool
+        Replace an existing file at ``path`` (else FileExistsError).
 
     Returns
     -------

@@ -21,7 +21,18 @@ _MEDIUM = re.compile(r"^m(\d{3,4})$")
 
 
 def is_known_filter(name: str) -> bool:
-    """True when `central_wavelength` knows ``name``."""
+    """True when `central_wavelength` knows ``name``.
+
+    Parameters
+    ----------
+    name : str
+        A filter name.
+
+    Returns
+    -------
+    bool
+        Whether its central wavelength is known.
+    """
     return central_wavelength(name, default=None) is not None
 
 
@@ -35,6 +46,16 @@ def central_wavelength(name: str, default: float | None | type = KeyError) -> fl
         ``'r'``, ``'i'``, ``'z'`` (case-sensitive: ``'U'`` is not SDSS ``u``).
     default : float or None, optional
         Returned for an unknown name; without it an unknown name raises ``KeyError``.
+
+    Returns
+    -------
+    float or None
+        The central wavelength in nm, or ``default`` for an unknown name.
+
+    Raises
+    ------
+    KeyError
+        For an unknown name when no ``default`` is given.
     """
     text = str(name).strip()
     match = _MEDIUM.match(text)

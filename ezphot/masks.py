@@ -42,19 +42,21 @@ def calculate_circularmask(img, *, x: float, y: float, radius_arcsec: float,
     ----------
     img : ScienceImage or path
         The image.
-    x_position, y_position : float
-        The centre: RA, Dec (deg) or 0-based pixels.
+    x, y : float
+        The centre: RA, Dec (deg) or 0-based pixels. ``x_position``/``y_position``:
+        deprecated aliases.
     radius_arcsec : float
         Radius in arcsec.
     unit : {'coord', 'pixel'}
         How the centre is given.
-    target_srcmask : Mask, optional
-        A mask to add to (not modified: the result is a new mask).
+    target_mask : Mask, optional
+        A mask to add to (not modified: the result is a new mask). ``target_srcmask``:
+        deprecated alias.
 
     Returns
     -------
     Mask
-        True inside the circle (and where ``target_srcmask`` is True).
+        True inside the circle (and where ``target_mask`` is True).
     """
     from .photometry.geometry import to_pixel
 
@@ -166,8 +168,9 @@ def calculate_sourcemask(img, *, target_mask=None, sigma: float = 5,
     ----------
     img : ScienceImage or path
         The image.
-    target_srcmask : Mask, optional
-        A mask to add to (not modified: the result is a new mask).
+    target_mask : Mask, optional
+        A mask to add to (not modified: the result is a new mask). ``target_srcmask``:
+        deprecated alias.
     sigma : float
         Detection threshold in units of the background RMS.
     mask_radius_factor : float
@@ -187,7 +190,7 @@ def calculate_sourcemask(img, *, target_mask=None, sigma: float = 5,
     Returns
     -------
     Mask
-        True on the detected sources (and where ``target_srcmask`` is True).
+        True on the detected sources (and where ``target_mask`` is True).
     """
     from .sextractor.convfilter import resolve_detection_filter
     from .sextractor.imagerun import image_config, run_on_image

@@ -181,8 +181,8 @@ def show_image(img, unit: str = "pixel", scale: str = "zscale", downsample: int 
     ----------
     img : BaseImage or path
         The image.
-    coord_type : {'pixel', 'coord'}
-        Axes in 0-based pixels, or RA/Dec (WCSAxes).
+    unit : {'pixel', 'coord'}
+        Axes in 0-based pixels, or RA/Dec (WCSAxes). ``coord_type``: deprecated alias.
     scale : str
         Display interval: 'zscale' or 'minmax'.
     downsample : int
@@ -244,12 +244,19 @@ def show_position(img, x: float, y: float, unit: str = "pixel", radius_arcsec=No
         The image.
     x, y : float
         The position.
-    coord_type : {'pixel', 'coord'}
-        How ``x``, ``y`` are given.
+    unit : {'pixel', 'coord'}
+        How ``x``, ``y`` (and ``a``, ``b``, ``theta``) are given. ``coord_type``: deprecated
+        alias.
     radius_arcsec : float, optional
-        Circular aperture radius to draw.
-    a_arcsec, b_arcsec, theta_deg : float, optional
-        Elliptical aperture to draw: semi-axes (arcsec) and angle (deg).
+        Circular aperture radius to draw (arcsec).
+    a, b : float, optional
+        Semi-axes of an elliptical aperture to draw (drawn when both are given): arcsec with
+        ``unit='coord'``, pixels with ``unit='pixel'``. ``a_arcsec``/``b_arcsec``:
+        deprecated aliases.
+    theta : float, optional
+        Its angle in degrees (default 0): position angle east of north with
+        ``unit='coord'``, counter-clockwise from +x with ``unit='pixel'``. ``theta_deg``:
+        deprecated alias.
     zoom_radius_pixel : int
         Half size of the cut-out in pixels.
     downsample : int

@@ -66,6 +66,9 @@ class CatalogInfo:
         Telescope name.
     aperture_diameter_arcsec : list of float, optional
         Aperture diameters of the catalogue, in arcsec.
+    zp, zp_err : float, optional
+        Zero point (magnitude of 1 count, ADU) of the calibrated main column and its
+        uncertainty in mag (set by `ezphot.calibration.calibrate`; None when uncalibrated).
     extra : dict, optional
         Any other key.
     """

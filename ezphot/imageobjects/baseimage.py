@@ -155,8 +155,13 @@ class BaseImage:
 
     def descriptor(self) -> ImageDescriptor:
         """What identifies this image (file, HDU, kind, profile), small and picklable: what
-        a batch sends to its workers. ``label`` is the path, with ``[HDU]`` when the file holds
-        several images."""
+        a batch sends to its workers.
+
+        Returns
+        -------
+        ImageDescriptor
+            ``label`` is the path, with ``[HDU]`` when the file holds several images.
+        """
         label = str(self.path) if self._n_images == 1 else f"{self.path}[{self.hdu}]"
         profile = self._profile_arg
         return ImageDescriptor(path=str(self.path), hdu=self.hdu, kind=self.image_type,
@@ -464,18 +469,22 @@ class BaseImage:
 class ImageDescriptor:
     """An image as a batch worker receives it: file, HDU, kind and profile, never pixels.
 
-    Attributes
+    The parameters are also the (frozen) attributes.
+
+    Parameters
     ----------
     path : str
         The FITS file (``'file.fits[N]'`` is also understood when ``hdu`` is None).
     hdu : int or None
         The HDU; None: the first HDU with 2-D image data.
     kind : str
-        ``'science'``, ``'reference'``, ``'calibration'`` or ``'image'``.
+        ``'science'``, ``'reference'``, ``'calibration'``; anything else (``'image'``) opens
+        a plain `BaseImage`.
     profile : str, TelescopeProfile or None
         The telescope profile forced on the image, if any.
     label : str
-        How the image is named in summaries (default: ``path``).
+        How the image is named in summaries (default: ``path``, with ``[hdu]`` when ``hdu``
+        is given).
     """
 
     path: str
@@ -493,7 +502,14 @@ class ImageDescriptor:
         return self.label
 
     def open(self) -> BaseImage:
-        """The image object (its header read; pixels when used)."""
+        """The image object (its header read; pixels when used).
+
+        Returns
+        -------
+        BaseImage
+            A `ScienceImage`, `ReferenceImage` or `CalibrationImage` as ``kind`` says (else a
+            `BaseImage`), with this HDU and profile.
+        """
         from . import scienceimage
 
         cls = {"science": scienceimage.ScienceImage, "reference": scienceimage.ReferenceImage,
@@ -502,7 +518,23 @@ class ImageDescriptor:
 
     @classmethod
     def of(cls, item) -> ImageDescriptor:
-        """The descriptor of an image object, a descriptor, or a path (``'file.fits[N]'``)."""
+        """The descriptor of an image object, a descriptor, or a path (``'file.fits[N]'``).
+
+        Parameters
+        ----------
+        item : BaseImage, ImageDescriptor, str or path-like
+            The image; a descriptor is returned as it is.
+
+        Returns
+        -------
+        ImageDescriptor
+            The descriptor (a path gives a science image, HDU resolved when opened).
+
+        Raises
+        ------
+        TypeError
+            For anything else.
+        """
         if isinstance(item, ImageDescriptor):
             return item
         if isinstance(item, BaseImage):

@@ -103,17 +103,24 @@ class AperturePhotometry:
                        save_fig: bool = False, **kwargs) -> Catalog:
         """Detect and measure sources with the SExtractor binary.
 
+        The signature shown is that of the core function
+        `ezphot.photometry.sexphot.sex_photometry` (which holds every default) plus the
+        façade's own ``verbose``, ``visualize`` and ``save_fig``.
+
         Parameters
         ----------
         target_img : ScienceImage, ReferenceImage, CalibrationImage or path
+            The image to measure.
         target_bkg : Background, float or None
             Background to subtract (BACK_TYPE MANUAL); None: SExtractor's own mesh background.
         target_bkgrms : Errormap or None
             Background RMS map used as the weight (MAP_RMS).
         target_mask : Mask or None
-            Pixels excluded from detection and measurement.
+            Pixels excluded from detection and measurement (True = excluded).
         sex_params : dict, optional
-            Any SExtractor keyword (validated against the binary); not modified.
+            Any SExtractor keyword (validated against the binary); not modified. Keywords
+            naming the binary's output files (CATALOG_NAME, CHECKIMAGE_NAME, XML_NAME) are
+            refused.
         detection_sigma : float
             DETECT_THRESH and ANALYSIS_THRESH in sigmas.
         aperture_diameter_arcsec, aperture_diameter_seeing : float or list
@@ -125,21 +132,34 @@ class AperturePhotometry:
             The header's SATURATE does not override it.
         kron_factor : float
             First PHOT_AUTOPARAMS value.
-        **kwargs
-            ``parameters`` (output parameter list), ``egain``, ``zeropoint``, ``seeing``,
-            ``binary``; ``detection_filter`` ('gauss' matched to the seeing (default),
-            'tophat', 'mexhat', 'default' = the shipped 3x3, or a 2-D kernel array),
-            ``detection_filter_fwhm`` (px), ``detection_filter_size`` (odd px); see
-            `ezphot.sextractor.convfilter`;
-            ``checkimages`` (SExtractor check-image types, e.g.
-            ``['BACKGROUND', 'SEGMENTATION']``: returned in ``catalog.checkimages`` as
-            `CheckImage` objects and, with ``save=True``, saved as
-            ``<frame>.cat.<type>.fits``, ``-TYPE`` as ``minus_type``); ``timeout`` (seconds
-            allowed to the binary; default ``$EZPHOT_SEXTRACTOR_TIMEOUT``, else 10 min + 20 s
-            per million pixels). Keywords naming the binary's output files (CATALOG_NAME,
-            CHECKIMAGE_NAME, XML_NAME) are refused in ``sex_params``.
+        parameters : list of str, optional
+            SExtractor output parameters (default:
+            `ezphot.photometry.sexphot.default_parameters`).
+        egain : float, optional
+            GAIN in e-/ADU (default: header / telescope profile).
+        zeropoint : float
+            MAG_ZEROPOINT (default 0: instrumental magnitudes).
+        seeing : float, optional
+            Seeing FWHM in arcsec (default: the header's, else measured when seeing-multiple
+            apertures, CLASS_STAR or a seeing-matched filter need it).
+        binary : SExtractorBinary or str, optional
+            The SExtractor binary (default: ``$EZPHOT_SEXTRACTOR``, else found on the path).
+        checkimages : list of str, optional
+            SExtractor check-image types, e.g. ``['BACKGROUND', 'SEGMENTATION']``: returned in
+            ``catalog.checkimages`` as `CheckImage` objects and, with ``save=True``, saved as
+            ``<frame>.cat.<type>.fits`` (``-TYPE`` as ``minus_type``).
+        timeout : float, optional
+            Seconds allowed to the binary (default ``$EZPHOT_SEXTRACTOR_TIMEOUT``, else
+            10 min + 20 s per million pixels).
         save : bool
             Write the catalogue beside the image (``<frame>.<suffix>``, atomically).
+        detection_filter : str or 2-D array, optional
+            'gauss' (matched to the seeing; default), 'tophat', 'mexhat', 'default' (the
+            shipped 3x3) or a kernel array; see `ezphot.sextractor.convfilter`.
+        detection_filter_fwhm : float, optional
+            FWHM (px) of the generated filter (default: the seeing).
+        detection_filter_size : int, optional
+            Odd kernel size (px) of the generated filter.
         verbose : bool
             False lowers ezphot's logging to warnings for this call.
         visualize : bool
@@ -181,12 +201,17 @@ class AperturePhotometry:
         apertures); columns named as SExtractor's. The background is always subtracted
         (estimated when not given).
 
+        The signature shown is that of the core function
+        `ezphot.photometry.detect.photutils_photometry` (which holds every default) plus the
+        façade's own ``verbose``, ``visualize`` and ``save_fig``.
+
         Parameters
         ----------
         target_img : ScienceImage or path
             The image to measure.
         target_bkg, target_bkgrms, target_mask : optional
-            Background map or value, RMS map, mask (estimated / none when not given).
+            Background map or value (ADU), RMS map (ADU), mask (True = excluded); estimated /
+            none when not given.
         detection_sigma : float
             Detection threshold in units of the background RMS.
         aperture_diameter_arcsec : float or list
@@ -195,6 +220,19 @@ class AperturePhotometry:
             Kron radius factor (as SExtractor's PHOT_AUTOPARAMS).
         minarea_pixels : int
             Minimum connected pixels of a detection.
+        deblend_contrast : float
+            photutils' deblending contrast (0-1).
+        deblend_nlevels : int
+            photutils' deblending levels.
+        egain : float, optional
+            Gain in e-/ADU (default: header / telescope profile).
+        seeing : float, optional
+            Seeing FWHM in arcsec (default: the image's).
+        zeropoint : float
+            Magnitude zero point (default 0: instrumental magnitudes).
+        nproc : int
+            Processes of photutils' deblending (the catalogue does not depend on it; with
+            ``nproc > 1`` a script needs the ``if __name__ == '__main__':`` guard).
         save : bool
             Write the catalogue beside the image (``<frame>.<suffix>``, atomically).
         verbose : bool
@@ -203,9 +241,6 @@ class AperturePhotometry:
             Draw the image with the catalogue (shown inline in Jupyter).
         save_fig : bool
             Save that picture as a PNG beside the catalogue.
-        **kwargs
-            ``deblend_contrast``, ``deblend_nlevels``, ``egain``, ``seeing``, ``zeropoint``,
-            ``nproc``.
 
         Returns
         -------
@@ -217,6 +252,10 @@ class AperturePhotometry:
     def circular_photometry(self, target_img, *args, verbose: bool = True,
                             visualize: bool = True, save_fig: bool = False, **kwargs) -> Catalog:
         """Forced photometry in circular apertures at given positions.
+
+        The signature shown is that of the core function
+        `ezphot.photometry.forced.circular_photometry` (which holds every default) plus the
+        façade's own ``verbose``, ``visualize`` and ``save_fig``.
 
         Parameters
         ----------
@@ -234,8 +273,18 @@ class AperturePhotometry:
         unit : {'pixel', 'coord'}
             How ``x``, ``y`` are given.
         target_bkg, target_bkgrms, target_mask : optional
-            Background map or value, RMS map, mask. Without them the background and RMS are
-            estimated on tiles around the positions.
+            Background map or value, RMS map, mask (True = excluded). Without them the
+            background and RMS are estimated on tiles around the positions.
+        method : {'exact', 'center', 'subpixel'}
+            photutils' aperture-pixel overlap method.
+        subpixels : int
+            Sub-pixels per pixel side for ``method='subpixel'``.
+        egain : float, optional
+            Gain in e-/ADU for the source Poisson noise (default: header / telescope profile).
+        seeing : float, optional
+            Seeing FWHM in arcsec (default: the image's).
+        zeropoint : float
+            Magnitude zero point (default 0: instrumental magnitudes).
         save : bool
             Write the catalogue beside the image (``<frame>.<suffix>``, atomically).
         verbose : bool
@@ -244,9 +293,6 @@ class AperturePhotometry:
             Draw the image with the catalogue (shown inline in Jupyter).
         save_fig : bool
             Save that picture as a PNG beside the catalogue.
-        **kwargs
-            ``method`` ('exact', 'center', 'subpixel'), ``subpixels``, ``egain``, ``seeing``,
-            ``zeropoint``.
 
         Returns
         -------
@@ -260,25 +306,39 @@ class AperturePhotometry:
                               **kwargs) -> Catalog:
         """Forced photometry in elliptical apertures at given positions.
 
+        The signature shown is that of the core function
+        `ezphot.photometry.forced.elliptical_photometry` (which holds every default) plus the
+        façade's own ``verbose``, ``visualize`` and ``save_fig``.
+
         Parameters
         ----------
         target_img : ScienceImage or path
             The image to measure.
         x, y : float, list or array
             Centres: 0-based pixels (``unit='pixel'``) or RA/Dec in degrees (``unit='coord'``).
+            ``x_arr``/``y_arr``: deprecated aliases.
         a, b : float, list or array
             Semi-major and semi-minor axes: pixels, or arcsec with ``unit='coord'``.
+            ``sma_arr``/``smi_arr``: deprecated aliases.
         theta : float, list or array
             Orientation in degrees: ``unit='coord'``, position angle east of north (as
             THETA_J2000); ``unit='pixel'``, counter-clockwise from +x (as THETA_IMAGE).
+            ``theta_arr``: deprecated alias.
         unit : {'pixel', 'coord'}
-            How positions, axes and angles are given. Deprecated aliases: ``x_arr``,
-            ``y_arr``, ``sma_arr``, ``smi_arr``, ``theta_arr``.
+            How positions, axes and angles are given.
         annulus_ratio : float, optional
             Local sky in an elliptical annulus from the aperture to ``annulus_ratio`` times
             its size.
         target_bkg, target_bkgrms, target_mask : optional
-            Background map or value, RMS map, mask.
+            Background map or value, RMS map, mask (True = excluded).
+        method : {'exact', 'center', 'subpixel'}
+            photutils' aperture-pixel overlap method.
+        subpixels : int
+            Sub-pixels per pixel side for ``method='subpixel'``.
+        egain : float, optional
+            Gain in e-/ADU for the source Poisson noise (default: header / telescope profile).
+        zeropoint : float
+            Magnitude zero point (default 0: instrumental magnitudes).
         save : bool
             Write the catalogue beside the image (``<frame>.<suffix>``, atomically).
         verbose : bool
@@ -287,8 +347,6 @@ class AperturePhotometry:
             Draw the image with the catalogue (shown inline in Jupyter).
         save_fig : bool
             Save that picture as a PNG beside the catalogue.
-        **kwargs
-            ``method``, ``subpixels``, ``egain``, ``zeropoint``.
 
         Returns
         -------

@@ -552,8 +552,9 @@ def circular_photometry(target_img, x, y, *, aperture_diameter_arcsec=(5, 7, 10)
     ----------
     target_img : BaseImage or path
         The image.
-    x_arr, y_arr : float, list or array (or a SkyCoord as ``x_arr``)
+    x, y : float, list or array (or a SkyCoord as ``x``)
         0-based pixels (``unit='pixel'``) or RA/Dec in degrees (``unit='coord'``).
+        ``x_arr``/``y_arr``: deprecated aliases.
     aperture_diameter_arcsec, aperture_diameter_seeing : float, list or Quantity
         Diameters: fixed (arcsec, or a Quantity in angle or pixels), then seeing multiples.
     annulus_width_arcsec : float, optional
@@ -669,12 +670,15 @@ def elliptical_photometry(target_img, x, y, a, b, theta, *,
     ----------
     target_img : BaseImage or path
         The image.
-    x_arr, y_arr : float, list or array
+    x, y : float, list or array
         Centres: 0-based pixels (``unit='pixel'``) or RA/Dec in degrees (``unit='coord'``).
-    sma_arr, smi_arr : float, list or array
+        ``x_arr``/``y_arr``: deprecated aliases.
+    a, b : float, list or array
         Semi-major and semi-minor axes: pixels, or arcsec with ``unit='coord'``.
-    theta_arr : float, list or array
+        ``sma_arr``/``smi_arr``: deprecated aliases.
+    theta : float, list or array
         Degrees: east of north (``unit='coord'``) or counter-clockwise from +x (``'pixel'``).
+        ``theta_arr``: deprecated alias.
     unit : {'pixel', 'coord'}
         How positions, axes and angles are given.
     annulus_ratio : float, optional

@@ -27,7 +27,9 @@ NOT_RESULT = frozenset({"target_img", "save", "verbose", "visualize", "save_fig"
 class PhotometryMethod:
     """One photometry method.
 
-    Attributes
+    The parameters are also the (frozen) attributes.
+
+    Parameters
     ----------
     name : str
         Its name (``'sextractor'``, ...), also ``Catalog.meta['method']``.
@@ -67,7 +69,13 @@ class PhotometryMethod:
         return self.function.split(":")[1]
 
     def excluded(self) -> frozenset:
-        """Options left out of the resume key."""
+        """Options left out of the resume key.
+
+        Returns
+        -------
+        frozenset of str
+            `NOT_RESULT` and the method's own ``not_result``.
+        """
         return NOT_RESULT | self.not_result
 
 
@@ -87,12 +95,39 @@ METHODS: dict[str, PhotometryMethod] = {
 
 
 def method_names(*, detection: bool | None = None) -> tuple[str, ...]:
-    """The registered names (``detection=True``: detection methods only)."""
+    """The registered names (``detection=True``: detection methods only).
+
+    Parameters
+    ----------
+    detection : bool or None
+        True: detection methods only; False: the others (forced photometry); None: all.
+
+    Returns
+    -------
+    tuple of str
+        The method names, in registration order.
+    """
     return tuple(n for n, m in METHODS.items() if detection is None or m.detection == detection)
 
 
 def get_method(name: str) -> PhotometryMethod:
-    """The registered method ``name``; ValueError naming the choices otherwise."""
+    """The registered method ``name``; ValueError naming the choices otherwise.
+
+    Parameters
+    ----------
+    name : str
+        A method name (``'sextractor'``, ``'photutils'``, ``'circular'``, ``'elliptical'``).
+
+    Returns
+    -------
+    PhotometryMethod
+        Its registry entry.
+
+    Raises
+    ------
+    ValueError
+        For a name that is not registered.
+    """
     try:
         return METHODS[name]
     except (KeyError, TypeError):

@@ -53,6 +53,22 @@ def image_config(img: BaseImage, *, saturation_level: float | None = None, gain:
     SATUR_LEVEL is ``saturation_level`` (default: the image's, header SATURATE else the
     profile's) and GAIN ``gain``; the header never overrides them (SATUR_KEY/GAIN_KEY name a
     keyword no header has). ``keywords`` (SExtractor keywords) are set last.
+
+    Parameters
+    ----------
+    img : BaseImage
+        The image (its telescope profile gives the base configuration).
+    saturation_level : float, optional
+        SATUR_LEVEL in ADU (default: ``img.saturation``).
+    gain : float
+        GAIN in e-/ADU (0: SExtractor's infinite gain, no source Poisson noise).
+    **keywords
+        SExtractor keywords, set last.
+
+    Returns
+    -------
+    dict
+        SExtractor keyword -> value (a new dict; the profile is not modified).
     """
     config = dict(img.profile.sextractor)
     config.update(SATUR_LEVEL=img.saturation if saturation_level is None else saturation_level,
@@ -62,7 +78,20 @@ def image_config(img: BaseImage, *, saturation_level: float | None = None, gain:
 
 
 def readable_input(img: BaseImage, workdir: Path) -> str:
-    """A path the binary can read: the file itself, or a plain copy (tile-compressed input)."""
+    """A path the binary can read: the file itself, or a plain copy (tile-compressed input).
+
+    Parameters
+    ----------
+    img : BaseImage
+        The image.
+    workdir : Path
+        The run directory, where a plain copy is written when one is needed.
+
+    Returns
+    -------
+    str
+        The path (``'file.fits[N]'`` for an extension), or that of the copy.
+    """
     path = img.sextractor_path
     if path is not None:
         return path
@@ -88,6 +117,32 @@ def prepare_maps(img: BaseImage, workdir: Path, image_path: str, config: dict, b
     but SExtractor 2.25 treats such pixels differently in apertures (zero, not the mirror
     pixel: a star half under a mask lost half its FLUX_AUTO) and in its noise estimate, so
     the mask stays in the weight map.
+
+    Parameters
+    ----------
+    img : BaseImage
+        The image.
+    workdir : Path
+        The run directory the files are written to.
+    image_path : str
+        The path the binary reads the image from (`readable_input`).
+    config : dict
+        The run's configuration: updated in place with the background, weight, saturation
+        and interpolation keywords these maps need.
+    bkg : Background, float or None
+        A map (subtracted into a copy) or a constant (BACK_VALUE); None: SExtractor's own.
+    rms : Errormap or None
+        Background RMS map (MAP_RMS weight).
+    mask : Mask or None
+        Pixels excluded from detection and measurement (True = excluded).
+    saturation_level : float
+        SATUR_LEVEL of the image as given (lowered by the subtracted background map).
+
+    Returns
+    -------
+    str
+        The image path the binary should measure: the background-subtracted copy when
+        ``bkg`` is a map, else ``image_path``.
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -143,7 +198,18 @@ def prepare_maps(img: BaseImage, workdir: Path, image_path: str, config: dict, b
 
 
 def plain_primary_image(path: Path) -> bool:
-    """True when the primary HDU of ``path`` is a 2-D image SExtractor can read."""
+    """True when the primary HDU of ``path`` is a 2-D image SExtractor can read.
+
+    Parameters
+    ----------
+    path : Path
+        A FITS file.
+
+    Returns
+    -------
+    bool
+        False too when the file cannot be read.
+    """
     try:
         header = fits.getheader(path, 0)
     except (OSError, ValueError):
@@ -163,6 +229,7 @@ def run_on_image(img: BaseImage, *, config: Mapping[str, object], parameters: Se
     Parameters
     ----------
     img : BaseImage
+        The image.
     config : mapping
         The run's configuration (usually from `image_config`); not modified.
     parameters : sequence of str
@@ -174,8 +241,10 @@ def run_on_image(img: BaseImage, *, config: Mapping[str, object], parameters: Se
     bkg, rms, mask : Background or float, Errormap, Mask, optional
         Maps, checked against the image beforehand; see `prepare_maps`.
     detection_filter : DetectionFilter, optional
-        Written into the run directory (FILTER/FILTER_NAME); with ``detection_sigma``,
-        DETECT_THRESH is ``detection_sigma`` times the filter's threshold scale.
+        Written into the run directory (FILTER/FILTER_NAME).
+    detection_sigma : float, optional
+        With ``detection_filter``: DETECT_THRESH becomes ``detection_sigma`` times the
+        filter's threshold scale (ignored without a filter).
     overrides : mapping, optional
         Keywords set last (the user's ``sex_params``: they win over everything).
     binary, timeout, checkimages
@@ -207,7 +276,25 @@ def run_on_image(img: BaseImage, *, config: Mapping[str, object], parameters: Se
 def detect_sources(img: BaseImage, *, sigma: float = 3.0, binary=None,
                    timeout: float | None = None) -> Table:
     """The binary's sources on the image at ``sigma`` (0-based X/Y_IMAGE), for the PSF of the
-    injection tests and to keep blank apertures and injected stars off sources."""
+    injection tests and to keep blank apertures and injected stars off sources.
+
+    Parameters
+    ----------
+    img : BaseImage
+        The image.
+    sigma : float
+        DETECT_THRESH and ANALYSIS_THRESH in sigmas.
+    binary : SExtractorBinary or str, optional
+        The SExtractor binary (default: found as `find_sextractor` does).
+    timeout : float, optional
+        Seconds allowed to the binary.
+
+    Returns
+    -------
+    astropy.table.Table
+        X_IMAGE, Y_IMAGE (0-based), FLUX_AUTO, FLUXERR_AUTO, FLUX_MAX, BACKGROUND,
+        ISOAREA_IMAGE, FWHM_IMAGE, ELONGATION and FLAGS of every source.
+    """
     config = image_config(img, DETECT_THRESH=sigma, ANALYSIS_THRESH=sigma, PHOT_APERTURES=5,
                           PIXEL_SCALE=img.pixelscale or 1.0, CLEAN="Y")
     params = ["X_IMAGE", "Y_IMAGE", "FLUX_AUTO", "FLUXERR_AUTO", "FLUX_MAX", "BACKGROUND",
