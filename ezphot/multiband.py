@@ -38,7 +38,8 @@ import numpy as np
 from astropy.table import Table
 
 from .dataobjects import Catalog, CatalogInfo
-from .exceptions import ArgumentError, EzphotError, ForeignFileError, ImageError
+from .exceptions import (ArgumentError, EzphotError, ForeignFileError, ImageError,
+                         MissingDependencyError)
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +126,22 @@ def image_depth(img, zeropoint: float | None, aperture_diameter_arcsec: float, *
     insensitive to sources) of every ``step``-th row and column, N_pix the aperture's area in
     pixels. Without a zero point, ZP = 0 (a depth in instrumental magnitudes, comparable
     between frames only through their noise per aperture).
+
+    Parameters
+    ----------
+    img : ScienceImage
+        The frame.
+    zeropoint : float or None
+        Its zero point (None: instrumental, 0).
+    aperture_diameter_arcsec : float
+        The aperture's diameter.
+    step : int
+        Sample every ``step``-th row and column for the noise.
+
+    Returns
+    -------
+    float
+        The 5σ limit in magnitudes.
     """
     sample = np.array(img.data[::step, ::step], dtype=np.float64)
     img.clear()  # drop the memory map: the frame is measured later in a worker
@@ -199,6 +216,17 @@ def usable_measurements(fluxes, errors, flags) -> np.ndarray:
     Those with a finite flux, a finite positive error and an aperture wholly on the frame
     with a finite sky (FLAGS without 1, 2, 8, 16); for a source that has none of those, every
     finite one (its FLAGS then say why).
+
+    Parameters
+    ----------
+    fluxes, errors, flags : array_like
+        Per-frame fluxes, their errors and forced-photometry FLAGS, shape (n_frames,
+        n_sources).
+
+    Returns
+    -------
+    numpy.ndarray of bool
+        Shape (n_frames, n_sources): True where the measurement enters the combination.
     """
     from .photometry.forced import FLAG_BADSKY, FLAG_NONFINITE, FLAG_OFF, FLAG_PARTIAL
 
@@ -266,12 +294,15 @@ def multiband_catalog(images: Iterable, *, detection_image=None,
         More options of the forced photometry (``annulus_width_arcsec``, ``method``...).
     workers, client, scheduler, on_error, resume, progress
         As `ezphot.batch.run_batch` (default: one worker process per core, each measuring
-        one frame at a time; ``workers=1`` runs in this process). With ``on_error='skip'`` a failed frame is left out and listed in
-        ``meta['failed']`` (the detection must succeed).
+        one frame at a time; ``workers=1`` runs in this process). With ``on_error='skip'``
+        a failed frame is left out and listed in ``meta['failed']`` (the detection must
+        succeed).
     output : path-like, optional
         Save the catalogue: ``.fits`` (a `Catalog`, with checksums) or ``.parquet``
         (pyarrow). Written atomically; an existing file is replaced only with
         ``overwrite=True`` and only when ezphot wrote it (`ForeignFileError` otherwise).
+    overwrite : bool
+        Replace an existing ``output`` that ezphot wrote.
 
     Returns
     -------
@@ -505,7 +536,23 @@ def _is_ezphot_parquet(path: Path) -> bool:
 
 def save_multiband(catalog: Catalog, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
     """Save a multi-band catalogue: ``.fits`` (`Catalog.save`) or ``.parquet``; atomic, never
-    over a file ezphot did not write."""
+    over a file ezphot did not write.
+
+    Parameters
+    ----------
+    catalog : Catalog
+        From `multiband_catalog`.
+    path : path-like
+        Ends in ``.fits`` or ``.parquet``.
+    overwrite : bool
+        Replace an existing multi-band catalogue that ezphot wrote (``FileExistsError``
+        otherwise; a file ezphot did not write is never replaced: `ForeignFileError`).
+
+    Returns
+    -------
+    pathlib.Path
+        The file written.
+    """
     from ._io import atomic_write
 
     path = Path(path)
@@ -519,8 +566,8 @@ def save_multiband(catalog: Catalog, path: str | os.PathLike, *, overwrite: bool
     try:
         import pyarrow  # noqa: F401
     except ImportError as exc:
-        raise ArgumentError(f"{path}: Parquet needs pyarrow (pip install 'ezphot[parquet]')") \
-            from exc
+        raise MissingDependencyError(f"{path}: Parquet needs pyarrow "
+                                     "(pip install 'ezphot[parquet]')") from exc
     import json
 
     from .dataobjects.catalog import _jsonable

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 import threading
 
@@ -166,6 +167,9 @@ class _ProductsMixin:
         if not _SIGNED:
             _product_signatures()
         super().__init__(*args, **kwargs)
+
+    # help() and inspect.signature show BaseImage's parameters, not (*args, **kwargs)
+    __init__.__signature__ = inspect.signature(BaseImage.__init__)
 
     def _product(self, cls):
         path = cls.default_path(self.path)
