@@ -62,7 +62,9 @@ autosummary_ignore_module_all = False
 autodoc_default_options = {"members": True, "show-inheritance": True}
 autodoc_member_order = "bysource"
 autodoc_typehints = "none"          # numpydoc's Parameters sections carry the types
-autodoc_preserve_defaults = True
+# not True: the façade methods show their core function's signature (__signature__), which
+# differs from their source, and preserve_defaults would parse the source
+autodoc_preserve_defaults = False
 autoclass_content = "class"
 numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False
@@ -82,7 +84,7 @@ myst_heading_anchors = 3
 # -- HTML -------------------------------------------------------------------------------------
 html_theme = "pydata_sphinx_theme"
 html_title = f"ezphot {release}"
-html_static_path = ["_static"]
+html_static_path: list[str] = []   # no static files of our own
 html_theme_options = {
     "navigation_with_keys": False,
     "show_toc_level": 2,

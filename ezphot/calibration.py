@@ -610,7 +610,7 @@ def calibrate(catalog: Catalog, reference: ReferenceCatalog | str | os.PathLike,
     class_star_min, elongation_max : float or None
         Stellar-locus cuts on CLASS_STAR and ELONGATION (None: no cut).
     fwhm_tolerance : float or None
-        Keep stars with |FWHM_IMAGE / locus - 1| below this; the locus is the median FWHM of
+        Keep stars with ``abs(FWHM_IMAGE / locus - 1)`` below this; the locus is the median FWHM of
         the matched unflagged stars at S/N >= ``locus_snr_min``.
     locus_snr_min : float
         CLASS_STAR and FWHM_IMAGE cuts apply to sources at least this S/N in ``column``
