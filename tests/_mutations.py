@@ -21,9 +21,9 @@ F = "tests/test_formulas.py"
 MUTATIONS = [
  # (id, file, old, new, tests)
  ("int-shift", "ezphot/photometry/sexphot.py", "            table[name] = col - 1", "            table[name] = col", [R + "::test_integer_positions_are_the_binarys_minus_one"]),
- ("zeropoint", "ezphot/photometry/sexphot.py", "MAG_ZEROPOINT=zeropoint or 0.0", "MAG_ZEROPOINT=0.0", [R + "::test_zeropoint_enters_every_magnitude"]),
- ("satur-sign", "ezphot/photometry/sexphot.py", 'config["SATUR_LEVEL"] = saturation_level - float(', 'config["SATUR_LEVEL"] = saturation_level + float(', [R + "::test_saturation_after_background_subtraction"]),
- ("satur-dropped", "ezphot/photometry/sexphot.py", 'config["SATUR_LEVEL"] = saturation_level - float(np.nanmedian(bkg.data[::8, ::8]))', 'config["SATUR_LEVEL"] = saturation_level', [R + "::test_saturation_after_background_subtraction"]),
+ ("zeropoint", "ezphot/photometry/sexphot.py", "MAG_ZEROPOINT=zeropoint,", "MAG_ZEROPOINT=0.0,", [R + "::test_zeropoint_enters_every_magnitude"]),
+ ("satur-sign", "ezphot/sextractor/imagerun.py", 'config["SATUR_LEVEL"] = saturation_level - float(', 'config["SATUR_LEVEL"] = saturation_level + float(', [R + "::test_saturation_after_background_subtraction"]),
+ ("satur-dropped", "ezphot/sextractor/imagerun.py", 'config["SATUR_LEVEL"] = saturation_level - float(np.nanmedian(bkg.data[::8, ::8]))', 'config["SATUR_LEVEL"] = saturation_level', [R + "::test_saturation_after_background_subtraction"]),
  ("rms-bias", "ezphot/background.py", "var += rn_adu2 / np.float32(n)", "var += rn_adu2", [R + "::test_rms_model_master_terms_equal_the_formula"]),
  ("rms-dark", "ezphot/background.py", "var += (np.maximum(data, 0) / (gain * n))", "var += (np.maximum(data, 0) / gain)", [R + "::test_rms_model_master_terms_equal_the_formula"]),
  ("rms-flat", "ezphot/background.py", "var += (back.astype(np.float32) ** 2 /", "var += (back.astype(np.float32) /", [R + "::test_rms_model_master_terms_equal_the_formula"]),

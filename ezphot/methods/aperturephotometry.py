@@ -88,6 +88,10 @@ class AperturePhotometry:
     catalogue).
     """
 
+    def __init__(self) -> None:
+        if not _SIGNED:
+            _readable_help()
+
     def help(self) -> None:
         """Print each public method as you would call it, with a one-line description."""
         lines = ["Help for AperturePhotometry", "Public methods:"]
@@ -377,9 +381,15 @@ class AperturePhotometry:
         return catalog
 
 
+_SIGNED: list = []
+
+
 def _readable_help() -> None:
     """Each façade method shows the signature a user types: its core function's parameters
-    (and defaults) with the façade's ``verbose``, ``visualize`` and ``save_fig``."""
+    (and defaults) with the façade's ``verbose``, ``visualize`` and ``save_fig``.
+
+    Done when the first `AperturePhotometry` is made: the core functions import photutils,
+    which ``import ezphot.methods`` should not pay for."""
     from ..imageobjects.scienceimage import facade_signature, plain_signatures
 
     for method in ("sextractor", "photutils", "circular", "elliptical"):
@@ -387,6 +397,4 @@ def _readable_help() -> None:
         func = getattr(AperturePhotometry, spec.facade_name)
         func.__signature__ = facade_signature(spec.func, func)
     plain_signatures(AperturePhotometry)
-
-
-_readable_help()
+    _SIGNED.append(True)
