@@ -186,8 +186,9 @@ class _DeepTiles:
     (cached; the whole frame at once when the tiles would cover 15 % of it)."""
 
     def __init__(self, data: np.ndarray, mask: np.ndarray | None, box: int = 64,
-                 filt: int = 3):
+                 filt: int = 3, fwhm: float | None = None):
         self.data, self.mask, self.box, self.filt = data, mask, box, filt
+        self.fwhm = fwhm  # the seeing in pixels: the detection filter and the growth of masks
         self._tiles: dict = {}
 
     def _make(self, y0: int, y1: int, x0: int, x1: int) -> tuple[np.ndarray, int]:
@@ -195,7 +196,7 @@ class _DeepTiles:
 
         arr = _ArrayRows(self.data[y0:y1, x0:x1])  # rows are copied to float32 as read
         masks = [] if self.mask is None else [self.mask[y0:y1, x0:x1]]
-        _, _, deep, b, _ = _deep_background(arr, masks, [], self.box, self.filt, None)
+        _, _, deep, b, _ = _deep_background(arr, masks, [], self.box, self.filt, self.fwhm)
         return deep, b
 
     def _tile(self, y0: int, y1: int, x0: int, x1: int):
@@ -217,6 +218,30 @@ class _DeepTiles:
         iy = (np.arange(ys.start, ys.stop) - oy) // b
         ix = (np.arange(xs.start, xs.stop) - ox) // b
         return deep[np.ix_(iy, ix)]
+
+
+def _seeing_fwhm(img: BaseImage, seeing: float | None = None) -> float | None:
+    """The seeing FWHM in pixels for the annulus' deep mask: ``seeing`` (arcsec) or the
+    header's, else measured on the frame (`measure_seeing`, SExtractor), else None (the deep
+    mask's default, 5 px, with a warning)."""
+    from ..background import _seeing_pixels
+
+    scale = img.pixelscale
+    if seeing and scale:
+        return float(seeing) / float(scale)
+    fwhm = _seeing_pixels(img)
+    if fwhm:
+        return fwhm
+    try:
+        from .sexphot import measure_seeing
+
+        measured = measure_seeing(img)
+        if measured and scale:
+            return float(measured) / float(scale)
+    except Exception as exc:  # noqa: BLE001 - an unmeasurable seeing falls back, loudly
+        log.warning("%s: seeing not in the header and not measurable (%s); the annulus' "
+                    "source mask assumes a %.0f px FWHM", img.path, exc, 5.0)
+    return None
 
 
 def _clipped_mean(v: np.ndarray, nsigma: float = 4.0, iterations: int = 5):
@@ -369,7 +394,7 @@ def _measure(img: BaseImage, masks_per_aperture: list[list], areas: list[np.ndar
 # Positions measured per chunk: the aperture masks of a chunk (a few kB each) and the rows
 # it covers (at most _BLOCK_BYTES of pixels) are all the memory forced photometry needs
 # beyond its output, whatever the number of positions.
-_CHUNK = 4096
+_CHUNK = 1024  # aperture masks of 1024 positions x 5 apertures: ~20 MB
 _BLOCK_BYTES = 32 << 20
 
 
@@ -387,19 +412,22 @@ def _chunks(ys: np.ndarray, max_rows: int):
 
 def _chunked_measure(img: BaseImage, px: np.ndarray, py: np.ndarray, usable: np.ndarray,
                      make_masks, n_apertures: int, extent: float, sky: _Sky,
-                     mask: np.ndarray | None, what: str):
+                     mask: np.ndarray | None, what: str, gain, zeropoint: float, *,
+                     fwhm: float | None = None):
     """Measure all positions chunk by chunk, sorted along y so that each chunk reads only
     the rows it covers. ``make_masks(idx)`` returns (aperture masks per aperture, their areas,
-    annulus masks or None) for the positions ``idx``; ``extent`` bounds their half size in pixels.
+    annulus masks or None) for the positions ``idx``; ``extent`` bounds their half size in pixels;
+    ``fwhm`` (pixels) is the seeing the annulus' deep source mask is matched to.
 
-    Returns per-aperture (flux, var_sky, var_est) arrays and the FLAGS of every position.
+    Returns the output columns of every aperture (`_column_values`, without NPIX), filled
+    chunk by chunk into their final arrays (no full-length intermediate arrays: with 10^6
+    positions the output table is the only large allocation), and the FLAGS of every position.
     """
     from tqdm.auto import tqdm
 
     n = px.size
-    flux = [np.full(n, np.nan) for _ in range(n_apertures)]
-    var_sky = [np.full(n, np.nan) for _ in range(n_apertures)]
-    var_est = [np.zeros(n) for _ in range(n_apertures)]
+    columns = [{name: np.full(n, np.nan, dtype=_DTYPES.get(name, np.float64))
+                for name, _ in _COLUMNS if name != "NPIX"} for _ in range(n_apertures)]
     flags = np.zeros(n, dtype=np.int32)
     flags[~usable] = FLAG_OFF
     ny, nx = img.shape
@@ -420,19 +448,30 @@ def _chunked_measure(img: BaseImage, px: np.ndarray, py: np.ndarray, usable: np.
             data = _RowBlock(img.read_rows(y0, y1, dtype=dtype), y0, (ny, nx)) \
                 if y1 > y0 else _RowBlock(np.empty((0, nx), dtype), 0, (ny, nx))
             if ann_masks is not None and deep is None:
-                deep = _DeepTiles(img.data, mask)
+                deep = _DeepTiles(img.data, mask, fwhm=fwhm)
             results, fl = _measure(img, aper_masks, areas, sky, mask, ann_masks, data=data,
                                    deep=deep)
             for k, (f, vs, ve, _) in enumerate(results):
-                flux[k][idx], var_sky[k][idx], var_est[k][idx] = f, vs, ve
+                for name, values in _column_values(f, vs, ve, gain, zeropoint).items():
+                    columns[k][name][idx] = values
             flags[idx] |= fl
     finally:
         img.close()  # the file handle read_rows opened
-    return flux, var_sky, var_est, flags
+    return columns, flags
 
 
-def _photometry_columns(table: Table, suffix: str, flux, var_sky, var_est, area, gain,
-                        zeropoint: float, kind: str) -> None:
+# Output columns per aperture. MAG, MAGERR, the upper limits and NPIX are float32, as
+# SExtractor writes MAG_APER/MAGERR_APER (FITS format E; 7 significant digits, 1e-6 mag);
+# FLUX, FLUXERR and SKYSIG stay float64. This keeps 10^6 positions x 5 apertures within
+# 4x a full frame's bytes (issue 9).
+_COLUMNS = (("NPIX", u.pix**2), ("FLUX", u.ct), ("MAG", u.mag), ("FLUXERR", u.ct),
+            ("MAGERR", u.mag), ("SKYSIG", u.ct), ("UL5", u.mag), ("UL3", u.mag))
+_DTYPES = {"NPIX": np.float32, "MAG": np.float32, "MAGERR": np.float32, "UL5": np.float32,
+           "UL3": np.float32}
+
+
+def _column_values(flux, var_sky, var_est, gain, zeropoint: float) -> dict:
+    """FLUX, MAG, FLUXERR, MAGERR, SKYSIG, UL5, UL3 (module formulas, computed in float64)."""
     with np.errstate(divide="ignore", invalid="ignore"):
         skysig = np.sqrt(var_sky)
         poisson = np.maximum(flux, 0) / gain if gain else np.zeros_like(flux)
@@ -441,13 +480,27 @@ def _photometry_columns(table: Table, suffix: str, flux, var_sky, var_est, area,
         magerr = np.where(flux > 0, 2.5 / math.log(10) * fluxerr / flux, np.nan)
         ul5 = -2.5 * np.log10(5 * skysig) + zeropoint
         ul3 = -2.5 * np.log10(3 * skysig) + zeropoint
-    # columns take these fresh arrays as they are (no copies: millions of rows)
-    for name, values, unit in (("NPIX", np.array(area, float), u.pix**2), ("FLUX", flux, u.ct),
-                               ("MAG", mag, u.mag), ("FLUXERR", fluxerr, u.ct),
-                               ("MAGERR", magerr, u.mag), ("SKYSIG", skysig, u.ct),
-                               ("UL5", ul5, u.mag), ("UL3", ul3, u.mag)):
+    return {"FLUX": flux, "MAG": mag, "FLUXERR": fluxerr, "MAGERR": magerr, "SKYSIG": skysig,
+            "UL5": ul5, "UL3": ul3}
+
+
+def _add_columns(table: Table, suffix: str, columns: dict, npix, kind: str) -> None:
+    """Add one aperture's columns (``columns`` from `_chunked_measure`) in the output order;
+    the arrays become the columns as they are (no copies: millions of rows)."""
+    columns = {"NPIX": np.asarray(npix, dtype=np.float32), **columns}
+    for name, unit in _COLUMNS:
+        values = columns[name]
+        if values.dtype != _DTYPES.get(name, np.float64):
+            values = values.astype(_DTYPES.get(name, np.float64))
         table.add_column(Column(values, name=f"{name}_{kind}{suffix}", unit=unit, copy=False),
                          copy=False)
+
+
+def _photometry_columns(table: Table, suffix: str, flux, var_sky, var_est, area, gain,
+                        zeropoint: float, kind: str) -> None:
+    """The output columns of one aperture from its sums (the formulas of the module notes)."""
+    _add_columns(table, suffix, _column_values(flux, var_sky, var_est, gain, zeropoint), area,
+                 kind)
 
 
 def _prepare(img, target_bkg, target_bkgrms, target_mask):
@@ -482,17 +535,19 @@ def _positions(img, x_arr, y_arr, unit):
 
 
 def _position_table(img, px, py) -> Table:
-    """X_IMAGE, Y_IMAGE (0-based) and X_WORLD, Y_WORLD (ICRS; NaN without a WCS)."""
+    """X_IMAGE, Y_IMAGE (0-based; ``px``/``py`` become the columns, not copied) and X_WORLD,
+    Y_WORLD (ICRS; NaN without a WCS), converted in blocks (no full-length temporaries)."""
     table = Table()
-    table["X_IMAGE"] = px * u.pix
-    table["Y_IMAGE"] = py * u.pix
-    if img.wcs is None:
-        ra = dec = np.full(px.size, np.nan)
-    else:
-        sky = img.wcs.pixel_to_world(px, py).icrs
-        ra, dec = sky.ra.deg, sky.dec.deg
-    table["X_WORLD"] = ra * u.deg
-    table["Y_WORLD"] = dec * u.deg
+    table.add_column(Column(px, name="X_IMAGE", unit=u.pix, copy=False), copy=False)
+    table.add_column(Column(py, name="Y_IMAGE", unit=u.pix, copy=False), copy=False)
+    ra, dec = np.full(px.size, np.nan), np.full(px.size, np.nan)
+    if img.wcs is not None:
+        step = 1 << 16
+        for s in range(0, px.size, step):
+            sky = img.wcs.pixel_to_world(px[s:s + step], py[s:s + step]).icrs
+            ra[s:s + step], dec[s:s + step] = sky.ra.deg, sky.dec.deg
+    table.add_column(Column(ra, name="X_WORLD", unit=u.deg, copy=False), copy=False)
+    table.add_column(Column(dec, name="Y_WORLD", unit=u.deg, copy=False), copy=False)
     return table
 
 
@@ -501,7 +556,7 @@ def _sky_source(img, bkg, rms, mask, annulus: bool):
     return _Sky(bkg, rms, _TileEstimate(img, mask) if need_estimate else None)
 
 
-def _bkg_details(sky: _Sky, bkg, annulus) -> dict:
+def _bkg_details(sky: _Sky, bkg, annulus, fwhm: float | None = None) -> dict:
     """Which estimator and masks gave the sky, for ``Catalog.meta['background_details']``."""
     if isinstance(bkg, Background):
         h = bkg.header
@@ -511,7 +566,7 @@ def _bkg_details(sky: _Sky, bkg, annulus) -> dict:
     if bkg is not None:
         return {"source": "constant", "value": float(bkg)}
     if annulus is not None:
-        return {"source": "annulus", **_ANNULUS_LABEL}
+        return {"source": "annulus", **_ANNULUS_LABEL, "fwhm_pixel": fwhm}
     return {"source": "tiles", **sky.estimate.label()} if sky.estimate is not None else {}
 
 
@@ -579,20 +634,19 @@ def circular_photometry(target_img, x_arr, y_arr, *, aperture_diameter_arcsec=(5
 
     extent = (r_in + width) if with_annulus else max(diam_px) / 2.0
     sky = _sky_source(img, bkg, rms, mask, with_annulus)
-    fluxes, var_skys, var_ests, flags = _chunked_measure(
-        img, px, py, usable, make_masks, len(diam_px), extent, sky, mask, "circular")
+    ann_fwhm = _seeing_fwhm(img, seeing) if with_annulus else None
+    gain = _gain(img, egain)
+    columns, flags = _chunked_measure(img, px, py, usable, make_masks, len(diam_px), extent,
+                                      sky, mask, "circular", gain, zeropoint, fwhm=ann_fwhm)
     off = _off_image(img, px, py, usable, extent)
     if off == px.size:
         log.warning("%s: none of the %d positions is on the image", img.path, px.size)
     table = _position_table(img, px, py)
-    gain = _gain(img, egain)
     for i, area in enumerate(areas):
-        # hand each aperture's arrays over and drop them: no second copy of the results
-        flux, var_sky, var_est = fluxes[i], var_skys[i], var_ests[i]
-        fluxes[i] = var_skys[i] = var_ests[i] = None
-        _photometry_columns(table, "" if i == 0 else f"_{i}", flux, var_sky, var_est,
-                            np.full(px.size, area), gain, zeropoint, "APER")
-        del flux, var_sky, var_est
+        # the arrays become the columns and are dropped here: no second copy of the results
+        _add_columns(table, "" if i == 0 else f"_{i}", columns[i],
+                     np.full(px.size, area, np.float32), "APER")
+        columns[i] = None
     table["FLAGS"] = flags
     table.meta.update(pixel_origin=0, aperture_method=method,
                       subpixels=subpixels if method == "subpixel" else None)
@@ -601,7 +655,8 @@ def circular_photometry(target_img, x_arr, y_arr, *, aperture_diameter_arcsec=(5
             "n_off_image": off,
             # local-sky annulus (pixels: inner and outer radius), drawn by the pictures
             "annulus_pixel": [float(r_in), float(r_in + width)] if with_annulus else None,
-            "background_details": _bkg_details(sky, bkg, True if with_annulus else None)}
+            "background_details": _bkg_details(sky, bkg, True if with_annulus else None,
+                                               ann_fwhm)}
     info = catalog_info(img, "circular", seeing=seeing, aperture_diameter_arcsec=diam_arcsec,
                         path=None)
     return finish_catalog(Catalog(table, info=info, meta=meta), img, ".circ.cat", save,
@@ -682,14 +737,14 @@ def elliptical_photometry(target_img, x_arr, y_arr, sma_arr, smi_arr, theta_arr,
     area = np.pi * a * b
     extent = float(np.max(a[usable]) * ratio) if usable.any() else 0.0
     sky = _sky_source(img, bkg, rms, mask, with_annulus)
-    fluxes, var_skys, var_ests, flags = _chunked_measure(
-        img, px, py, usable, make_masks, 1, extent, sky, mask, "elliptical")
+    ann_fwhm = _seeing_fwhm(img) if with_annulus else None
+    columns, flags = _chunked_measure(img, px, py, usable, make_masks, 1, extent, sky, mask,
+                                      "elliptical", _gain(img, egain), zeropoint, fwhm=ann_fwhm)
     table = _position_table(img, px, py)
     table["SMA_IMAGE"] = a * u.pix
     table["SMI_IMAGE"] = b * u.pix
     table["THETA_IMAGE"] = np.degrees(theta_rad) * u.deg
-    _photometry_columns(table, "", fluxes[0], var_skys[0], var_ests[0], area, _gain(img, egain),
-                        zeropoint, "ELIP")
+    _add_columns(table, "", columns[0], area, "ELIP")
     table["FLAGS"] = flags
     table.meta.update(pixel_origin=0, aperture_method=method,
                       subpixels=subpixels if method == "subpixel" else None)
@@ -697,7 +752,8 @@ def elliptical_photometry(target_img, x_arr, y_arr, sma_arr, smi_arr, theta_arr,
             "background": _bkg_label(bkg, True if with_annulus else None),
             # the annulus runs from each ellipse out to annulus_ratio times it
             "annulus_ratio": float(annulus_ratio) if with_annulus else None,
-            "background_details": _bkg_details(sky, bkg, True if with_annulus else None)}
+            "background_details": _bkg_details(sky, bkg, True if with_annulus else None,
+                                               ann_fwhm)}
     info = catalog_info(img, "elliptical", seeing=img.seeing, aperture_diameter_arcsec=None,
                         path=None)
     return finish_catalog(Catalog(table, info=info, meta=meta), img, ".ellip.cat", save,
