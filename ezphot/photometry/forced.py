@@ -484,6 +484,19 @@ def _column_values(flux, var_sky, var_est, gain, zeropoint: float) -> dict:
             "UL5": ul5, "UL3": ul3}
 
 
+def _add_error(columns: dict, sigma: float, step: int = 1 << 16) -> None:
+    """Add ``sigma`` (ADU) in quadrature to FLUXERR, and MAGERR accordingly, in place (by
+    blocks: no full-length temporaries)."""
+    if not sigma > 0:
+        return
+    flux, fluxerr, magerr = columns["FLUX"], columns["FLUXERR"], columns["MAGERR"]
+    for s in range(0, flux.size, step):
+        f, e = flux[s:s + step], fluxerr[s:s + step]
+        np.sqrt(e * e + sigma * sigma, out=e)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            magerr[s:s + step] = np.where(f > 0, 2.5 / math.log(10) * e / f, np.nan)
+
+
 def _add_columns(table: Table, suffix: str, columns: dict, npix, kind: str) -> None:
     """Add one aperture's columns (``columns`` from `_chunked_measure`) in the output order;
     the arrays become the columns as they are (no copies: millions of rows)."""
@@ -592,10 +605,15 @@ def circular_photometry(target_img, x_arr, y_arr, *, aperture_diameter_arcsec=(5
                         target_bkg=None, target_mask=None, target_bkgrms=None,
                         method: str = "exact", subpixels: int = 5, egain: float | None = None,
                         seeing: float | None = None, zeropoint: float = 0.0,
-                        save: bool = True) -> Catalog:
+                        save: bool = True, confusion_error: bool = True) -> Catalog:
     """Forced photometry in circular apertures; see `AperturePhotometry.circular_photometry`.
 
     Positions are measured in chunks (bounded memory for any number of positions).
+    ``confusion_error=True``: blank apertures near the positions, measured with the same sky,
+    tell how much more their fluxes scatter than the noise model says (stars below the
+    detection limit, the background's own error); where that is over 5 %, the excess is
+    added in quadrature to FLUXERR (and MAGERR) of every position, per aperture size, and
+    recorded in ``meta['confusion_error']`` (`ezphot.photometry.depth.confusion_error`).
     """
     from photutils.aperture import CircularAnnulus, CircularAperture
 
@@ -624,20 +642,38 @@ def circular_photometry(target_img, x_arr, y_arr, *, aperture_diameter_arcsec=(5
     with_annulus = annulus_width_arcsec is not None and bkg is None
     areas = [np.pi * (d / 2.0) ** 2 for d in diam_px]
 
-    def make_masks(idx):
-        xy = np.column_stack([px[idx], py[idx]])
-        masks = [CircularAperture(xy, r=d / 2.0).to_mask(method=method, subpixels=subpixels)
-                 for d in diam_px]
-        ann = CircularAnnulus(xy, r_in=r_in, r_out=r_in + width).to_mask(method="center") \
-            if with_annulus else None
-        return masks, [np.full(idx.size, a) for a in areas], ann
+    def masks_at(xs, ys):
+        def make_masks(idx):
+            xy = np.column_stack([xs[idx], ys[idx]])
+            masks = [CircularAperture(xy, r=d / 2.0).to_mask(method=method, subpixels=subpixels)
+                     for d in diam_px]
+            ann = CircularAnnulus(xy, r_in=r_in, r_out=r_in + width).to_mask(method="center") \
+                if with_annulus else None
+            return masks, [np.full(idx.size, a) for a in areas], ann
+        return make_masks
 
     extent = (r_in + width) if with_annulus else max(diam_px) / 2.0
     sky = _sky_source(img, bkg, rms, mask, with_annulus)
     ann_fwhm = _seeing_fwhm(img, seeing) if with_annulus else None
     gain = _gain(img, egain)
-    columns, flags = _chunked_measure(img, px, py, usable, make_masks, len(diam_px), extent,
-                                      sky, mask, "circular", gain, zeropoint, fwhm=ann_fwhm)
+    columns, flags = _chunked_measure(img, px, py, usable, masks_at(px, py), len(diam_px),
+                                      extent, sky, mask, "circular", gain, zeropoint,
+                                      fwhm=ann_fwhm)
+    conf = None
+    if confusion_error:
+        # after the positions (which then never depend on this option): the blank apertures
+        # share the sky estimate (tiles, maps or annulus) the positions were measured with
+        from .depth import confusion_error as measure_confusion
+
+        from ..background import _seeing_pixels
+
+        fwhm = seeing / img.pixelscale if seeing and img.pixelscale else _seeing_pixels(img)
+        conf = measure_confusion(img, px[usable], py[usable], diam_px, mask, fwhm=ann_fwhm or fwhm,
+                                 measure=lambda bx, by: _chunked_measure(
+                img, bx, by, np.ones(bx.size, bool), masks_at(bx, by), len(diam_px), extent, sky,
+                mask, "blank-aperture", gain, zeropoint, fwhm=ann_fwhm))
+        for k, row in enumerate(conf["apertures"]):
+            _add_error(columns[k], row["sigma_conf"])
     off = _off_image(img, px, py, usable, extent)
     if off == px.size:
         log.warning("%s: none of the %d positions is on the image", img.path, px.size)
@@ -656,7 +692,8 @@ def circular_photometry(target_img, x_arr, y_arr, *, aperture_diameter_arcsec=(5
             # local-sky annulus (pixels: inner and outer radius), drawn by the pictures
             "annulus_pixel": [float(r_in), float(r_in + width)] if with_annulus else None,
             "background_details": _bkg_details(sky, bkg, True if with_annulus else None,
-                                               ann_fwhm)}
+                                               ann_fwhm),
+            "confusion_error": conf}
     info = catalog_info(img, "circular", seeing=seeing, aperture_diameter_arcsec=diam_arcsec,
                         path=None)
     return finish_catalog(Catalog(table, info=info, meta=meta), img, ".circ.cat", save,
