@@ -202,7 +202,9 @@ def blank_apertures(
 
 
 # -- confusion error of forced photometry ------------------------------------------------------
-CONFUSION_REGION = 1024     # px: side of the region around the positions holding the apertures
+CONFUSION_PIXELS = 1 << 20  # area of the region around the positions holding the apertures
+CONFUSION_WIDTH = 4096      # px: its widest (then 256 rows: a 7DT frame)
+CONFUSION_MIN_ROWS = 256
 CONFUSION_N = 600           # blank apertures per call
 CONFUSION_MIN_N = 100       # fewer fit: no term (meta says why)
 CONFUSION_THRESHOLD = 1.05  # blank scatter / noise model above which the excess is added
@@ -213,8 +215,9 @@ def confusion_error(img: BaseImage, px: np.ndarray, py: np.ndarray, diam_px: Seq
                     seed: int = 0) -> dict:
     """The error term forced photometry adds for what its noise model leaves out.
 
-    Blank apertures — random centres in a region of at most `CONFUSION_REGION` px around the
-    median of the positions, their disks clear of every source the deep mask finds there
+    Blank apertures — random centres in a region of ~`CONFUSION_PIXELS` (at most
+    `CONFUSION_WIDTH` px wide, at least `CONFUSION_MIN_ROWS` rows) around the median of the
+    positions, their disks clear of every source the deep mask finds there
     (the background's own detection: a Gaussian of the seeing ``fwhm`` px at S/N 5, each
     source grown to where its profile falls below 0.001 of the pixel noise; see
     `ezphot.background.calculate_bkg`) and of the user's mask — are measured by ``measure(x,
@@ -244,11 +247,14 @@ def confusion_error(img: BaseImage, px: np.ndarray, py: np.ndarray, diam_px: Seq
     if not inside.any():
         out["note"] = "no position on the image"
         return out
-    half = CONFUSION_REGION // 2
+    # a strip of ~1 Mpx, wide and short: forced photometry reads whole rows, so a short
+    # strip keeps the rows read for the blank apertures (and the memory) small
+    w = min(nx, CONFUSION_WIDTH)
+    h = min(ny, max(CONFUSION_MIN_ROWS, CONFUSION_PIXELS // w))
     cy, cx = float(np.median(py[inside])), float(np.median(px[inside]))
-    y0 = int(np.clip(round(cy) - half, 0, max(0, ny - 2 * half)))
-    x0 = int(np.clip(round(cx) - half, 0, max(0, nx - 2 * half)))
-    y1, x1 = min(ny, y0 + 2 * half), min(nx, x0 + 2 * half)
+    y0 = int(np.clip(round(cy) - h // 2, 0, ny - h))
+    x0 = int(np.clip(round(cx) - w // 2, 0, nx - w))
+    y1, x1 = y0 + h, x0 + w
     out["region"] = [y0, y1, x0, x1]
     tiles = _DeepTiles(img.data, user_mask, fwhm=fwhm)
     deep, b = tiles._make(y0, y1, x0, x1)

@@ -656,22 +656,25 @@ def circular_photometry(target_img, x_arr, y_arr, *, aperture_diameter_arcsec=(5
     sky = _sky_source(img, bkg, rms, mask, with_annulus)
     ann_fwhm = _seeing_fwhm(img, seeing) if with_annulus else None
     gain = _gain(img, egain)
-    columns, flags = _chunked_measure(img, px, py, usable, masks_at(px, py), len(diam_px),
-                                      extent, sky, mask, "circular", gain, zeropoint,
-                                      fwhm=ann_fwhm)
     conf = None
     if confusion_error:
-        # after the positions (which then never depend on this option): the blank apertures
-        # share the sky estimate (tiles, maps or annulus) the positions were measured with
+        # before the positions (its temporaries are gone when the output is allocated), with
+        # the call's sky; a tile estimate of its own (the positions then never depend on it)
+        from ..background import _seeing_pixels
         from .depth import confusion_error as measure_confusion
 
-        from ..background import _seeing_pixels
-
+        blank_sky = sky if sky.estimate is None else _sky_source(img, bkg, rms, mask,
+                                                                 with_annulus)
         fwhm = seeing / img.pixelscale if seeing and img.pixelscale else _seeing_pixels(img)
         conf = measure_confusion(img, px[usable], py[usable], diam_px, mask, fwhm=ann_fwhm or fwhm,
                                  measure=lambda bx, by: _chunked_measure(
-                img, bx, by, np.ones(bx.size, bool), masks_at(bx, by), len(diam_px), extent, sky,
-                mask, "blank-aperture", gain, zeropoint, fwhm=ann_fwhm))
+                img, bx, by, np.ones(bx.size, bool), masks_at(bx, by), len(diam_px), extent,
+                blank_sky, mask, "blank-aperture", gain, zeropoint, fwhm=ann_fwhm))
+        del blank_sky
+    columns, flags = _chunked_measure(img, px, py, usable, masks_at(px, py), len(diam_px),
+                                      extent, sky, mask, "circular", gain, zeropoint,
+                                      fwhm=ann_fwhm)
+    if conf is not None:
         for k, row in enumerate(conf["apertures"]):
             _add_error(columns[k], row["sigma_conf"])
     off = _off_image(img, px, py, usable, extent)
