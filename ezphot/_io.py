@@ -404,3 +404,78 @@ def write_float_image(path: Path, shape: tuple[int, int], rows, header: fits.Hea
     return str(path)
 
 
+# -- ownership of exports: pictures and tables in other formats ---------------------------
+# A PNG carries a text chunk ``ezphot`` (matplotlib ``metadata=``), an ECSV or Parquet table
+# the meta key ``ezphot_export``. A plain CSV has no place for a marker: ezphot never
+# replaces an existing CSV file.
+EXPORT_KEY = "ezphot_export"
+PNG_KEY = "ezphot"
+
+
+def png_owner(path: str | os.PathLike, max_bytes: int = 1 << 20) -> str | None:
+    """The value of the ``ezphot`` text chunk of a PNG file (read before its image data),
+    else None (not a PNG, no such chunk, unreadable)."""
+    import struct
+
+    try:
+        with open(path, "rb") as f:
+            if f.read(8) != b"\x89PNG\r\n\x1a\n":
+                return None
+            read = 8
+            while read < max_bytes:
+                head = f.read(8)
+                if len(head) < 8:
+                    return None
+                length, kind = struct.unpack(">I4s", head)
+                if kind in (b"IDAT", b"IEND") or length > max_bytes:
+                    return None
+                body = f.read(length + 4)  # data and CRC
+                read += 8 + length + 4
+                if kind == b"tEXt" and body[:len(PNG_KEY) + 1] == PNG_KEY.encode() + b"\0":
+                    return body[len(PNG_KEY) + 1:length].decode("latin-1")
+    except OSError:
+        return None
+    return None
+
+
+def table_export_owner(path: str | os.PathLike, fmt: str) -> str | None:
+    """The ``ezphot_export`` value in an ECSV header or a Parquet file's table metadata,
+    else None. Other formats (CSV...) carry no marker: None."""
+    import re
+
+    pattern = re.compile(rf"\b{EXPORT_KEY}:\s*['\"]?([^'\"\n}}]+)")
+    try:
+        if fmt == "ecsv":
+            with open(path, "rb") as f:
+                head = f.read(1 << 20).decode("utf-8", "replace")
+            if not head.startswith("# %ECSV"):
+                return None
+            header = "\n".join(line for line in head.splitlines() if line.startswith("#"))
+        elif fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            meta = pq.read_schema(path).metadata or {}
+            header = meta.get(b"table_meta_yaml", b"").decode("utf-8", "replace")
+        else:
+            return None
+    except Exception:  # noqa: BLE001 - whatever cannot be read is not provably ours
+        return None
+    found = pattern.search(header)
+    return found.group(1).strip() if found else None
+
+
+def check_export_replaceable(path: Path, fmt: str) -> None:
+    """Raise `ForeignFileError` unless ``path`` is an export (PNG, ECSV, Parquet) that ezphot
+    wrote; it is left untouched."""
+    from .exceptions import ForeignFileError
+
+    what = {"png": "picture", "csv": "CSV file"}.get(fmt, f"{fmt} export")
+    if fmt == "csv" and os.path.lexists(path):
+        raise ForeignFileError(f"{path}: exists; a CSV file carries no ownership marker, so "
+                               "ezphot never replaces one (move it away, or export ECSV)")
+    owner = None
+    if not os.path.islink(path) and os.path.isfile(path):
+        owner = png_owner(path) if fmt == "png" else table_export_owner(path, fmt)
+    if owner is None:
+        raise ForeignFileError(f"{path}: exists and is not an ezphot {what}; ezphot leaves it "
+                               "untouched (move it away to write there)")

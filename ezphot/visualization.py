@@ -153,7 +153,9 @@ def _norm(data: np.ndarray, scale: str):
 
 
 def save_figure(fig: Figure, path: str | Path, dpi: int = 100) -> Path:
-    """Write a figure as PNG atomically.
+    """Write a figure as PNG atomically, marked as ezphot's (a PNG text chunk ``ezphot``).
+
+    A file at ``path`` that is not a PNG ezphot wrote is never replaced (`ForeignFileError`).
 
     Parameters
     ----------
@@ -169,7 +171,15 @@ def save_figure(fig: Figure, path: str | Path, dpi: int = 100) -> Path:
     pathlib.Path
         The path written.
     """
-    return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=dpi))
+    import os
+
+    from ._io import PNG_KEY, check_export_replaceable
+
+    if os.path.lexists(path):
+        check_export_replaceable(Path(path), "png")
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=dpi,
+                                                      metadata={PNG_KEY: "figure"}),
+                        may_replace=lambda p: check_export_replaceable(p, "png"))
 
 
 @renamed(coord_type="unit")

@@ -249,7 +249,9 @@ def test_annulus_sky_ignores_masked_pixels(tmp_path):
     kw = dict(aperture_diameter_arcsec=[5], aperture_diameter_seeing=None, unit="pixel",
               annulus_width_arcsec=6, **Q)
     masked = AP.circular_photometry(img, xs, ys, target_mask=Mask(dead), **kw).data
-    plain = AP.circular_photometry(img, xs, ys, **kw).data
+    # the noise model alone (the confusion term, from blank apertures on this broken sky,
+    # would honestly cover the error)
+    plain = AP.circular_photometry(img, xs, ys, confusion_error=False, **kw).data
     assert masked.meta.get("pixel_origin", 0) == 0
     pull = np.asarray(masked["FLUX_APER"] / masked["FLUXERR_APER"], float)
     assert np.all(np.abs(pull) < 4), pull

@@ -29,7 +29,7 @@ from ..exceptions import CatalogError, ForeignFileError, MissingDependencyError
 log = logging.getLogger(__name__)
 
 __all__ = ["Catalog", "CatalogInfo", "CatalogState", "provenance_digest",
-           "provenance_difference"]
+           "provenance_difference", "table_fingerprint"]
 
 
 @dataclass
@@ -230,6 +230,25 @@ def _check_replaceable(path: Path) -> None:
 
 # export formats whose files hold the table's metadata (nested dicts, as YAML) with the units
 _META_FORMATS = ("ecsv", "ascii.ecsv", "parquet")
+def table_fingerprint(table: Table) -> str:
+    """A digest of a table's contents: column names, dtypes (byte order normalised), units
+    and values. `Catalog` compares it to the one taken when the provenance key was attached
+    (measured or loaded): a table edited since then no longer carries that key."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(str(len(table)).encode())
+    for name in table.colnames:
+        col = table[name]
+        arr = np.asarray(col)  # masked columns: the values (a mask added later is not seen)
+        dt = arr.dtype if arr.dtype.byteorder == "|" else arr.dtype.newbyteorder("<")
+        h.update(f"\0{name}\0{dt.str}\0{arr.shape}\0{getattr(col, 'unit', None)}\0".encode())
+        if arr.dtype.kind == "O":
+            h.update(repr(arr.tolist()).encode())
+            continue
+        if arr.dtype.byteorder not in ("=", "|", "<"):
+            arr = arr.astype(arr.dtype.newbyteorder("<"))
+        h.update(np.ascontiguousarray(arr).view(np.uint8).ravel())
+    return h.hexdigest()
+
 
 _CHECKSUM = True  # False only in benchmarks/run_benchmarks.py (the cost of the checksum)
 _DAMAGE_WORDS = ("checksum", "datasum", "truncated", "corrupt")
@@ -287,6 +306,7 @@ class Catalog:
             loaded = self._load(Path(source))
             self.data, self.info, self.meta = loaded.data, loaded.info, loaded.meta
             self.verified = loaded.verified
+            self._sealed = loaded._sealed
             return
         self.data = source if source is not None else Table()
         if isinstance(info, Mapping):
@@ -296,6 +316,8 @@ class Catalog:
         # SExtractor check images of this run (type -> CheckImage); not part of the saved file
         self.checkimages: dict = {}
         self.verified = False  # True when loaded from a file whose checksum verified
+        # fingerprint of the table when its provenance key was attached (`seal`) or loaded
+        self._sealed: str | None = None
 
     def __repr__(self) -> str:
         return (f"Catalog({self.info.catalog_type or 'catalog'} of {self.info.target_img}, "
@@ -305,6 +327,23 @@ class Catalog:
         return len(self.data)
 
     # -- persistence -----------------------------------------------------------------------
+    def seal(self) -> None:
+        """Record the table as measured: `save` keeps ``meta['provenance']`` only while the
+        table is unchanged since (called by ezphot when it attaches the key)."""
+        self._sealed = table_fingerprint(self.data)
+
+    def _drop_stale_provenance(self, path: Path) -> str:
+        """Drop the provenance key of a table edited since it was measured or loaded (it
+        would tell `run_batch(resume=True)` that the frame's catalogue is ezphot's result);
+        ``meta['edited']`` says so. Returns the table's fingerprint."""
+        fingerprint = table_fingerprint(self.data)
+        if self.meta.get("provenance") is not None and fingerprint != self._sealed:
+            log.warning("%s: the table was changed after it was measured; its provenance key "
+                        "is dropped (a batch resume measures this frame again)", path)
+            self.meta.pop("provenance")
+            self.meta["edited"] = "table changed after measurement; provenance key dropped"
+        return fingerprint
+
     def save(self, path: str | os.PathLike | None = None, *, overwrite: bool = True) -> Path:
         """Write the catalogue (FITS, lossless, with CHECKSUM/DATASUM) atomically.
 
@@ -336,6 +375,7 @@ class Catalog:
             if not overwrite:
                 raise FileExistsError(f"{path} exists and overwrite=False")
         self.info.path = str(path)
+        fingerprint = self._drop_stale_provenance(path)
         primary = fits.PrimaryHDU()
         primary.header["EZPHOT"] = ("catalog", "written by ezphot")
         provenance = self.meta.get("provenance")
@@ -356,6 +396,8 @@ class Catalog:
                 fits.HDUList([primary, hdu]).writeto(tmp, checksum=_CHECKSUM)
 
         atomic_write(path, write, may_replace=_check_replaceable)
+        if self.meta.get("provenance") is not None:
+            self._sealed = fingerprint  # saved as measured: still the measured table
         log.info("Catalogue saved: %s (%d rows)", path, len(self.data))
         return path
 
@@ -383,6 +425,8 @@ class Catalog:
         info.path = str(path)
         catalog = cls(data, info=info, meta=meta)
         catalog.verified = "CHECKSUM" in header
+        if meta.get("provenance") is not None:
+            catalog.seal()  # as saved (checksum verified): edits from here on drop the key
         return catalog
 
     @staticmethod
@@ -419,6 +463,8 @@ class Catalog:
         if not catalog.verified:
             return CatalogState("changed", "no checksum (written by an older ezphot)")
         if provenance is not None:
+            if catalog.meta.get("edited") and catalog.meta.get("provenance") is None:
+                return CatalogState("changed", "edited after measurement (no provenance key)")
             why = provenance_difference(catalog.meta.get("provenance"), provenance)
             if why:
                 return CatalogState("changed", why)
@@ -461,7 +507,10 @@ class Catalog:
         column names and the values; units, dtypes (e.g. float32 reads back as float64), the
         info and all metadata are lost. Other astropy formats are written as astropy writes
         them (the metadata only where that format can hold it). The lossless file, with
-        checksums, is `save`'s FITS.
+        checksums, is `save`'s FITS. Written atomically. ECSV and Parquet files carry ezphot's
+        marker (meta ``ezphot_export``); with ``overwrite=True`` only such a file is replaced:
+        any other file at ``path`` (and any existing CSV, which has no place for a marker)
+        raises `ForeignFileError` and is left untouched.
 
         Parameters
         ----------
@@ -481,12 +530,19 @@ class Catalog:
         ------
         FileExistsError
             ``path`` exists and ``overwrite`` is False.
+        ForeignFileError
+            A file ezphot did not write (or a CSV file) is at ``path``.
         MissingDependencyError
             ``format='parquet'`` without pyarrow (``pip install 'ezphot[parquet]'``).
         """
+        from .._io import EXPORT_KEY, check_export_replaceable
+
         path = Path(path)
-        if path.exists() and not overwrite:
-            raise FileExistsError(f"{path} exists and overwrite=False")
+        kind = {"ascii.csv": "csv", "ascii.ecsv": "ecsv"}.get(format, format)
+        if os.path.lexists(path):
+            if not overwrite:
+                raise FileExistsError(f"{path} exists and overwrite=False")
+            check_export_replaceable(path, kind)
         if format == "parquet":
             try:
                 import pyarrow  # noqa: F401
@@ -502,6 +558,18 @@ class Catalog:
             # plain JSON types, as in save's EZMETA: the writers serialise them as YAML
             table.meta["ezphot_meta"] = json.loads(json.dumps(_jsonable(self.meta),
                                                               default=str))
+        if kind in ("ecsv", "parquet"):
+            table.meta[EXPORT_KEY] = _export_mark()
         fmt = {"csv": "ascii.csv", "ecsv": "ascii.ecsv"}.get(format, format)
-        atomic_write(path, lambda tmp: table.write(tmp, format=fmt))
+        atomic_write(path, lambda tmp: table.write(tmp, format=fmt),
+                     may_replace=lambda p: check_export_replaceable(p, kind))
         return path
+
+
+def _export_mark() -> str:
+    """ezphot's ownership marker of an export (the version that wrote it)."""
+    try:
+        from .. import __version__
+    except ImportError:  # pragma: no cover
+        __version__ = "unknown"
+    return f"ezphot {__version__}"

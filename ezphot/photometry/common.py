@@ -545,5 +545,6 @@ def finish_catalog(catalog: Catalog, img: BaseImage, method: str, save: bool, *,
             with contextlib.suppress(Exception):  # versions are informative here
                 key.update(_versions(method, None))
         catalog.meta["provenance"] = key
+        catalog.seal()  # the measured table: edited later, a save drops the key
         catalog.save(path)
     return catalog

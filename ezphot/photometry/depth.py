@@ -222,3 +222,106 @@ def blank_apertures(
                   background=cat.meta.get("background"),
                   x=x.tolist(), y=y.tolist())  # the apertures' centres (0-based pixels)
     return t
+
+
+# -- confusion error of forced photometry ------------------------------------------------------
+CONFUSION_PIXELS = 1 << 20  # area of the region around the positions holding the apertures
+CONFUSION_WIDTH = 4096      # px: its widest (then 256 rows: a 7DT frame)
+CONFUSION_MIN_ROWS = 256
+CONFUSION_N = 600           # blank apertures per call
+CONFUSION_MIN_N = 100       # fewer fit: no term (meta says why)
+CONFUSION_THRESHOLD = 1.05  # blank scatter / noise model above which the excess is added
+
+
+def confusion_error(img: BaseImage, px: np.ndarray, py: np.ndarray, diam_px: Sequence[float],
+                    user_mask: np.ndarray | None, *, measure, fwhm: float | None = None,
+                    seed: int = 0) -> dict:
+    """The error term forced photometry adds for what its noise model leaves out.
+
+    Blank apertures — random centres in a region of ~`CONFUSION_PIXELS` (at most
+    `CONFUSION_WIDTH` px wide, at least `CONFUSION_MIN_ROWS` rows) around the median of the
+    positions, their disks clear of every source the deep mask finds there
+    (the background's own detection: a Gaussian of the seeing ``fwhm`` px at S/N 5, each
+    source grown to where its profile falls below 0.001 of the pixel noise; see
+    `ezphot.background.calculate_bkg`) and of the user's mask — are measured by ``measure(x,
+    y)`` (the caller's own sky: maps, tiles or annulus) and their 4-sigma-clipped flux
+    scatter compared, per aperture size, with the median noise-model FLUXERR. Stars below
+    the detection limit (confusion) and the background's own error make the scatter larger;
+    where the ratio exceeds `CONFUSION_THRESHOLD` (the estimate's precision with
+    `CONFUSION_N` apertures is ~3 %), ``sigma_conf = sqrt(scatter² - model²)`` is returned
+    for the caller to add in quadrature; else 0.
+
+    Returns
+    -------
+    dict
+        ``method``, ``n`` (apertures measured), ``region`` ([y0, y1, x0, x1]), ``threshold``,
+        ``seed`` and ``apertures``: per size ``diameter_pixel``, ``blank_scatter``,
+        ``noise_model``, ``ratio`` and ``sigma_conf`` (ADU); ``note`` when not measured.
+    """
+    from .forced import _DeepTiles
+
+    ny, nx = img.shape
+    out = {"method": "blank apertures, 4-sigma-clipped scatter vs median noise-model FLUXERR",
+           "threshold": CONFUSION_THRESHOLD, "seed": seed, "n": 0, "region": None,
+           "apertures": [{"diameter_pixel": float(d), "blank_scatter": None,
+                          "noise_model": None, "ratio": None, "sigma_conf": 0.0}
+                         for d in diam_px]}
+    inside = (px > -0.5) & (px < nx - 0.5) & (py > -0.5) & (py < ny - 0.5)
+    if not inside.any():
+        out["note"] = "no position on the image"
+        return out
+    # a strip of ~1 Mpx, wide and short: forced photometry reads whole rows, so a short
+    # strip keeps the rows read for the blank apertures (and the memory) small
+    w = min(nx, CONFUSION_WIDTH)
+    h = min(ny, max(CONFUSION_MIN_ROWS, CONFUSION_PIXELS // w))
+    cy, cx = float(np.median(py[inside])), float(np.median(px[inside]))
+    y0 = int(np.clip(round(cy) - h // 2, 0, ny - h))
+    x0 = int(np.clip(round(cx) - w // 2, 0, nx - w))
+    y1, x1 = y0 + h, x0 + w
+    out["region"] = [y0, y1, x0, x1]
+    tiles = _DeepTiles(img.data, user_mask, fwhm=fwhm)
+    deep, b = tiles._make(y0, y1, x0, x1)
+    mask = np.repeat(np.repeat(deep, b, axis=0), b, axis=1)[:y1 - y0, :x1 - x0]
+    if mask.shape != (y1 - y0, x1 - x0):  # binned frame cut short at the edges
+        full = np.ones((y1 - y0, x1 - x0), bool)
+        full[:mask.shape[0], :mask.shape[1]] = mask
+        mask = full
+    if user_mask is not None:
+        mask = mask | user_mask[y0:y1, x0:x1]
+    radius = max(diam_px) / 2.0
+    try:
+        with _quiet():
+            bx, by = blank_positions(mask, radius, CONFUSION_N, np.random.default_rng(seed))
+    except ValueError:
+        bx = by = np.empty(0)
+    if bx.size < CONFUSION_MIN_N:
+        out["note"] = (f"only {bx.size} blank apertures of {2 * radius:.1f} px fit in the region:"
+                       " no confusion term")
+        return out
+    columns, flags = measure(bx + x0, by + y0)
+    ok = flags == 0
+    out["n"] = int(ok.sum())
+    for k, row in enumerate(out["apertures"]):
+        flux = np.asarray(columns[k]["FLUX"])[ok]
+        err = np.asarray(columns[k]["FLUXERR"])[ok]
+        good = np.isfinite(flux) & np.isfinite(err)
+        if good.sum() < CONFUSION_MIN_N:
+            continue
+        _, _, scatter = sigma_clipped_stats(flux[good], sigma=4.0, maxiters=10)
+        model = float(np.median(err[good]))
+        ratio = float(scatter) / model if model > 0 else float("nan")
+        row.update(blank_scatter=float(scatter), noise_model=model, ratio=ratio)
+        if ratio > CONFUSION_THRESHOLD:
+            row["sigma_conf"] = float(math.sqrt(scatter ** 2 - model ** 2))
+    return out
+
+
+class _quiet:
+    """Silence `blank_positions`' 'only N fit' warning (the caller reports the count)."""
+
+    def __enter__(self):
+        self.level = log.level
+        log.setLevel(logging.ERROR)
+
+    def __exit__(self, *exc):
+        log.setLevel(self.level)

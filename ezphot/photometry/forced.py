@@ -188,8 +188,9 @@ class _DeepTiles:
     (cached; the whole frame at once when the tiles would cover 15 % of it)."""
 
     def __init__(self, data: np.ndarray, mask: np.ndarray | None, box: int = 64,
-                 filt: int = 3):
+                 filt: int = 3, fwhm: float | None = None):
         self.data, self.mask, self.box, self.filt = data, mask, box, filt
+        self.fwhm = fwhm  # the seeing in pixels: the detection filter and the growth of masks
         self._tiles: dict = {}
 
     def _make(self, y0: int, y1: int, x0: int, x1: int) -> tuple[np.ndarray, int]:
@@ -197,7 +198,7 @@ class _DeepTiles:
 
         arr = ArrayRows(self.data[y0:y1, x0:x1])  # rows are copied to float32 as read
         masks = [] if self.mask is None else [self.mask[y0:y1, x0:x1]]
-        _, _, deep, b, _ = deep_background(arr, masks, [], self.box, self.filt, None)
+        _, _, deep, b, _ = deep_background(arr, masks, [], self.box, self.filt, self.fwhm)
         return deep, b
 
     def _tile(self, y0: int, y1: int, x0: int, x1: int):
@@ -219,6 +220,30 @@ class _DeepTiles:
         iy = (np.arange(ys.start, ys.stop) - oy) // b
         ix = (np.arange(xs.start, xs.stop) - ox) // b
         return deep[np.ix_(iy, ix)]
+
+
+def _seeing_fwhm(img: BaseImage, seeing: float | None = None) -> float | None:
+    """The seeing FWHM in pixels for the annulus' deep mask: ``seeing`` (arcsec) or the
+    header's, else measured on the frame (`measure_seeing`, SExtractor), else None (the deep
+    mask's default, 5 px, with a warning)."""
+    from ..background import seeing_pixels
+
+    scale = img.pixelscale
+    if seeing and scale:
+        return float(seeing) / float(scale)
+    fwhm = seeing_pixels(img)
+    if fwhm:
+        return fwhm
+    try:
+        from .sexphot import measure_seeing
+
+        measured = measure_seeing(img)
+        if measured and scale:
+            return float(measured) / float(scale)
+    except Exception as exc:  # noqa: BLE001 - an unmeasurable seeing falls back, loudly
+        log.warning("%s: seeing not in the header and not measurable (%s); the annulus' "
+                    "source mask assumes a %.0f px FWHM", img.path, exc, 5.0)
+    return None
 
 
 def _clipped_mean(v: np.ndarray, nsigma: float = 4.0, iterations: int = 5):
@@ -371,7 +396,7 @@ def _measure(img: BaseImage, masks_per_aperture: list[list], areas: list[np.ndar
 # Positions measured per chunk: the aperture masks of a chunk (a few kB each) and the rows
 # it covers (at most _BLOCK_BYTES of pixels) are all the memory forced photometry needs
 # beyond its output, whatever the number of positions.
-_CHUNK = 4096
+_CHUNK = 1024  # aperture masks of 1024 positions x 5 apertures: ~20 MB
 _BLOCK_BYTES = 32 << 20
 
 
@@ -389,21 +414,24 @@ def _chunks(ys: np.ndarray, max_rows: int):
 
 def _chunked_measure(img: BaseImage, px: np.ndarray, py: np.ndarray, usable: np.ndarray,
                      make_masks, n_apertures: int, extent: float, sky: _Sky,
-                     mask: np.ndarray | None, what: str):
+                     mask: np.ndarray | None, what: str, gain, zeropoint: float, *,
+                     fwhm: float | None = None):
     """Measure all positions chunk by chunk, sorted along y so that each chunk reads only
     the rows it covers. ``make_masks(idx)`` returns (aperture masks per aperture, their areas,
-    annulus masks or None) for the positions ``idx``; ``extent`` bounds their half size in pixels.
+    annulus masks or None) for the positions ``idx``; ``extent`` bounds their half size in pixels;
+    ``fwhm`` (pixels) is the seeing the annulus' deep source mask is matched to.
 
-    Returns per-aperture (flux, var_sky, var_est) arrays and the FLAGS of every position.
+    Returns the output columns of every aperture (`_column_values`, without NPIX), filled
+    chunk by chunk into their final arrays (no full-length intermediate arrays: with 10^6
+    positions the output table is the only large allocation), and the FLAGS of every position.
     """
     from tqdm.auto import tqdm
 
     from ..imageobjects.scienceimage import progress_disable
 
     n = px.size
-    flux = [np.full(n, np.nan) for _ in range(n_apertures)]
-    var_sky = [np.full(n, np.nan) for _ in range(n_apertures)]
-    var_est = [np.zeros(n) for _ in range(n_apertures)]
+    columns = [{name: np.full(n, np.nan, dtype=_DTYPES.get(name, np.float64))
+                for name, _ in _COLUMNS if name != "NPIX"} for _ in range(n_apertures)]
     flags = np.zeros(n, dtype=np.int32)
     flags[~usable] = FLAG_OFF
     ny, nx = img.shape
@@ -424,19 +452,30 @@ def _chunked_measure(img: BaseImage, px: np.ndarray, py: np.ndarray, usable: np.
             data = _RowBlock(img.read_rows(y0, y1, dtype=dtype), y0, (ny, nx)) \
                 if y1 > y0 else _RowBlock(np.empty((0, nx), dtype), 0, (ny, nx))
             if ann_masks is not None and deep is None:
-                deep = _DeepTiles(img.data, mask)
+                deep = _DeepTiles(img.data, mask, fwhm=fwhm)
             results, fl = _measure(img, aper_masks, areas, sky, mask, ann_masks, data=data,
                                    deep=deep)
             for k, (f, vs, ve, _) in enumerate(results):
-                flux[k][idx], var_sky[k][idx], var_est[k][idx] = f, vs, ve
+                for name, values in _column_values(f, vs, ve, gain, zeropoint).items():
+                    columns[k][name][idx] = values
             flags[idx] |= fl
     finally:
         img.close()  # the file handle read_rows opened
-    return flux, var_sky, var_est, flags
+    return columns, flags
 
 
-def photometry_columns(table: Table, suffix: str, flux, var_sky, var_est, area, gain,
-                        zeropoint: float, kind: str) -> None:
+# Output columns per aperture. MAG, MAGERR, the upper limits and NPIX are float32, as
+# SExtractor writes MAG_APER/MAGERR_APER (FITS format E; 7 significant digits, 1e-6 mag);
+# FLUX, FLUXERR and SKYSIG stay float64. This keeps 10^6 positions x 5 apertures within
+# 4x a full frame's bytes (issue 9).
+_COLUMNS = (("NPIX", u.pix**2), ("FLUX", u.ct), ("MAG", u.mag), ("FLUXERR", u.ct),
+            ("MAGERR", u.mag), ("SKYSIG", u.ct), ("UL5", u.mag), ("UL3", u.mag))
+_DTYPES = {"NPIX": np.float32, "MAG": np.float32, "MAGERR": np.float32, "UL5": np.float32,
+           "UL3": np.float32}
+
+
+def _column_values(flux, var_sky, var_est, gain, zeropoint: float) -> dict:
+    """FLUX, MAG, FLUXERR, MAGERR, SKYSIG, UL5, UL3 (module formulas, computed in float64)."""
     with np.errstate(divide="ignore", invalid="ignore"):
         skysig = np.sqrt(var_sky)
         poisson = np.maximum(flux, 0) / gain if gain else np.zeros_like(flux)
@@ -445,13 +484,58 @@ def photometry_columns(table: Table, suffix: str, flux, var_sky, var_est, area, 
         magerr = np.where(flux > 0, 2.5 / math.log(10) * fluxerr / flux, np.nan)
         ul5 = -2.5 * np.log10(5 * skysig) + zeropoint
         ul3 = -2.5 * np.log10(3 * skysig) + zeropoint
-    # columns take these fresh arrays as they are (no copies: millions of rows)
-    for name, values, unit in (("NPIX", np.array(area, float), u.pix**2), ("FLUX", flux, u.ct),
-                               ("MAG", mag, u.mag), ("FLUXERR", fluxerr, u.ct),
-                               ("MAGERR", magerr, u.mag), ("SKYSIG", skysig, u.ct),
-                               ("UL5", ul5, u.mag), ("UL3", ul3, u.mag)):
+    return {"FLUX": flux, "MAG": mag, "FLUXERR": fluxerr, "MAGERR": magerr, "SKYSIG": skysig,
+            "UL5": ul5, "UL3": ul3}
+
+
+def _add_error(columns: dict, sigma: float, step: int = 1 << 16) -> None:
+    """Add ``sigma`` (ADU) in quadrature to FLUXERR, and MAGERR accordingly, in place (by
+    blocks: no full-length temporaries)."""
+    if not sigma > 0:
+        return
+    flux, fluxerr, magerr = columns["FLUX"], columns["FLUXERR"], columns["MAGERR"]
+    for s in range(0, flux.size, step):
+        f, e = flux[s:s + step], fluxerr[s:s + step]
+        np.sqrt(e * e + sigma * sigma, out=e)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            magerr[s:s + step] = np.where(f > 0, 2.5 / math.log(10) * e / f, np.nan)
+
+
+def _add_columns(table: Table, suffix: str, columns: dict, npix, kind: str) -> None:
+    """Add one aperture's columns (``columns`` from `_chunked_measure`) in the output order;
+    the arrays become the columns as they are (no copies: millions of rows)."""
+    columns = {"NPIX": np.asarray(npix, dtype=np.float32), **columns}
+    for name, unit in _COLUMNS:
+        values = columns[name]
+        if values.dtype != _DTYPES.get(name, np.float64):
+            values = values.astype(_DTYPES.get(name, np.float64))
         table.add_column(Column(values, name=f"{name}_{kind}{suffix}", unit=unit, copy=False),
                          copy=False)
+
+
+def photometry_columns(table: Table, suffix: str, flux, var_sky, var_est, area, gain,
+                       zeropoint: float, kind: str) -> None:
+    """The output columns of one aperture from its sums (the formulas of the module notes).
+
+    Parameters
+    ----------
+    table : astropy.table.Table
+        The output table; the columns are appended.
+    suffix : str
+        Column-name suffix (``''``, ``'_1'``, ...).
+    flux, var_sky, var_est : numpy.ndarray
+        Sky-subtracted sums, their sky variance and the sky estimate's variance.
+    area : float or numpy.ndarray
+        Aperture areas (pixels).
+    gain : float or None
+        e-/ADU for the Poisson term.
+    zeropoint : float
+        Magnitude zero point.
+    kind : str
+        ``'APER'`` or ``'ELIP'``.
+    """
+    _add_columns(table, suffix, _column_values(flux, var_sky, var_est, gain, zeropoint), area,
+                 kind)
 
 
 def _prepare(img, target_bkg, target_bkgrms, target_mask):
@@ -486,17 +570,19 @@ def _positions(img, x_arr, y_arr, unit):
 
 
 def _position_table(img, px, py) -> Table:
-    """X_IMAGE, Y_IMAGE (0-based) and X_WORLD, Y_WORLD (ICRS; NaN without a WCS)."""
+    """X_IMAGE, Y_IMAGE (0-based; ``px``/``py`` become the columns, not copied) and X_WORLD,
+    Y_WORLD (ICRS; NaN without a WCS), converted in blocks (no full-length temporaries)."""
     table = Table()
-    table["X_IMAGE"] = px * u.pix
-    table["Y_IMAGE"] = py * u.pix
-    if img.wcs is None:
-        ra = dec = np.full(px.size, np.nan)
-    else:
-        sky = img.wcs.pixel_to_world(px, py).icrs
-        ra, dec = sky.ra.deg, sky.dec.deg
-    table["X_WORLD"] = ra * u.deg
-    table["Y_WORLD"] = dec * u.deg
+    table.add_column(Column(px, name="X_IMAGE", unit=u.pix, copy=False), copy=False)
+    table.add_column(Column(py, name="Y_IMAGE", unit=u.pix, copy=False), copy=False)
+    ra, dec = np.full(px.size, np.nan), np.full(px.size, np.nan)
+    if img.wcs is not None:
+        step = 1 << 16
+        for s in range(0, px.size, step):
+            sky = img.wcs.pixel_to_world(px[s:s + step], py[s:s + step]).icrs
+            ra[s:s + step], dec[s:s + step] = sky.ra.deg, sky.dec.deg
+    table.add_column(Column(ra, name="X_WORLD", unit=u.deg, copy=False), copy=False)
+    table.add_column(Column(dec, name="Y_WORLD", unit=u.deg, copy=False), copy=False)
     return table
 
 
@@ -505,7 +591,7 @@ def _sky_source(img, bkg, rms, mask, annulus: bool):
     return _Sky(bkg, rms, _TileEstimate(img, mask) if need_estimate else None)
 
 
-def _bkg_details(sky: _Sky, bkg, annulus) -> dict:
+def _bkg_details(sky: _Sky, bkg, annulus, fwhm: float | None = None) -> dict:
     """Which estimator and masks gave the sky, for ``Catalog.meta['background_details']``."""
     if isinstance(bkg, Background):
         h = bkg.header
@@ -515,7 +601,7 @@ def _bkg_details(sky: _Sky, bkg, annulus) -> dict:
     if bkg is not None:
         return {"source": "constant", "value": float(bkg)}
     if annulus is not None:
-        return {"source": "annulus", **_ANNULUS_LABEL}
+        return {"source": "annulus", **_ANNULUS_LABEL, "fwhm_pixel": fwhm}
     return {"source": "tiles", **sky.estimate.label()} if sky.estimate is not None else {}
 
 
@@ -543,10 +629,15 @@ def circular_photometry(target_img, x, y, *, aperture_diameter_arcsec=(5, 7, 10)
                         target_bkg=None, target_mask=None, target_bkgrms=None,
                         method: str = "exact", subpixels: int = 5, egain: float | None = None,
                         seeing: float | None = None, zeropoint: float = 0.0,
-                        save: bool = True) -> Catalog:
+                        save: bool = True, confusion_error: bool = True) -> Catalog:
     """Forced photometry in circular apertures; see `AperturePhotometry.circular_photometry`.
 
     Positions are measured in chunks (bounded memory for any number of positions).
+    ``confusion_error=True``: blank apertures near the positions, measured with the same sky,
+    tell how much more their fluxes scatter than the noise model says (stars below the
+    detection limit, the background's own error); where that is over 5 %, the excess is
+    added in quadrature to FLUXERR (and MAGERR) of every position, per aperture size, and
+    recorded in ``meta['confusion_error']`` (`ezphot.photometry.depth.confusion_error`).
 
     Parameters
     ----------
@@ -608,31 +699,51 @@ def circular_photometry(target_img, x, y, *, aperture_diameter_arcsec=(5, 7, 10)
     with_annulus = annulus_width_arcsec is not None and bkg is None
     areas = [np.pi * (d / 2.0) ** 2 for d in diam_px]
 
-    def make_masks(idx):
-        xy = np.column_stack([px[idx], py[idx]])
-        masks = [CircularAperture(xy, r=d / 2.0).to_mask(method=method, subpixels=subpixels)
-                 for d in diam_px]
-        ann = CircularAnnulus(xy, r_in=r_in, r_out=r_in + width).to_mask(method="center") \
-            if with_annulus else None
-        return masks, [np.full(idx.size, a) for a in areas], ann
+    def masks_at(xs, ys):
+        def make_masks(idx):
+            xy = np.column_stack([xs[idx], ys[idx]])
+            masks = [CircularAperture(xy, r=d / 2.0).to_mask(method=method, subpixels=subpixels)
+                     for d in diam_px]
+            ann = CircularAnnulus(xy, r_in=r_in, r_out=r_in + width).to_mask(method="center") \
+                if with_annulus else None
+            return masks, [np.full(idx.size, a) for a in areas], ann
+        return make_masks
 
     extent = (r_in + width) if with_annulus else max(diam_px) / 2.0
     sky = _sky_source(img, bkg, rms, mask, with_annulus)
-    fluxes, var_skys, var_ests, flags = _chunked_measure(
-        img, px, py, usable, make_masks, len(diam_px), extent, sky, mask, "circular")
+    ann_fwhm = _seeing_fwhm(img, seeing) if with_annulus else None
+    gain = _gain(img, egain)
+    conf = None
+    if confusion_error:
+        # before the positions (its temporaries are gone when the output is allocated), with
+        # the call's sky; a tile estimate of its own (the positions then never depend on it)
+        from ..background import seeing_pixels
+        from .depth import confusion_error as measure_confusion
+
+        blank_sky = sky if sky.estimate is None else _sky_source(img, bkg, rms, mask,
+                                                                 with_annulus)
+        fwhm = seeing / img.pixelscale if seeing and img.pixelscale else seeing_pixels(img)
+        conf = measure_confusion(img, px[usable], py[usable], diam_px, mask, fwhm=ann_fwhm or fwhm,
+                                 measure=lambda bx, by: _chunked_measure(
+                img, bx, by, np.ones(bx.size, bool), masks_at(bx, by), len(diam_px), extent,
+                blank_sky, mask, "blank-aperture", gain, zeropoint, fwhm=ann_fwhm))
+        del blank_sky
+    columns, flags = _chunked_measure(img, px, py, usable, masks_at(px, py), len(diam_px),
+                                      extent, sky, mask, "circular", gain, zeropoint,
+                                      fwhm=ann_fwhm)
+    if conf is not None:
+        for k, row in enumerate(conf["apertures"]):
+            _add_error(columns[k], row["sigma_conf"])
     off = _off_image(img, px, py, usable, extent)
     if off == px.size:
         warnings.warn(f"{img.path}: none of the {px.size} positions is on the image",
                       PositionWarning, stacklevel=2)
     table = _position_table(img, px, py)
-    gain = _gain(img, egain)
     for i, area in enumerate(areas):
-        # hand each aperture's arrays over and drop them: no second copy of the results
-        flux, var_sky, var_est = fluxes[i], var_skys[i], var_ests[i]
-        fluxes[i] = var_skys[i] = var_ests[i] = None
-        photometry_columns(table, "" if i == 0 else f"_{i}", flux, var_sky, var_est,
-                            np.full(px.size, area), gain, zeropoint, "APER")
-        del flux, var_sky, var_est
+        # the arrays become the columns and are dropped here: no second copy of the results
+        _add_columns(table, "" if i == 0 else f"_{i}", columns[i],
+                     np.full(px.size, area, np.float32), "APER")
+        columns[i] = None
     table["FLAGS"] = flags
     table.meta.update(pixel_origin=0, aperture_method=method,
                       subpixels=subpixels if method == "subpixel" else None)
@@ -641,7 +752,9 @@ def circular_photometry(target_img, x, y, *, aperture_diameter_arcsec=(5, 7, 10)
             "n_off_image": off,
             # local-sky annulus (pixels: inner and outer radius), drawn by the pictures
             "annulus_pixel": [float(r_in), float(r_in + width)] if with_annulus else None,
-            "background_details": _bkg_details(sky, bkg, True if with_annulus else None)}
+            "background_details": _bkg_details(sky, bkg, True if with_annulus else None,
+                                               ann_fwhm),
+            "confusion_error": conf}
     info = catalog_info(img, "circular", seeing=seeing, aperture_diameter_arcsec=diam_arcsec,
                         path=None)
     return finish_catalog(Catalog(table, info=info, meta=meta), img, "circular", save,
@@ -760,14 +873,14 @@ def elliptical_photometry(target_img, x, y, a, b, theta, *,
     area = np.pi * a * b
     extent = float(np.max(a[usable]) * ratio) if usable.any() else 0.0
     sky = _sky_source(img, bkg, rms, mask, with_annulus)
-    fluxes, var_skys, var_ests, flags = _chunked_measure(
-        img, px, py, usable, make_masks, 1, extent, sky, mask, "elliptical")
+    ann_fwhm = _seeing_fwhm(img) if with_annulus else None
+    columns, flags = _chunked_measure(img, px, py, usable, make_masks, 1, extent, sky, mask,
+                                      "elliptical", _gain(img, egain), zeropoint, fwhm=ann_fwhm)
     table = _position_table(img, px, py)
     table["SMA_IMAGE"] = a * u.pix
     table["SMI_IMAGE"] = b * u.pix
     table["THETA_IMAGE"] = np.degrees(theta_rad) * u.deg
-    photometry_columns(table, "", fluxes[0], var_skys[0], var_ests[0], area, _gain(img, egain),
-                        zeropoint, "ELIP")
+    _add_columns(table, "", columns[0], area, "ELIP")
     table["FLAGS"] = flags
     table.meta.update(pixel_origin=0, aperture_method=method,
                       subpixels=subpixels if method == "subpixel" else None)
@@ -775,7 +888,8 @@ def elliptical_photometry(target_img, x, y, a, b, theta, *,
             "background": _bkg_label(bkg, True if with_annulus else None),
             # the annulus runs from each ellipse out to annulus_ratio times it
             "annulus_ratio": float(annulus_ratio) if with_annulus else None,
-            "background_details": _bkg_details(sky, bkg, True if with_annulus else None)}
+            "background_details": _bkg_details(sky, bkg, True if with_annulus else None,
+                                               ann_fwhm)}
     info = catalog_info(img, "elliptical", seeing=img.seeing, aperture_diameter_arcsec=None,
                         path=None)
     return finish_catalog(Catalog(table, info=info, meta=meta), img, "elliptical", save,
