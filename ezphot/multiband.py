@@ -519,9 +519,9 @@ def _check_output(path: Path, overwrite: bool) -> None:
             raise ForeignFileError(f"{path}: exists and is not an ezphot multi-band catalogue;"
                                    " ezphot leaves it untouched (move it away to write there)")
     else:
-        from .dataobjects.catalog import _check_replaceable
+        from .dataobjects.catalog import check_replaceable
 
-        _check_replaceable(path)
+        check_replaceable(path)
 
 
 def _is_ezphot_parquet(path: Path) -> bool:
@@ -570,11 +570,11 @@ def save_multiband(catalog: Catalog, path: str | os.PathLike, *, overwrite: bool
                                      "(pip install 'ezphot[parquet]')") from exc
     import json
 
-    from .dataobjects.catalog import _jsonable
+    from .dataobjects.catalog import jsonable
 
     table = catalog.data.copy(copy_data=False)
     table.meta.clear()
-    table.meta[_PARQUET_TAG] = json.dumps(_jsonable({"info": catalog.info.to_dict(),
+    table.meta[_PARQUET_TAG] = json.dumps(jsonable({"info": catalog.info.to_dict(),
                                                      "meta": catalog.meta}), default=str)
 
     def write(tmp: Path) -> None:

@@ -295,14 +295,14 @@ def test_show_pixels_are_the_full_colour_mapped_frame(small, tmp_path, figsize, 
 def test_progress_bars_follow_verbose(small, capsys):
     """One rule for tqdm bars: shown inside a verbose=True call, hidden inside verbose=False,
     tqdm's own choice (None: terminal or Jupyter only) outside any call; progress= wins."""
-    from ezphot.imageobjects.scienceimage import _verbosity, progress_disable
+    from ezphot.imageobjects.scienceimage import progress_disable, verbosity
     from ezphot.utils.imageset import load_images
 
     assert progress_disable(None, 5) is None
     assert progress_disable(None, 1) is True
     assert progress_disable(True, 1) is False and progress_disable(False, 5) is True
     for verbose in (True, False):
-        with _verbosity(verbose):
+        with verbosity(verbose):
             assert progress_disable(None, 5) is (not verbose)
             assert progress_disable(not verbose, 5) is verbose
             load_images(small)

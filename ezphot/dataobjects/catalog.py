@@ -111,7 +111,7 @@ class CatalogInfo:
         dict
             Every field, numpy scalars and paths turned into plain Python values.
         """
-        return _jsonable(asdict(self))
+        return jsonable(asdict(self))
 
     @classmethod
     def from_dict(cls, d: Mapping) -> CatalogInfo:
@@ -134,11 +134,11 @@ class CatalogInfo:
         return cls(**known, extra=extra)
 
 
-def _jsonable(obj):
+def jsonable(obj):
     if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
+        return {str(k): jsonable(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
-        return [_jsonable(v) for v in obj]
+        return [jsonable(v) for v in obj]
     if isinstance(obj, np.generic):
         return obj.item()
     if isinstance(obj, Path):
@@ -177,7 +177,7 @@ def provenance_digest(provenance: Mapping) -> str:
     str
         Hexadecimal sha256 digest.
     """
-    text = json.dumps(_jsonable(dict(provenance)), sort_keys=True, separators=(",", ":"))
+    text = json.dumps(jsonable(dict(provenance)), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -206,7 +206,7 @@ def provenance_difference(saved: Mapping | None, expected: Mapping) -> str:
     """
     if not isinstance(saved, Mapping):
         return "no provenance key"
-    saved, expected = _jsonable(dict(saved)), _jsonable(dict(expected))
+    saved, expected = jsonable(dict(saved)), jsonable(dict(expected))
     if saved.get("options") is None and expected.get("options") is not None:
         return "options unknown (saved outside run_batch)"
     for key, reason in _PROVENANCE_FIELDS:
@@ -221,7 +221,7 @@ def _short(exc: BaseException, path: Path) -> str:
     return text[len(prefix):] if text.startswith(prefix) else text
 
 
-def _check_replaceable(path: Path) -> None:
+def check_replaceable(path: Path) -> None:
     """Raise `ForeignFileError` unless ``path`` is an ezphot catalogue (which may be replaced)."""
     if os.path.islink(path) or not os.path.isfile(path) or fits_owner(path) != "catalog":
         raise ForeignFileError(f"{path}: exists and is not an ezphot catalogue; ezphot leaves it "
@@ -371,7 +371,7 @@ class Catalog:
         if not str(path) or path.is_dir():
             raise ValueError("Catalog.save needs a file path (info.path is not set)")
         if os.path.lexists(path):
-            _check_replaceable(path)
+            check_replaceable(path)
             if not overwrite:
                 raise FileExistsError(f"{path} exists and overwrite=False")
         self.info.path = str(path)
@@ -384,7 +384,7 @@ class Catalog:
                                         "sha256 of the provenance key (EZMETA)")
         primary.header["EZINFO"] = json.dumps(self.info.to_dict())
         meta = {**self.meta, "table_meta": dict(self.data.meta)}
-        primary.header["EZMETA"] = json.dumps(_jsonable(meta), default=str)
+        primary.header["EZMETA"] = json.dumps(jsonable(meta), default=str)
         table = self.data.copy(copy_data=False)
         table.meta.clear()  # provenance goes in EZMETA; table meta keys are not FITS-safe
         hdu = fits.table_to_hdu(table)
@@ -395,7 +395,7 @@ class Catalog:
                 warnings.simplefilter("ignore", fits.verify.VerifyWarning)
                 fits.HDUList([primary, hdu]).writeto(tmp, checksum=_CHECKSUM)
 
-        atomic_write(path, write, may_replace=_check_replaceable)
+        atomic_write(path, write, may_replace=check_replaceable)
         if self.meta.get("provenance") is not None:
             self._sealed = fingerprint  # saved as measured: still the measured table
         log.info("Catalogue saved: %s (%d rows)", path, len(self.data))
@@ -451,7 +451,7 @@ class Catalog:
         if not os.path.lexists(path):
             return CatalogState("missing", "no catalogue")
         try:
-            _check_replaceable(path)
+            check_replaceable(path)
         except ForeignFileError as exc:
             return CatalogState("foreign", str(exc))
         try:
@@ -556,7 +556,7 @@ class Catalog:
             table.meta = dict(table.meta)
             table.meta["ezphot_info"] = self.info.to_dict()
             # plain JSON types, as in save's EZMETA: the writers serialise them as YAML
-            table.meta["ezphot_meta"] = json.loads(json.dumps(_jsonable(self.meta),
+            table.meta["ezphot_meta"] = json.loads(json.dumps(jsonable(self.meta),
                                                               default=str))
         if kind in ("ecsv", "parquet"):
             table.meta[EXPORT_KEY] = _export_mark()
