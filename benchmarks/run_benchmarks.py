@@ -197,7 +197,7 @@ def bench_maps(frames_dir: Path, repeat: int) -> dict:
         "ratio_with_maps": statistics.median(wrapper_t) / statistics.median(bare_t),
         # the same binary runs inside the wrapper: what ezphot adds, free of the binary's noise
         "overhead_outside_binary_s": statistics.median(
-            w - b for w, b in zip(wrapper_t, inside_t)),
+            w - b for w, b in zip(wrapper_t, inside_t, strict=False)),
         "peak_rss_over_frame_bytes": mem["maxrss"] / frame_bytes,
     }
     print(f"  calculate_bkg(256, 5) {result['calculate_bkg_s']:.2f} s vs photutils Background2D "
@@ -205,8 +205,9 @@ def bench_maps(frames_dir: Path, repeat: int) -> dict:
           f"{result['ratio_bkg_vs_photutils']:.3f} (target <= 0.25; deep source mask included;"
           f" without it {result['calculate_bkg_single_pass_s']:.2f} s)")
     print(f"  calculate_sourcemask(sigma=5) {mask_s:.2f} s (target <= 3)")
-    print(f"  sex_photometry with Background+Errormap+Mask {result['sex_photometry_with_maps_s']:.2f}"
-          f" s vs bare binary with the same files {result['bare_binary_with_maps_s']:.2f} s -> "
+    print(f"  sex_photometry with Background+Errormap+Mask "
+          f"{result['sex_photometry_with_maps_s']:.2f} s vs bare binary with the same files "
+          f"{result['bare_binary_with_maps_s']:.2f} s -> "
           f"ratio {result['ratio_with_maps']:.3f} (target <= 1.15); ezphot's own part "
           f"{result['overhead_outside_binary_s']:.2f} s = "
           f"{result['overhead_outside_binary_s'] / result['bare_binary_with_maps_s']:.3f} x bare")
@@ -344,7 +345,8 @@ bkg, rms = Background({str(bkg_path)!r}), Errormap({str(rms_path)!r})
 opts = dict(target_bkg=bkg, target_bkgrms=rms, aperture_diameter_arcsec=[5, 7, 10],
             aperture_diameter_seeing=[2.5, 3.5], save=False)
 circular_photometry(img, [4000.0], [3000.0], **opts)  # warm-up (imports)
-rss = lambda key: int([l for l in open('/proc/self/status') if l.startswith(key)][0].split()[1]) * 1024
+rss = lambda key: int([ln for ln in open('/proc/self/status')
+                      if ln.startswith(key)][0].split()[1]) * 1024
 before = rss('VmRSS')
 rng = np.random.default_rng(0)
 x, y = rng.uniform(-10, {nx} + 10, {n}), rng.uniform(-10, {ny} + 10, {n})
@@ -364,7 +366,8 @@ res = dict(n={n}, seconds=min(times), cpu_seconds=min(cpu), rss_before_call=befo
         r["cpu_us_per_position"] = r["cpu_seconds"] / n * 1e6
         runs[n] = r
         print(f"  {n:>9,d} positions: {r['seconds']:8.1f} s, {r['us_per_position']:7.1f} us per "
-              f"position ({r['cpu_us_per_position']:.1f} us CPU), peak RSS {r['maxrss'] / 1e6:7.0f} MB ({r['maxrss'] / frame_bytes:.2f}x "
+              f"position ({r['cpu_us_per_position']:.1f} us CPU), peak RSS "
+              f"{r['maxrss'] / 1e6:7.0f} MB ({r['maxrss'] / frame_bytes:.2f}x "
               f"the frame; {r['rss_before_call'] / 1e6:.0f} MB before the call)")
     lo, hi = runs[sizes[0]], runs[sizes[-1]]
     result = {
@@ -378,7 +381,8 @@ res = dict(n={n}, seconds=min(times), cpu_seconds=min(cpu), rss_before_call=befo
         "peak_rss_increase_1e6_vs_frame": (hi["maxrss"] - hi["rss_before_call"]) / frame_bytes,
     }
     print(f"  time per position 1e6 / 1e4: {result['ratio_time_per_position_1e6_vs_1e4']:.3f} "
-          f"wall, {result['ratio_cpu_per_position_1e6_vs_1e4']:.3f} CPU (target <= 1.3); peak RSS at 1e6: {result['peak_rss_1e6_vs_frame']:.2f}x the frame "
+          f"wall, {result['ratio_cpu_per_position_1e6_vs_1e4']:.3f} CPU (target <= 1.3); peak "
+          f"RSS at 1e6: {result['peak_rss_1e6_vs_frame']:.2f}x the frame "
           f"({frame_bytes / 1e6:.0f} MB; target <= 4), of which the call itself "
           f"{result['peak_rss_increase_1e6_vs_frame']:.2f}x")
     return result
@@ -454,7 +458,8 @@ def bench_batch(frames_dir: Path, repeat: int) -> dict:
     }
     print(f"  1 worker {t1:.1f} s, 2 workers {t2:.1f} s -> throughput x{t1 / t2:.2f} "
           "(target >= 1.7)")
-    print(f"  Dask LocalCluster(2) {td:.1f} s = {td / t2:.2f} x the local pool (target within 10 %)")
+    print(f"  Dask LocalCluster(2) {td:.1f} s = {td / t2:.2f} x the local pool "
+          "(target within 10 %)")
     print(f"  peak RSS of a worker measuring one frame: {mem['maxrss'] / 2**20:.0f} MiB = "
           f"{result['worker_peak_rss_over_frame_bytes']:.2f} x frame bytes (target <= 2.5)")
     print(f"  browsing 1,000 frame headers: {result['browse_1000_headers_s']:.2f} s (target <= 2)")
@@ -590,7 +595,7 @@ def bench_show(frames_dir: Path, repeat: int) -> dict:
 
     print("show: show('coord') of a full frame vs plain imshow of the binned array")
     img = ScienceImage(full_frame(frames_dir))
-    img.data  # pixels loaded once: both sides draw from memory
+    _ = img.data  # pixels loaded once: both sides draw from memory
     binned = bin_image(img.data, 4)
 
     def ours() -> None:
@@ -671,7 +676,7 @@ def bench_detect(frames_dir: Path, repeat: int) -> dict:
         error = calc_total_error(data, rms.data, effective_gain=img.egain)
         cat = SourceCatalog(data, segm, error=error, mask=bad, wcs=img.wcs,
                             kron_params=(2.5, 3.5 / 2.5, 0.0))
-        cat.sky_centroid_icrs, cat.kron_flux, cat.kron_flux_err
+        _ = cat.sky_centroid_icrs, cat.kron_flux, cat.kron_flux_err
         for r in radii:
             cat.circular_photometry(r)
         for name in ("semimajor_axis", "semiminor_axis", "orientation", "elongation",

@@ -518,9 +518,10 @@ def calculate_bkg(img, *, target_mask=None, target_ivpmask=None, is_2D_bkg: bool
         at about S/N 5 (a matched filter of the seeing on a binned residual of a first pass;
         4x4 blocks for 7DT) out to where its profile — the stacked profile of the frame's
         bright stars, scaled to the source — falls below 0.001 x the pixel noise, then
-        measure the meshes again. Without it, faint sources and the wings of bright stars raised the map by
-        0.3-2 ADU/px on 7DT-like frames (tests/test_background_accuracy.py, README). False
-        gives the single-pass map of earlier versions.
+        measure the meshes again. Without it, faint sources and the wings of bright stars
+        raised the map by 0.3-2 ADU/px on 7DT-like frames
+        (tests/test_background_accuracy.py, README). False gives the single-pass map of
+        earlier versions.
     fwhm : float, optional
         Seeing FWHM in pixels for the deep mask's detection filter (default: header SEEING
         over the pixel scale, else 5 pixels).

@@ -1,11 +1,11 @@
 """Photometry over many images: a local process pool by default, Dask distributed on request.
 
 Workers receive image descriptors (file, HDU, kind, profile), never pixel arrays, and call
-the methods' core functions (`ezphot.photometry.registry`). Each image's catalogue is written atomically, so an
-interrupted batch leaves only complete catalogues, and a re-run with ``resume=True`` measures
-only the images whose catalogue is missing, damaged, or made with other settings or another
-input (checksum and provenance key, see `process_image`). Local workers exit when the batch
-process dies, even when it is SIGKILLed.
+the methods' core functions (`ezphot.photometry.registry`). Each image's catalogue is
+written atomically, so an interrupted batch leaves only complete catalogues, and a re-run
+with ``resume=True`` measures only the images whose catalogue is missing, damaged, or made
+with other settings or another input (checksum and provenance key, see `process_image`).
+Local workers exit when the batch process dies, even when it is SIGKILLed.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from tqdm.auto import tqdm
 from ._aliases import resolve_renamed
 from .exceptions import EzphotError, ForeignFileError
 from .imageobjects.baseimage import ImageDescriptor
-from .photometry.registry import get_method, method_names
 from .imageobjects.scienceimage import progress_disable
+from .photometry.registry import get_method, method_names
 
 log = logging.getLogger(__name__)
 
@@ -228,7 +228,8 @@ def run_batch(images: Iterable, method: str = "sextractor", *, workers: int | No
     options = resolve_renamed(spec.func, options)
     desc = f"Photometry ({method})"
     if client is not None or scheduler is not None:
-        rows = _run_dask(paths, method, options, resume, client, scheduler, on_error, progress, desc)
+        rows = _run_dask(paths, method, options, resume, client, scheduler, on_error, progress,
+                         desc)
     elif (workers or os.cpu_count() or 1) == 1 or len(paths) <= 1:
         rows = []
         for p in tqdm(paths, desc=desc, disable=progress_disable(progress, len(paths), 1)):

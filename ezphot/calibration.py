@@ -971,7 +971,7 @@ def plot_calibration(catalog: Catalog, column: str | None = None, *, axes=None):
     # stars beyond the axis (wrong reference magnitudes, blends) drawn at its edge as triangles
     edge = np.clip(zp_star, lo + 0.03 * half, hi - 0.03 * half)
     beyond = np.isfinite(zp_star) & (edge != zp_star)
-    for ax, x, label in zip(axes, xs, labels):
+    for ax, x, label in zip(axes, xs, labels, strict=False):
         for mask, style in (((flag == CAL_SELECTED), dict(c="0.7", marker=".", ls="none",
                                                             label="selected, not used")),
                             ((flag == CAL_USED), dict(c="C0", marker="o", ms=4, ls="none",

@@ -84,7 +84,8 @@ def _zeropoints(text: str):
             number = float(value)
         except ValueError:
             if not value or not value.replace("_", "").replace("-", "").isalnum():
-                raise argparse.ArgumentTypeError(f"not a number or a header keyword: {value!r}")
+                raise argparse.ArgumentTypeError(
+                    f"not a number or a header keyword: {value!r}") from None
             return value
         if not math.isfinite(number):
             raise argparse.ArgumentTypeError(f"expected a finite zero point, got {value!r}")
@@ -178,7 +179,8 @@ def _print_summary(summary) -> int:
         reason = row["reason"] if "reason" in row.colnames else ""
         if reason.startswith("remeasured"):  # why a finished frame was measured again
             extra = f"{extra}  ({reason})"
-        print(f"{row['status']:8s} {row['sources']:6d} {row['seconds']:8.2f}s  {row['image']}  {extra}")
+        print(f"{row['status']:8s} {row['sources']:6d} {row['seconds']:8.2f}s  {row['image']}  "
+              f"{extra}")
     failed = int((summary["status"] == "failed").sum()) if len(summary) else 0
     print(f"{len(summary)} images: {len(summary) - failed} ok, {failed} failed")
     return 1 if failed else 0
@@ -321,12 +323,12 @@ def _cmd_multiband(args) -> int:
 
 
 def _cmd_demo(args) -> int:
-    from .batch import run_batch
-    from .datasets import FULL_SHAPE, make_sample_tree
-    from .dataobjects import Catalog
-    from .visualization import plot_catalog, save_figure
-
     import numpy as np
+
+    from .batch import run_batch
+    from .dataobjects import Catalog
+    from .datasets import FULL_SHAPE, make_sample_tree
+    from .visualization import plot_catalog, save_figure
 
     out = args.output.absolute()
     scidata = out / "scidata"
@@ -336,7 +338,8 @@ def _cmd_demo(args) -> int:
         paths = existing[: args.n_frames]
         print(f"Using {len(paths)} sample frames already in {scidata}")
     else:
-        print(f"Generating {args.n_frames} sample 7DT-like frames {shape[1]}x{shape[0]} in {scidata}")
+        print(f"Generating {args.n_frames} sample 7DT-like frames {shape[1]}x{shape[0]} in "
+              f"{scidata}")
         paths = make_sample_tree(scidata, args.n_frames, shape=shape)
     summary = run_batch(paths, "sextractor", workers=args.workers, detection_sigma=3,
                         aperture_diameter_arcsec=[5, 7, 10], aperture_diameter_seeing=[2.5, 3.5],

@@ -100,7 +100,7 @@ def _paint_integer_disks(mask: np.ndarray, x, y, r) -> None:
     """`paint_disks` for integer centres: one stencil per radius, reused (4x faster)."""
     ny, nx = mask.shape
     stencils: dict[float, np.ndarray] = {}
-    for xc, yc, rc in zip(x, y, r):
+    for xc, yc, rc in zip(x, y, r, strict=False):
         st = stencils.get(rc)
         if st is None:
             k = int(np.floor(rc))
@@ -132,7 +132,7 @@ def paint_disks(mask: np.ndarray, x, y, r) -> None:
     if x.dtype.kind in "iu" and y.dtype.kind in "iu":
         _paint_integer_disks(mask, x.tolist(), y.tolist(), r.tolist())
         return
-    for xc, yc, rc in zip(np.asarray(x, float), np.asarray(y, float), r):
+    for xc, yc, rc in zip(np.asarray(x, float), np.asarray(y, float), r, strict=False):
         x0, x1 = max(0, int(np.floor(xc - rc))), min(nx, int(np.ceil(xc + rc)) + 1)
         y0, y1 = max(0, int(np.floor(yc - rc))), min(ny, int(np.ceil(yc + rc)) + 1)
         if x0 >= x1 or y0 >= y1:

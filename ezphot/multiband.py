@@ -38,8 +38,13 @@ import numpy as np
 from astropy.table import Table
 
 from .dataobjects import Catalog, CatalogInfo
-from .exceptions import (ArgumentError, EzphotError, ForeignFileError, ImageError,
-                         MissingDependencyError)
+from .exceptions import (
+    ArgumentError,
+    EzphotError,
+    ForeignFileError,
+    ImageError,
+    MissingDependencyError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -473,7 +478,8 @@ def multiband_catalog(images: Iterable, *, detection_image=None,
             "detection": {"image": str(det_img.path), "catalog": row["catalog"], "why": why,
                           "seconds": row["seconds"],
                           "detection_sigma": det_opts["detection_sigma"],
-                          "depths": None if depths is None else dict(zip(paths, depths))},
+                          "depths": None if depths is None
+                          else dict(zip(paths, depths, strict=False))},
             "failed": failed, "apertures_arcsec": diam.tolist(),
             "flux_unit": {b["filter"]: ("uJy" if b["calibrated"] else "adu")
                           for b in filters_meta},

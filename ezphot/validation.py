@@ -351,7 +351,7 @@ def _positions(shape, n: int, rng, *, edge: float, min_sep: float,
         if avoid is not None:
             keep = ~avoid[np.round(cy).astype(int), np.round(cx).astype(int)]
             cx, cy = cx[keep], cy[keep]
-        for x, y in zip(cx, cy):
+        for x, y in zip(cx, cy, strict=False):
             i, j = int(x // cell), int(y // cell)
             near = [p for di in (-1, 0, 1) for dj in (-1, 0, 1) for p in grid.get((i + di, j + dj),
                                                                                   ())]
@@ -537,7 +537,8 @@ def injection_recovery(
             raise ImageError(f"{img.path}: no room for injected stars away from sources and "
                              "edges")
         # stamps (unit sum) and the fraction of each inside the aperture: the truth
-        stamps = [model.stamp(xi - round(xi), yi - round(yi), radius) for xi, yi in zip(x, y)]
+        stamps = [model.stamp(xi - round(xi), yi - round(yi), radius)
+                  for xi, yi in zip(x, y, strict=False)]
         frac = _aperture_fractions(stamps, x, y, radius, diam)
         gain = img.egain
         if magnitudes is not None:
@@ -563,7 +564,7 @@ def injection_recovery(
             flux = f_ap / frac
             mags = -2.5 * np.log10(flux) + zeropoint
         # the stars' own photon noise (the sky's is already in the image)
-        scaled = [st * f for st, f in zip(stamps, flux)]
+        scaled = [st * f for st, f in zip(stamps, flux, strict=False)]
         if gain:
             scaled = [st + rng.normal(0.0, 1.0, st.shape) * np.sqrt(np.clip(st, 0, None) / gain)
                       for st in scaled]
@@ -597,7 +598,7 @@ def _aperture_fractions(stamps, x, y, radius: int, diam: float) -> np.ndarray:
     from photutils.aperture import CircularAperture
 
     out = np.empty(len(stamps))
-    for k, (s, xi, yi) in enumerate(zip(stamps, x, y)):
+    for k, (s, xi, yi) in enumerate(zip(stamps, x, y, strict=False)):
         c = (radius + xi - round(xi), radius + yi - round(yi))
         m = CircularAperture(c, r=diam / 2.0).to_mask(method="exact")
         out[k] = float(np.sum(m.multiply(s)))
@@ -703,7 +704,7 @@ def _summary(t: Table, n_bins: int) -> Table:
     mag = np.asarray(t["MAG_INJ"], float)
     edges = np.linspace(mag.min(), mag.max() + 1e-9, n_bins + 1)
     rows = []
-    for lo, hi in zip(edges[:-1], edges[1:]):
+    for lo, hi in zip(edges[:-1], edges[1:], strict=False):
         sel = (mag >= lo) & (mag < hi)
         if not sel.any():
             continue

@@ -49,8 +49,10 @@ def jupyter_kernel():
 def _pyplot_notebook_backend() -> bool:
     import matplotlib
 
-    backend = str(matplotlib.rcParams._get_backend_or_none() or "").lower() \
-        if hasattr(matplotlib.rcParams, "_get_backend_or_none") else matplotlib.get_backend().lower()
+    if hasattr(matplotlib.rcParams, "_get_backend_or_none"):
+        backend = str(matplotlib.rcParams._get_backend_or_none() or "").lower()
+    else:
+        backend = matplotlib.get_backend().lower()
     return any(b in backend for b in _NOTEBOOK_BACKENDS)
 
 
@@ -378,7 +380,8 @@ def plot_catalog(catalog, save: bool = False, max_sources: int = 20000,
         else:
             w = h = diam
             ang = np.zeros(len(t))
-        offsets = np.column_stack([np.asarray(t["X_IMAGE"], float), np.asarray(t["Y_IMAGE"], float)])
+        offsets = np.column_stack([np.asarray(t["X_IMAGE"], float),
+                                   np.asarray(t["Y_IMAGE"], float)])
         # at least ~3 screen pixels wide so that apertures stay visible on a binned frame
         lw = 1.0 if zoom is not None else 0.8
         ax.add_collection(EllipseCollection(w, h, ang, units="xy", offsets=offsets,
@@ -499,7 +502,7 @@ def plot_forced(catalog, *, max_positions: int = 16, zoom_radius_pixel: float | 
                                     lw=0.8, ls="--"))
             lines.append(_forced_label(row, "", kind))
         else:
-            for j, (r, sfx) in enumerate(zip(radii, suffixes)):
+            for j, (r, sfx) in enumerate(zip(radii, suffixes, strict=False)):
                 a.add_patch(Circle((x, y), float(r[i]), fill=False, color=colours[j % 6], lw=1.0))
                 lines.append(f"⌀{2 * float(r[i]):.1f}px: {_forced_label(row, sfx, kind)}")
             if annulus:  # the local-sky annulus, dashed

@@ -125,7 +125,7 @@ def make_sky_frame(path: Path, *, shape: tuple[int, int], n_stars: int, seed: in
     y = rng.uniform(-5, ny + 5, n)
     flux = 10 ** (-0.4 * (mags - zeropoint))
     model = np.zeros(shape, np.float32)
-    for xi, yi, fi in zip(x, y, flux):
+    for xi, yi, fi in zip(x, y, flux, strict=False):
         x0, y0, st = moffat_stamp(xi, yi, fi, alpha, beta)
         add_stamp(model, x0, y0, st.astype(np.float32))
     sky = Sky(sky0, 0.05, -0.04, 0.03, shape)
@@ -205,7 +205,7 @@ def inject(frame: SkyFrame, dest: Path, xy: np.ndarray, flux: np.ndarray, seed: 
         data = np.array(hdul[0].data, np.float32)
         header = hdul[0].header.copy()
     stamps = []
-    for (x, y), f in zip(xy, flux):
+    for (x, y), f in zip(xy, flux, strict=False):
         x0, y0, st = moffat_stamp(x, y, f, frame.alpha, frame.beta)
         noisy = rng.poisson(np.clip(st, 0, None) * GAIN) / GAIN  # the star's own shot noise
         add_stamp(data, x0, y0, noisy.astype(np.float32))

@@ -48,7 +48,7 @@ def _aperture_truth(stamps, xy, radius):
     from photutils.aperture import CircularAperture
 
     out = np.empty(len(stamps))
-    for i, ((x0, y0, st), (x, y)) in enumerate(zip(stamps, xy)):
+    for i, ((x0, y0, st), (x, y)) in enumerate(zip(stamps, xy, strict=False)):
         out[i] = CircularAperture((x - x0, y - y0), r=radius).do_photometry(st)[0][0]
     return out
 

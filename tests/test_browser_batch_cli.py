@@ -75,7 +75,7 @@ def test_batch_local_pool_equals_one_by_one(tree, tmp_path):
     pool = run_batch(sorted(a.glob("*.fits")), workers=2, progress=False, **opts)
     one = run_batch(sorted(b.glob("*.fits")), workers=1, progress=False, **opts)
     assert list(pool["status"]) == ["done"] * 4 == list(one["status"])
-    for pa, pb in zip(pool["catalog"], one["catalog"]):
+    for pa, pb in zip(pool["catalog"], one["catalog"], strict=False):
         ta, tb = Catalog(pa).data, Catalog(pb).data
         np.testing.assert_array_equal(ta["FLUX_APER_1"], tb["FLUX_APER_1"])
     again = run_batch(sorted(a.glob("*.fits")), workers=2, progress=False, **opts)
@@ -92,7 +92,7 @@ def test_batch_reports_corrupt_frame(tree, tmp_path):
     corrupt.write_bytes(paths[0].read_bytes()[:20000])
     files = sorted(tmp_path.glob("*.fits"))
     summary = run_batch(files, workers=2, progress=False, on_error="skip")
-    status = dict(zip(summary["image"], summary["status"]))
+    status = dict(zip(summary["image"], summary["status"], strict=False))
     assert status[str(corrupt)] == "failed"
     assert sum(s == "done" for s in status.values()) == 2
     err = summary["error"][list(summary["image"]).index(str(corrupt))]

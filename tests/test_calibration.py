@@ -278,7 +278,7 @@ def _snr_crossing(mag, snr, level=5.0) -> float:
     """Magnitude where the binned median S/N of the truth stars crosses ``level``."""
     edges = np.arange(16.0, 21.01, 0.2)
     centre, med = [], []
-    for lo, hi in zip(edges[:-1], edges[1:]):
+    for lo, hi in zip(edges[:-1], edges[1:], strict=False):
         m = (mag >= lo) & (mag < hi)
         if m.sum() >= 8:
             centre.append(0.5 * (lo + hi))
@@ -361,7 +361,7 @@ def test_calibrated_light_curve(variable_frames):
     lc = light_curve(paths, ra, dec, aperture_diameter_arcsec=[7.0], reference=ref,
                      calibration={"band": "m600"})
     assert len(lc) == len(EPOCHS) and not lc.meta["failed"]
-    for row, (zp, mag) in zip(lc, EPOCHS):
+    for row, (zp, mag) in zip(lc, EPOCHS, strict=False):
         err = math.hypot(row["MAGERR_APER"], row["ZPERR_APER"])
         assert abs(row["MAG_APER"] - mag) < 3 * err, (row["MAG_APER"], mag, err)
         # the zero point includes the 7" aperture's loss of the Moffat wings

@@ -10,8 +10,13 @@ import numpy as np
 import pytest
 
 from ezphot.photometry.sexphot import sex_photometry
-from ezphot.sextractor.convfilter import (kernel_size, make_kernel, read_conv,
-                                          resolve_detection_filter, write_conv)
+from ezphot.sextractor.convfilter import (
+    kernel_size,
+    make_kernel,
+    read_conv,
+    resolve_detection_filter,
+    write_conv,
+)
 
 SHIPPED = Path("/usr/share/source-extractor")
 SHIPPED_FILES = sorted(p.name for p in SHIPPED.glob("*.conv")

@@ -12,8 +12,13 @@ from ezphot.datasets import FrameSpec, make_frame, make_scene, moffat_enclosed_f
 from ezphot.exceptions import ImageError, MissingWCSError
 from ezphot.imageobjects import Background, Errormap, ScienceImage
 from ezphot.methods import AperturePhotometry
-from ezphot.photometry.forced import (FLAG_MASKED, FLAG_NONFINITE, FLAG_OFF, FLAG_PARTIAL,
-                                      photometry_columns)
+from ezphot.photometry.forced import (
+    FLAG_MASKED,
+    FLAG_NONFINITE,
+    FLAG_OFF,
+    FLAG_PARTIAL,
+    photometry_columns,
+)
 from ezphot.sextractor import read_ldac
 
 from .conftest import shared
@@ -227,7 +232,7 @@ def test_one_position_uses_cutouts_only(frame):
     diam = cat.meta["aperture_diameter_pixel"]
     names = ["FLUX_APER"] + [f"FLUX_APER_{i}" for i in range(1, len(diam))]
     assert len(diam) >= 3
-    for d, name in zip(diam, names):
+    for d, name in zip(diam, names, strict=False):
         ref = aperture_photometry(data, CircularAperture((700, 500), r=d / 2))["aperture_sum"][0]
         assert cat.data[name][0] == pytest.approx(ref, rel=1e-6, abs=1e-3), name
 

@@ -6,7 +6,6 @@ tests/_mutations.py that it catches; all frames are small (the file runs in ~20 
 from __future__ import annotations
 
 import glob
-import math
 import os
 import shutil
 import subprocess
@@ -19,8 +18,12 @@ from astropy.io import fits
 from astropy.table import Table
 from astropy.time import Time
 from astropy.wcs import WCS
-from photutils.aperture import (CircularAnnulus, CircularAperture, EllipticalAperture,
-                                aperture_photometry)
+from photutils.aperture import (
+    CircularAnnulus,
+    CircularAperture,
+    EllipticalAperture,
+    aperture_photometry,
+)
 
 from ezphot.datasets import FrameSpec, make_frame
 from ezphot.imageobjects import Background, Errormap, Mask, ScienceImage
@@ -181,7 +184,7 @@ def test_source_mask_equals_binary_by_hand(frame, tmp_path):
     expected = np.zeros(img.shape, bool)
     gy, gx = np.ogrid[0:img.shape[0], 0:img.shape[1]]
     for xc, yc, rc in zip(np.asarray(t["X_IMAGE"], float) - 1,
-                          np.asarray(t["Y_IMAGE"], float) - 1, r):
+                          np.asarray(t["Y_IMAGE"], float) - 1, r, strict=False):
         y0, y1 = max(0, int(yc - rc) - 1), int(yc + rc) + 2
         x0, x1 = max(0, int(xc - rc) - 1), int(xc + rc) + 2
         expected[y0:y1, x0:x1] |= ((gx[:, x0:x1] - xc) ** 2 + (gy[y0:y1] - yc) ** 2
@@ -201,7 +204,7 @@ def test_paint_disks_integer_and_float_centres_equal_the_formula():
     r = rng.choice([0.5, 1.0, 2.0, 2.5, 3.0, 5.0, 7.0], 60)
     gy, gx = np.mgrid[0:shape[0], 0:shape[1]]
     ref = np.zeros(shape, bool)
-    for xc, yc, rc in zip(x, y, r):
+    for xc, yc, rc in zip(x, y, r, strict=False):
         ref |= (gx - xc) ** 2 + (gy - yc) ** 2 <= rc * rc
     for xs, ys in ((x, y), (x.astype(float), y.astype(float))):
         m = np.zeros(shape, bool)
@@ -262,7 +265,7 @@ def test_light_curve_time_order_and_detection_rule(tmp_path):
     assert len(lc) == 24
     mjd = {str(p): Time(fits.getheader(p)["DATE-OBS"]).mjd for p in paths}
     np.testing.assert_allclose(lc["MJD"], [mjd[p] for p in lc["IMAGE"]], rtol=0, atol=1e-9)
-    keys = list(zip(np.asarray(lc["MJD"]), np.asarray(lc["TARGET"])))
+    keys = list(zip(np.asarray(lc["MJD"]), np.asarray(lc["TARGET"]), strict=False))
     assert keys == sorted(keys) and lc["IMAGE"][0] == str(paths[1])
     snr = np.asarray(lc["FLUX_APER"] / lc["FLUXERR_APER"], float)
     np.testing.assert_array_equal(lc["DETECTED"], snr >= 0.3)
@@ -288,7 +291,7 @@ def test_blank_apertures_equal_direct_statistics(blank):
     xy = np.column_stack([t.meta["x"], t.meta["y"]])
     assert len(xy) == 60
     data = np.asarray(img.data, float) - bkg.data.astype(float)
-    for row, d in zip(t, (6, 11)):
+    for row, d in zip(t, (6, 11), strict=False):
         aps = CircularAperture(xy, r=d / 2)
         flux = np.asarray(aperture_photometry(data, aps)["aperture_sum"], float)
         med = np.median(flux)
@@ -510,7 +513,7 @@ def test_photutils_detection_equals_the_pipeline_called_directly(tmp_path):
     np.testing.assert_allclose(t["Y_WORLD"], sky.dec.deg, rtol=0, atol=1e-9)
 
 
-# -- a WCS with oblong pixels: 0.5" along x, 0.25" along y -------------------------------------------
+# -- a WCS with oblong pixels: 0.5" along x, 0.25" along y ----------------------------------
 @pytest.fixture(scope="module")
 def oblong(tmp_path_factory):
     spec = FrameSpec(shape=(160, 120), star_density=1e-9, n_galaxies_per_1000_stars=0,

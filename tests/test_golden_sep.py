@@ -34,7 +34,7 @@ def read_ascii_head(path):
             rows.append(line.split())
     ncols = len(rows[0])
     columns = {}
-    for i, (name, start) in enumerate(zip(names, starts)):
+    for i, (name, start) in enumerate(zip(names, starts, strict=False)):
         end = starts[i + 1] if i + 1 < len(starts) else ncols + 1
         for k in range(end - start):
             key = name if k == 0 else f"{name}_{k}"

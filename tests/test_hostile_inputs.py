@@ -346,7 +346,8 @@ def test_four_threads_on_one_shared_image_with_maps(frame, tmp_path):
     img = ScienceImage(frame[0])
     bkg = img.calculate_bkg(box_size=64, verbose=False)
     rms = img.calculate_bkgrms_from_propagation(bkg, verbose=False)
-    bkg, rms = Background(bkg.save(tmp_path / "f.bkgmap")), Errormap(rms.save(tmp_path / "f.bkgrms"))
+    bkg = Background(bkg.save(tmp_path / "f.bkgmap"))
+    rms = Errormap(rms.save(tmp_path / "f.bkgrms"))
     m = np.zeros(img.shape, bool)
     m[100:180, 200:400] = True
     mask = Mask(m)
@@ -497,7 +498,8 @@ def test_browser_reports_permission_denied_as_non_root(tmp_path_factory):
                 f"b = DataBrowser({str(base / 'scidata')!r})\n"
                 "with warnings.catch_warnings(record=True) as w:\n"
                 "    warnings.simplefilter('always'); found = b.search('*.fits')\n"
-                "print(json.dumps([[str(p) for p in found], b.failed, [str(x.message) for x in w]]))")
+                "print(json.dumps([[str(p) for p in found], b.failed, "
+                "[str(x.message) for x in w]]))")
         try:
             out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                                  cwd=base, user=65534, timeout=60,

@@ -19,8 +19,12 @@ import pytest
 from astropy.io import fits
 
 from ezphot._io import run_directory
-from ezphot.exceptions import (SExtractorConfigError, SExtractorError, SExtractorOutputError,
-                               SExtractorTimeoutError)
+from ezphot.exceptions import (
+    SExtractorConfigError,
+    SExtractorError,
+    SExtractorOutputError,
+    SExtractorTimeoutError,
+)
 from ezphot.imageobjects import Errormap, ScienceImage
 from ezphot.masks import calculate_sourcemask
 from ezphot.methods import AperturePhotometry

@@ -29,8 +29,8 @@ from ezphot.multiband import combine_inverse_variance, multiband_catalog, plot_s
 
 FILTERS = ("m400", "m600", "g", "z")
 APERTURES = [5.0, 8.0]
-SHIFT = (25.0, -15.0, 30.0)
-ZEROPOINTS = {"m400": 27.0, "m600": 27.5, "g": 28.5, "z": 28.0}  # dx", dy", rotation (deg) of the second frame of each filter
+SHIFT = (25.0, -15.0, 30.0)  # dx", dy", rotation (deg) of the second frame of each filter
+ZEROPOINTS = {"m400": 27.0, "m600": 27.5, "g": 28.5, "z": 28.0}
 
 
 @pytest.fixture(scope="session")
@@ -246,10 +246,10 @@ def test_inverse_variance_combination(field, mb):
     for band in FILTERS:
         cats, rows = _frame_catalogs(mb, band)
         f = np.array([np.asarray(c["FLUX_APER"], float) * 10 ** (-0.4 * (r["zeropoint"] - 23.9))
-                      for c, r in zip(cats, rows)])
+                      for c, r in zip(cats, rows, strict=False)])
         e = np.array([np.asarray(c["FLUXERR_APER"], float) * 10 ** (-0.4 * (r["zeropoint"]
                                                                             - 23.9))
-                      for c, r in zip(cats, rows)])
+                      for c, r in zip(cats, rows, strict=False)])
         clean = np.array([np.asarray(c["FLAGS"]) == 0 for c in cats]) & np.isfinite(f)
         both = clean.all(axis=0)
         w = 1 / e[:, both] ** 2

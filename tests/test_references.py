@@ -339,7 +339,7 @@ def test_browser_filters_equal_truth_table(browser_tree):
     n = 0
     choices = {lv: [None, *vals, vals[0][:3] + "*"] for lv, vals in LEVEL_VALUES.items()}
     for combo in itertools.product(*choices.values()):
-        setting = dict(zip(LEVEL_VALUES, combo))
+        setting = dict(zip(LEVEL_VALUES, combo, strict=False))
         if sum(v is not None for v in combo) not in (1, 2, 5):
             continue
         b = DataBrowser(root)
@@ -418,7 +418,7 @@ def test_dask_on_error_raise(good_and_bad, tmp_path):
                       aperture_diameter_arcsec=[5], aperture_diameter_seeing=[])
         skip = run_batch(files, client=client, progress=False, on_error="skip",
                          aperture_diameter_arcsec=[5], aperture_diameter_seeing=[])
-    status = dict(zip(skip["image"], skip["status"]))
+    status = dict(zip(skip["image"], skip["status"], strict=False))
     # the good frame may have finished before the failure raised: then it is resumed
     assert status[str(files[0])] in ("done", "skipped") and status[str(files[1])] == "failed"
     from ezphot.dataobjects import Catalog

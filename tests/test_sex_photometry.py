@@ -59,7 +59,7 @@ def by_hand(frame, tmp_path_factory):
     scale = float(np.sqrt(np.prod(proj_plane_pixel_scales(WCS(header)) * 3600)))
     seeing = header["SEEING"]
     diameters = [d_ / scale for d_ in (5, 7, 10, 2.5 * seeing, 3.5 * seeing)]
-    params = [p for p in TUTORIAL_COLUMNS[:51] if not p[-2:] in ("_1", "_2", "_3", "_4")]
+    params = [p for p in TUTORIAL_COLUMNS[:51] if p[-2:] not in ("_1", "_2", "_3", "_4")]
     params = [f"{p}(5)" if p.endswith("_APER") else p for p in params]
     (d / "run.param").write_text("\n".join(params) + "\n")
     config = {

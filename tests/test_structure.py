@@ -116,7 +116,7 @@ def test_two_extensions_keep_two_catalogues(mef, tmp_path, monkeypatch):
     assert ".hdu1." in summary["catalog"][1]
     from ezphot.dataobjects import Catalog
 
-    for row, alone in zip(summary, (alone_a, alone_b)):
+    for row, alone in zip(summary, (alone_a, alone_b), strict=False):
         want = AperturePhotometry().circular_photometry(str(alone), **opts, **QUIET)
         got = Catalog(row["catalog"])
         np.testing.assert_allclose(got.data["FLUX_APER"], want.data["FLUX_APER"], rtol=1e-10)

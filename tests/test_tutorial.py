@@ -139,13 +139,13 @@ def test_tutorial(data_root, monkeypatch, capsys):
     assert row["FLAGS"] == 0 and row["FLUX_APER_2"] > row["FLUX_APER"] > 0
     assert row["FLUX_APER_2"] == pytest.approx(star["FLUX_APER_2"], rel=0.03)
     # reference: photutils' aperture_photometry at the star's pixel position on image - map
-    from photutils.aperture import (CircularAperture, EllipticalAperture,
-                                    aperture_photometry)
+    from photutils.aperture import CircularAperture, EllipticalAperture, aperture_photometry
     resid = np.asarray(target_img.data, float) - np.asarray(target_img.bkgmap.data, float)
     px, py = target_img.wcs.all_world2pix(point_source['ra'], point_source['dec'], 0)
     diam = target_catalog_circular.meta["aperture_diameter_pixel"]
     np.testing.assert_allclose(diam[:3], np.array([5, 7, 10]) / target_img.pixelscale)
-    for d, name in zip(diam, ["FLUX_APER", "FLUX_APER_1", "FLUX_APER_2", "FLUX_APER_3"]):
+    names = ["FLUX_APER", "FLUX_APER_1", "FLUX_APER_2", "FLUX_APER_3"]
+    for d, name in zip(diam, names, strict=False):
         ref = aperture_photometry(resid, CircularAperture((px, py), r=d / 2))["aperture_sum"]
         assert row[name] == pytest.approx(float(ref[0]), rel=1e-5), name
     # [16] [17]

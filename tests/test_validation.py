@@ -201,7 +201,7 @@ def test_blank_apertures_given_mask_and_maps(sparse_frame):
     bkg = img.calculate_bkg(verbose=False)
     rms = img.calculate_bkgrms_from_propagation(bkg, verbose=False)
     mask = np.zeros(img.shape, bool)
-    for x, y in zip(truth["X"], truth["Y"]):
+    for x, y in zip(truth["X"], truth["Y"], strict=False):
         xi, yi = int(round(x)), int(round(y))
         mask[max(0, yi - 25):yi + 26, max(0, xi - 25):xi + 26] = True
     t = blank_apertures(img, aperture_diameter_arcsec=[10, 20] * u.pix, n_apertures=300,

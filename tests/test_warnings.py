@@ -16,8 +16,13 @@ from astropy.utils.exceptions import AstropyUserWarning
 
 import ezphot.exceptions as exc
 from ezphot.datasets import FrameSpec, make_frame
-from ezphot.exceptions import (EzphotWarning, HeaderWarning, MeasurementWarning,
-                               PositionWarning, SkippedInputWarning)
+from ezphot.exceptions import (
+    EzphotWarning,
+    HeaderWarning,
+    MeasurementWarning,
+    PositionWarning,
+    SkippedInputWarning,
+)
 from ezphot.imageobjects import ScienceImage
 from ezphot.methods import AperturePhotometry
 
@@ -98,7 +103,7 @@ def test_library_never_configures_logging():
     logger's own, for the duration of a ``verbose`` call (scienceimage._verbosity)."""
     found = []
     for path in sorted(PACKAGE.rglob("*.py")):
-        for i, line in enumerate(path.read_text().splitlines(), 1):
+        for _i, line in enumerate(path.read_text().splitlines(), 1):
             code = line.split("#")[0]
             if any(w in code for w in ("basicConfig", "logging.disable", "setLevel(",
                                        "logging.root", "getLogger()")):

@@ -82,10 +82,10 @@ class AperturePhotometry:
     Every method takes the image first, keyword-only options after, and returns a `Catalog`.
     Each is a thin layer over a core function (`ezphot.photometry.registry`), whose signature
     holds the options and their defaults; the façade adds only ``verbose``, ``visualize`` and
-    ``save_fig``. Common options: ``save`` (write the catalogue beside the image, atomically; False writes
-    and deletes nothing), ``verbose`` (log at INFO, else warnings only), ``visualize`` (draw
-    the sources/apertures; the figure is in ``catalog.figure``), ``save_fig`` (PNG beside the
-    catalogue).
+    ``save_fig``. Common options: ``save`` (write the catalogue beside the image,
+    atomically; False writes and deletes nothing), ``verbose`` (log at INFO, else warnings
+    only), ``visualize`` (draw the sources/apertures; the figure is in ``catalog.figure``),
+    ``save_fig`` (PNG beside the catalogue).
     """
 
     def __init__(self) -> None:

@@ -77,7 +77,7 @@ def blank_positions(mask: np.ndarray, radius: float, n: int, rng, *,
         m = 4 * (n - len(xs)) + 32
         cx = rng.uniform(edge, nx - 1 - edge, m)
         cy = rng.uniform(edge, ny - 1 - edge, m)
-        for x, y in zip(cx, cy):
+        for x, y in zip(cx, cy, strict=False):
             ix, iy = int(round(x)), int(round(y))
             dx = np.maximum(np.abs(ix + off - x) - 0.5, 0.0)
             dy = np.maximum(np.abs(iy + off - y) - 0.5, 0.0)

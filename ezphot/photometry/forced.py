@@ -31,11 +31,11 @@ from astropy.coordinates import SkyCoord
 from astropy.table import Column, Table
 
 from .. import _validate as validate
+from .._aliases import renamed
 from ..background import poisson_skew_correction
 from ..dataobjects.catalog import Catalog
 from ..exceptions import ArgumentError, HeaderWarning, ImageError, PositionWarning
 from ..imageobjects import Background, BaseImage, Errormap
-from .._aliases import renamed
 from .common import aperture_diameters, as_image, catalog_info, finish_catalog
 from .geometry import sky_to_pixel_ellipse, to_pixel
 
@@ -339,7 +339,7 @@ def _measure(img: BaseImage, masks_per_aperture: list[list], areas: list[np.ndar
     flags_all = np.zeros(n, dtype=np.int32)
     bkg_map = sky.bkg.data if isinstance(sky.bkg, Background) else None
     rms_map = sky.rms.data if sky.rms is not None else None
-    for apmasks, area in zip(masks_per_aperture, areas):
+    for apmasks, area in zip(masks_per_aperture, areas, strict=False):
         flux = np.full(n, np.nan)
         var_sky = np.full(n, np.nan)
         var_est = np.zeros(n)

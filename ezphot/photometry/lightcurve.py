@@ -250,7 +250,7 @@ def plot_light_curve(table: Table, target: int = 0, aperture: int = 0, *, time: 
             mjd, ul = xs(b["MJD"][~det]), np.asarray(b[f"UL5_APER{s}"][~det], float)
             ax.plot(mjd, ul, "_", color=color, ms=12, mew=2, label=f"{band} 5σ limit")
             ax.plot(mjd, ul + 0.35, linestyle="none", alpha=0)  # keep the arrows in view
-            for xm, ym in zip(mjd, ul):
+            for xm, ym in zip(mjd, ul, strict=False):
                 ax.annotate("", xy=(xm, ym + 0.3), xytext=(xm, ym),
                             arrowprops=dict(arrowstyle="->", color=color))
     ax.invert_yaxis()

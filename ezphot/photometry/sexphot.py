@@ -25,14 +25,19 @@ from ..imageobjects import Background, BaseImage, Errormap, Mask
 from ..sextractor import SExtractorBinary, find_sextractor
 from ..sextractor.binary import resolve_timeout
 from ..sextractor.checkimage import CheckImage, checkimage_file_name
-from ..sextractor.configfile import (checkimage_types, format_value, read_param_file,
-                                     validate_config)
+from ..sextractor.configfile import checkimage_types, format_value, read_param_file, validate_config
 from ..sextractor.convfilter import resolve_detection_filter
 from ..sextractor.imagerun import image_config, run_on_image
 from ..sextractor.ldac import LDACCatalog
+from .common import (
+    aperture_diameters,
+    as_image,
+    as_list,
+    catalog_info,
+    catalog_path,
+    finish_catalog,
+)
 from .registry import METHODS
-from .common import (aperture_diameters, as_image, as_list, catalog_info, catalog_path,
-                     finish_catalog)
 
 log = logging.getLogger(__name__)
 

@@ -3,8 +3,13 @@ and LDAC reader."""
 
 from .binary import SExtractorBinary, find_sextractor
 from .checkimage import CheckImage
-from .configfile import (validate_config, validate_keywords, validate_parameters, write_config,
-                         write_param)
+from .configfile import (
+    validate_config,
+    validate_keywords,
+    validate_parameters,
+    write_config,
+    write_param,
+)
 from .convfilter import DetectionFilter, make_kernel, read_conv, write_conv
 from .ldac import LDACCatalog, read_ldac
 from .runner import SExtractorRun, run_sextractor

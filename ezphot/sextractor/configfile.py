@@ -90,7 +90,8 @@ def validate_keywords(keys: Iterable[str], binary: SExtractorBinary) -> None:
         )
 
 
-def validate_parameters(params: Iterable[str], binary: SExtractorBinary) -> list[tuple[str, int | None]]:
+def validate_parameters(params: Iterable[str],
+                        binary: SExtractorBinary) -> list[tuple[str, int | None]]:
     """Check output parameter names (``NAME`` or ``NAME(n)``) against the binary's list.
 
     Parameters
@@ -142,7 +143,8 @@ def read_param_file(path: str | Path) -> list[str]:
     return names
 
 
-def write_param(path: Path, params: Sequence[str], n_apertures: int, binary: SExtractorBinary) -> list[str]:
+def write_param(path: Path, params: Sequence[str], n_apertures: int,
+                binary: SExtractorBinary) -> list[str]:
     """Write a ``.param`` file, sizing aperture vectors to ``n_apertures``.
 
     Parameters

@@ -25,13 +25,23 @@ import numpy as np
 from astropy.io import fits
 
 from ..config import sextractor_config_dir
-from ..exceptions import (MeasurementWarning, SExtractorConfigError, SExtractorError,
-                          SExtractorOutputError)
-from .binary import (SExtractorBinary, default_run_timeout, execute, find_sextractor,
-                     resolve_timeout)
+from ..exceptions import (
+    MeasurementWarning,
+    SExtractorConfigError,
+    SExtractorError,
+    SExtractorOutputError,
+)
+from .binary import SExtractorBinary, default_run_timeout, execute, find_sextractor, resolve_timeout
 from .checkimage import checkimage_file_name
-from .configfile import (INPUT_FILE_KEYWORDS, RUNNER_KEYWORDS,
-                         checkimage_types, format_value, input_files, write_config, write_param)
+from .configfile import (
+    INPUT_FILE_KEYWORDS,
+    RUNNER_KEYWORDS,
+    checkimage_types,
+    format_value,
+    input_files,
+    write_config,
+    write_param,
+)
 from .ldac import LDACCatalog, read_ldac
 
 log = logging.getLogger(__name__)
@@ -298,7 +308,7 @@ def run_sextractor(
     catalogs = read_ldac(catalog_path, expected=lines, source=f"SExtractor's catalogue of {image}")
     _report_warnings(stderr, image)
     checks = {}
-    for t, name in zip(types, check_names):
+    for t, name in zip(types, check_names, strict=False):
         checks[t] = _read_checkimage(workdir / name, t, image, binary)
     return SExtractorRun(
         catalogs=catalogs,

@@ -45,7 +45,8 @@ class DataBrowser:
         could not read; each search also warns about unreadable folders.
     """
 
-    def __init__(self, folder: str | os.PathLike = "scidata", *, root: str | os.PathLike | None = None):
+    def __init__(self, folder: str | os.PathLike = "scidata", *,
+                 root: str | os.PathLike | None = None):
         self.basepath = resolve_data_path(folder, root)
         self.observatory: str | None = None
         self.telkey: str | None = None
@@ -105,7 +106,7 @@ class DataBrowser:
         self._report(failed)
         for path in dirs:
             rel = Path(path).relative_to(self.basepath).parts
-            for level, value in zip(LEVELS, rel):
+            for level, value in zip(LEVELS, rel, strict=False):
                 values[level].add(value)
         return {level: sorted(v) for level, v in values.items()}
 
