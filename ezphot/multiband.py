@@ -43,6 +43,7 @@ from .exceptions import (
     EzphotError,
     ForeignFileError,
     ImageError,
+    MeasurementWarning,
     MissingDependencyError,
 )
 
@@ -632,7 +633,8 @@ def plot_sed(catalog: Catalog, source: int = 0, *, aperture: int | str = 0, ax=N
         if col not in t.colnames:
             continue
         if lam is None:
-            warnings.warn(f"filter {band}: central wavelength unknown, not drawn", stacklevel=2)
+            warnings.warn(f"filter {band}: central wavelength unknown, not drawn",
+                          MeasurementWarning, stacklevel=2)
             continue
         points.append((lam, float(t[col][source]), float(t[f"FLUXERR_{kind}_{band}"][source]),
                        band, str(t[col].unit or "")))

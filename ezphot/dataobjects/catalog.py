@@ -233,7 +233,18 @@ _META_FORMATS = ("ecsv", "ascii.ecsv", "parquet")
 def table_fingerprint(table: Table) -> str:
     """A digest of a table's contents: column names, dtypes (byte order normalised), units
     and values. `Catalog` compares it to the one taken when the provenance key was attached
-    (measured or loaded): a table edited since then no longer carries that key."""
+    (measured or loaded): a table edited since then no longer carries that key.
+
+    Parameters
+    ----------
+    table : astropy.table.Table
+        The table.
+
+    Returns
+    -------
+    str
+        A hexadecimal blake2b digest.
+    """
     h = hashlib.blake2b(digest_size=16)
     h.update(str(len(table)).encode())
     for name in table.colnames:

@@ -291,6 +291,10 @@ class AperturePhotometry:
             Magnitude zero point (default 0: instrumental magnitudes).
         save : bool
             Write the catalogue beside the image (``<frame>.<suffix>``, atomically).
+        confusion_error : bool
+            Add the excess scatter of blank apertures near the positions over the noise model
+            (confusion by stars below the detection limit) to FLUXERR/MAGERR in quadrature;
+            recorded in ``meta['confusion_error']`` (default True).
         verbose : bool
             False lowers ezphot's logging to warnings for this call.
         visualize : bool

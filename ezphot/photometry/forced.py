@@ -666,6 +666,9 @@ def circular_photometry(target_img, x, y, *, aperture_diameter_arcsec=(5, 7, 10)
         Magnitude zero point.
     save : bool
         Write the catalogue beside the image (atomically).
+    confusion_error : bool
+        Add the blank apertures' excess scatter over the noise model to FLUXERR/MAGERR
+        (see above; ``meta['confusion_error']``). False: the noise model alone.
 
     Returns
     -------
