@@ -97,7 +97,7 @@ def photutils_photometry(target_img, *, target_bkg=None, target_bkgrms=None, tar
     Catalog
         The detections, columns named as SExtractor's.
     """
-    from photutils.segmentation import SourceCatalog, deblend_sources, detect_sources
+    from photutils.segmentation import deblend_sources, detect_sources
     from scipy.ndimage import convolve
 
     img = as_image(target_img)
@@ -135,10 +135,13 @@ def photutils_photometry(target_img, *, target_bkg=None, target_bkgrms=None, tar
                                n_processes=nproc, progress_bar=False)
         error = _total_error(data, rms, gain if gain else np.inf)
         # shapes and centroids from the unfiltered pixels, as SExtractor measures them
-        cat = SourceCatalog(data, segm, error=error, mask=bad, wcs=img.wcs,
-                            # SExtractor's minimum (3.5) bounds the *scaled* Kron radius
-                            kron_params=(kron_factor, _KRON_MIN / kron_factor, 0.0))
-        table = _to_table(cat, diam_px, rms, zeropoint, detection_sigma, kron_factor)
+        options = {"kron_factor": kron_factor, "diam_px": diam_px, "zeropoint": zeropoint}
+        if nproc == 1 or segm.n_labels < 2 * nproc:
+            table = _measure(data, segm, error, bad, img.wcs, options)
+        else:
+            table = _measure_parallel(data, segm, error, bad, img.wcs, options, nproc,
+                                      img.path)
+        _add_sky_columns(table, rms, detection_sigma)
     del data, convolved
     table.meta.update(pixel_origin=0, detection_sigma=detection_sigma)
     info = catalog_info(img, "all", seeing=seeing, aperture_diameter_arcsec=diam_arcsec, path=None)
@@ -146,6 +149,88 @@ def photutils_photometry(target_img, *, target_bkg=None, target_bkgrms=None, tar
             "kron_params": [kron_factor, _KRON_MIN], "minarea_pixels": minarea_pixels}
     return finish_catalog(Catalog(table, info=info, meta=meta), img, "photutils", save,
                           zeropoint=zeropoint)
+
+
+def _measure(data, segm, error, mask, wcs, options, index=None) -> Table:
+    """The catalogue columns of the sources ``index`` (all by default) of ``segm``.
+
+    Each source is measured in its own cutouts of the full frame and full segmentation image
+    (neighbours masked from Kron apertures as in one catalogue of all sources), so any
+    subset gives the same rows as the whole catalogue."""
+    from photutils.segmentation import SourceCatalog
+
+    kron_factor = options["kron_factor"]
+    cat = SourceCatalog(data, segm, error=error, mask=mask, wcs=wcs,
+                        # SExtractor's minimum (3.5) bounds the *scaled* Kron radius
+                        kron_params=(kron_factor, _KRON_MIN / kron_factor, 0.0))
+    if index is not None:
+        cat = cat[index]
+    return _to_table(cat, options["diam_px"], options["zeropoint"], kron_factor)
+
+
+def _measure_worker(files: dict, segm_state: dict, wcs, options, index) -> Table:
+    """`_measure` in a spawned process, on memory-mapped copies of the parent's arrays."""
+    from photutils.segmentation import SegmentationImage
+
+    arrays = {k: np.load(f, mmap_mode="r", allow_pickle=False) for k, f in files.items()}
+    # the parent's segmentation image with its labels and slices already found (a new one
+    # would search the full frame again); only the pixel array is replaced by the mapped copy
+    segm = SegmentationImage.__new__(SegmentationImage)
+    segm.__dict__.update(segm_state)
+    segm.__dict__["_data"] = arrays["segm"]
+    return _measure(arrays["data"], segm, arrays["error"], arrays["mask"], wcs, options, index)
+
+
+def _write_shared(file: str, arr: np.ndarray) -> None:
+    """One array for the workers (a ``.npy`` file they memory-map)."""
+    np.save(file, arr, allow_pickle=False)
+
+
+def _measure_parallel(data, segm, error, mask, wcs, options, nproc: int, path) -> Table:
+    """`_measure` split over ``nproc`` processes (this one and ``nproc - 1`` spawned).
+
+    The sources are dealt out in turn (source i to group i mod nproc: crowded and sparse
+    regions shared alike); the workers read the arrays from ``.npy`` files of a run directory
+    (memory-mapped: one copy on disk, pages shared). The rows are put back in label order.
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from .._io import run_directory
+    from ..exceptions import EzphotError, PhotometryWorkerError
+
+    n = segm.n_labels
+    groups = [np.arange(k, n, nproc) for k in range(nproc)]
+    state = {k: v for k, v in segm.__dict__.items() if k != "_data"}
+    with run_directory("ezphot-detect-") as run:
+        files = {}
+        for name, arr in (("data", data), ("segm", segm.data), ("error", error),
+                          ("mask", mask)):
+            files[name] = str(run / f"{name}.npy")
+            _write_shared(files[name], arr)
+        ctx = multiprocessing.get_context("spawn")  # safe whatever threads this process runs
+        pool = ProcessPoolExecutor(max_workers=nproc - 1, mp_context=ctx)
+        try:
+            futures = [pool.submit(_measure_worker, files, state, wcs, options, g)
+                       for g in groups[1:]]
+            tables = [_measure(data, segm, error, mask, wcs, options, groups[0])]
+            for f in futures:
+                try:
+                    tables.append(f.result())
+                except EzphotError:
+                    raise
+                except Exception as exc:  # raised in the worker, or the worker died
+                    raise PhotometryWorkerError(
+                        f"{path}: a photutils measurement process failed: {exc!r}") from exc
+        finally:
+            # workers are waited for (not left running) before the run directory goes
+            pool.shutdown(wait=True, cancel_futures=True)
+    order = np.argsort(np.concatenate(groups), kind="stable")
+    table = Table()
+    for name in tables[0].colnames:
+        col = np.concatenate([np.asarray(t[name]) for t in tables])[order]
+        table[name] = col if tables[0][name].unit is None else col * tables[0][name].unit
+    return table
 
 
 def _total_error(data: np.ndarray, rms, gain: float) -> np.ndarray:
@@ -188,7 +273,7 @@ def _value(q):
     return np.asarray(getattr(q, "value", q), dtype=float)
 
 
-def _to_table(cat, diam_px, rms, zp, detection_sigma, kron_factor) -> Table:
+def _to_table(cat, diam_px, zp, kron_factor) -> Table:
     t = Table()
     t["NUMBER"] = np.asarray(cat.label, dtype=np.int64)
     x, y = _value(cat.x_centroid), _value(cat.y_centroid)
@@ -224,6 +309,14 @@ def _to_table(cat, diam_px, rms, zp, detection_sigma, kron_factor) -> Table:
     t["FWHM_IMAGE"] = _value(cat.fwhm) * u.pix
     t["ISOAREA_IMAGE"] = _value(cat.area) * u.pix**2
     t["FLUX_MAX"] = _value(cat.max_value) * u.ct
+    return t
+
+
+def _add_sky_columns(t: Table, rms, detection_sigma: float) -> None:
+    """SKYSIG (median background RMS) and THRESHOLD (detection level at each centroid)."""
+    if not len(t):
+        return
+    x, y = _value(t["X_IMAGE"]), _value(t["Y_IMAGE"])
     rms_at = np.asarray(rms, dtype=float)
     if rms_at.ndim == 2:
         iy = np.clip(np.round(y).astype(int), 0, rms_at.shape[0] - 1)
@@ -235,4 +328,3 @@ def _to_table(cat, diam_px, rms, zp, detection_sigma, kron_factor) -> Table:
         sky = float(rms_at)
     t["SKYSIG"] = np.full(len(t), sky) * u.ct
     t["THRESHOLD"] = detection_sigma * local * u.ct
-    return t
