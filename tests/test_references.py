@@ -433,7 +433,7 @@ def test_photutils_detection_nproc(tmp_path):
     spec = FrameSpec(shape=(256, 320), star_density=12)
     path, _ = make_frame(tmp_path / spec.file_name(), spec, seed=8)
     one = AP.photutils_photometry(path, aperture_diameter_arcsec=[5, 7], **Q).data
-    for nproc in (2, 3):
+    for nproc in (2,):
         two = AP.photutils_photometry(path, aperture_diameter_arcsec=[5, 7], nproc=nproc,
                                       **Q).data
         assert len(one) > 10 and one.colnames == two.colnames
