@@ -58,12 +58,13 @@ def photutils_photometry(target_img, *, target_bkg=None, target_bkgrms=None, tar
                          save: bool = True) -> Catalog:
     """Detect with photutils and measure Kron and circular-aperture fluxes.
 
-    See `AperturePhotometry.photutils_photometry`. ``nproc``: processes of photutils'
-    deblending (``deblend_sources(n_processes=...)``) and of the `SourceCatalog` measurements
-    (sources dealt out to ``nproc - 1`` spawned processes and this one, each measured
-    against the full frame and segmentation image); the catalogue does not depend on it, bit
-    for bit. Both start processes with ``spawn``: a script calling this with ``nproc > 1``
-    needs the usual ``if __name__ == '__main__':`` guard.
+    See `AperturePhotometry.photutils_photometry`. ``nproc``: processes of the deblending
+    and of the `SourceCatalog` measurements (sources dealt out to ``nproc - 1`` spawned
+    processes and this one, each deblended and measured against the full frame and
+    segmentation image; photutils' own ``n_processes`` sends one task per source and is
+    slower than one process here). The catalogue does not depend on it, bit for bit. The
+    processes start with ``spawn``: a script calling this with ``nproc > 1`` needs the usual
+    ``if __name__ == '__main__':`` guard.
 
     Parameters
     ----------
