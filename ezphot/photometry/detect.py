@@ -209,7 +209,7 @@ def _deblend_group(convolved, segm, deblend: dict, labels) -> tuple:
                               progress_bar=False, **deblend)
     flat = np.flatnonzero(out.data > max0)
     return (flat, out.data.ravel()[flat], dict(out.parent_to_deblended_labels),
-            [(w.message, w.category) for w in caught])
+            [w.message for w in caught])
 
 
 def _deblend_worker(files: dict, state: dict, deblend: dict, labels) -> tuple:
@@ -275,6 +275,7 @@ def _parallel(data, convolved, segm, rms, gain, mask, wcs, deblend: dict, option
     from concurrent.futures import ProcessPoolExecutor
 
     from .._io import run_directory
+    from ..exceptions import MeasurementWarning
 
     with run_directory("ezphot-detect-") as run:
         files = {}
@@ -296,8 +297,9 @@ def _parallel(data, convolved, segm, rms, gain, mask, wcs, deblend: dict, option
             parts = [_deblend_group(convolved, segm, deblend, groups[0])]
             parts += [_result(f, path) for f in futures]
             for _, _, _, caught in parts:
-                for message, category in caught:
-                    warnings.warn(message, category, stacklevel=3)
+                # photutils' deblending warnings (AstropyUserWarning), raised in the workers
+                for message in caught:
+                    warnings.warn(str(message), MeasurementWarning, stacklevel=3)
             segm = _merge_deblended(segm, parts)
             del parts
             error = _total_error(data, rms, gain if gain else np.inf)
