@@ -131,3 +131,10 @@ class ReferenceCatalogError(EzphotError, ValueError):
 
 
 __all__ += ["CalibrationError", "ReferenceCatalogError"]
+
+
+class PhotometryWorkerError(EzphotError, RuntimeError):
+    """A process measuring part of a catalogue in parallel failed or died."""
+
+
+__all__ += ["PhotometryWorkerError"]

@@ -40,6 +40,10 @@ MUTATIONS = [
  ("mesh-centre", "ezphot/background.py", "    xc = (np.arange(nbx) + 0.5) * box - 0.5", "    xc = (np.arange(nbx) + 0.5) * box", [R + "::test_background_of_a_plane_is_the_plane"]),
  ("phot-aper", "ezphot/photometry/detect.py", "    fluxes = [cat.circular_photometry(d / 2.0) for d in diam_px]", "    fluxes = [cat.circular_photometry(d / 2.0 + 0.1) for d in diam_px]", [R + "::test_photutils_detection_fluxes_equal_direct_aperture_photometry"]),
  ("nproc-validate", "ezphot/photometry/detect.py", '    nproc = validate.size(nproc, "nproc", maximum=4096)\n', "", [R + "::test_photutils_detection_nproc"]),
+ ("nproc-order", "ezphot/photometry/detect.py", "        col = np.concatenate([np.asarray(t[name]) for t in tables])[order]", "        col = np.concatenate([np.asarray(t[name]) for t in tables])", [R + "::test_photutils_detection_nproc"]),
+ ("nproc-relabel", "ezphot/photometry/detect.py", "    for parent in sorted(children):", "    for parent in children:", [R + "::test_photutils_detection_nproc"]),
+ ("nproc-neighbours", "ezphot/photometry/detect.py", '    segm.__dict__["_data"] = pixels', '    segm.__dict__["_data"] = np.where(pixels > 0, 1, 0)', [R + "::test_photutils_detection_nproc"]),
+ ("nproc-worker-error", "ezphot/photometry/detect.py", "    except Exception as exc:  # raised in the worker, or the worker died", "    except ZeroDivisionError as exc:", [R + "::test_photutils_detection_worker_failure"]),
  ("forced-one-pos", "ezphot/photometry/forced.py", "        masks = [CircularAperture(xy, r=d / 2.0).to_mask(", "        masks = [CircularAperture(xy + 0.5, r=d / 2.0).to_mask(", ["tests/test_forced.py::test_one_position_uses_cutouts_only"]),
  # -- issue 14, second wave: away from the obvious spots (tests/test_formulas.py and others)
  ("forced-ul5", "ezphot/photometry/forced.py", "ul5 = -2.5 * np.log10(5 * skysig) + zeropoint", "ul5 = -2.5 * np.log10(3 * skysig) + zeropoint", [F + "::test_forced_columns_equal_photutils_and_formulas"]),

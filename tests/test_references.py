@@ -427,17 +427,43 @@ def test_dask_on_error_raise(good_and_bad, tmp_path):
 
 
 def test_photutils_detection_nproc(tmp_path):
-    """nproc goes to photutils' deblending (n_processes): the same catalogue as with 1 process;
-    a bad value is refused before any work."""
+    """nproc splits the deblending (photutils' n_processes) and the measurements (sources dealt
+    out to spawned processes): the same catalogue as with 1 process, bit for bit, every
+    column, units and order; a bad value is refused before any work."""
     from ezphot.exceptions import ArgumentError
 
     spec = FrameSpec(shape=(256, 320), star_density=12)
     path, _ = make_frame(tmp_path / spec.file_name(), spec, seed=8)
-    one = AP.photutils_photometry(path, aperture_diameter_arcsec=[5], **Q).data
-    two = AP.photutils_photometry(path, aperture_diameter_arcsec=[5], nproc=2, **Q).data
-    assert len(one) > 10
-    for name in ("X_IMAGE", "Y_IMAGE", "FLUX_APER", "FLUX_AUTO"):
-        np.testing.assert_array_equal(np.asarray(one[name]), np.asarray(two[name]), name)
+    one = AP.photutils_photometry(path, aperture_diameter_arcsec=[5, 7], **Q).data
+    for nproc in (2,):
+        two = AP.photutils_photometry(path, aperture_diameter_arcsec=[5, 7], nproc=nproc,
+                                      **Q).data
+        assert len(one) > 10 and one.colnames == two.colnames
+        for name in one.colnames:
+            assert one[name].unit == two[name].unit, name
+            np.testing.assert_array_equal(np.asarray(one[name]), np.asarray(two[name]),
+                                          f"{name} nproc={nproc}")
     for bad in (0, -1, 1.5, "2"):
         with pytest.raises((ArgumentError, TypeError), match="nproc"):
             AP.photutils_photometry(path, nproc=bad, **Q)
+
+
+def test_photutils_detection_worker_failure(tmp_path, monkeypatch):
+    """A measurement process that fails (here: its input file is garbage) gives an ezphot
+    error naming the image; no worker process is left and the run directory is gone (the
+    autouse fixture checks run directories)."""
+    import multiprocessing
+
+    from ezphot.exceptions import PhotometryWorkerError
+    from ezphot.photometry import detect
+
+    spec = FrameSpec(shape=(256, 320), star_density=12)
+    path, _ = make_frame(tmp_path / spec.file_name(), spec, seed=8)
+
+    def garbage(file, arr):
+        Path(file).write_bytes(b"not an array")
+
+    monkeypatch.setattr(detect, "_write_shared", garbage)
+    with pytest.raises(PhotometryWorkerError, match=f"{path.name}.*process failed"):
+        AP.photutils_photometry(path, aperture_diameter_arcsec=[5], nproc=2, **Q)
+    assert multiprocessing.active_children() == []

@@ -58,9 +58,12 @@ def photutils_photometry(target_img, *, target_bkg=None, target_bkgrms=None, tar
                          save: bool = True) -> Catalog:
     """Detect with photutils and measure Kron and circular-aperture fluxes.
 
-    See `AperturePhotometry.photutils_photometry`. ``nproc``: processes photutils' deblending
-    uses (``deblend_sources(n_processes=...)``); the catalogue does not depend on it. photutils
-    starts them with ``spawn``: a script calling this with ``nproc > 1`` needs the usual
+    See `AperturePhotometry.photutils_photometry`. ``nproc``: processes of the deblending
+    and of the `SourceCatalog` measurements (sources dealt out to ``nproc - 1`` spawned
+    processes and this one, each deblended and measured against the full frame and
+    segmentation image; photutils' own ``n_processes`` sends one task per source and is
+    slower than one process here). The catalogue does not depend on it, bit for bit. The
+    processes start with ``spawn``: a script calling this with ``nproc > 1`` needs the usual
     ``if __name__ == '__main__':`` guard.
 
     Parameters
@@ -88,7 +91,7 @@ def photutils_photometry(target_img, *, target_bkg=None, target_bkgrms=None, tar
     zeropoint : float
         Magnitude zero point.
     nproc : int
-        Processes of photutils' deblending.
+        Processes of the deblending and of the measurements.
     save : bool
         Write the catalogue beside the image (atomically).
 
@@ -96,8 +99,13 @@ def photutils_photometry(target_img, *, target_bkg=None, target_bkgrms=None, tar
     -------
     Catalog
         The detections, columns named as SExtractor's.
+
+    Raises
+    ------
+    PhotometryWorkerError
+        A measurement process failed or died (``nproc > 1``).
     """
-    from photutils.segmentation import SourceCatalog, deblend_sources, detect_sources
+    from photutils.segmentation import deblend_sources, detect_sources
     from scipy.ndimage import convolve
 
     img = as_image(target_img)
@@ -130,15 +138,17 @@ def photutils_photometry(target_img, *, target_bkg=None, target_bkgrms=None, tar
         table = Table(names=columns, dtype=[float] * len(columns))
         log.info("%s: no source above %g sigma", img.path, detection_sigma)
     else:
-        segm = deblend_sources(convolved, segm, n_pixels=minarea_pixels,
-                               n_levels=deblend_nlevels, contrast=deblend_contrast,
-                               n_processes=nproc, progress_bar=False)
-        error = _total_error(data, rms, gain if gain else np.inf)
-        # shapes and centroids from the unfiltered pixels, as SExtractor measures them
-        cat = SourceCatalog(data, segm, error=error, mask=bad, wcs=img.wcs,
-                            # SExtractor's minimum (3.5) bounds the *scaled* Kron radius
-                            kron_params=(kron_factor, _KRON_MIN / kron_factor, 0.0))
-        table = _to_table(cat, diam_px, rms, zeropoint, detection_sigma, kron_factor)
+        deblend = {"n_pixels": minarea_pixels, "n_levels": deblend_nlevels,
+                   "contrast": deblend_contrast}
+        options = {"kron_factor": kron_factor, "diam_px": diam_px, "zeropoint": zeropoint}
+        if nproc == 1 or segm.n_labels < 2 * nproc:
+            segm = deblend_sources(convolved, segm, **deblend, progress_bar=False)
+            error = _total_error(data, rms, gain if gain else np.inf)
+            table = _measure(data, segm, error, bad, img.wcs, options)
+        else:
+            table = _parallel(data, convolved, segm, rms, gain, bad, img.wcs, deblend,
+                              options, nproc, img.path)
+        _add_sky_columns(table, rms, detection_sigma)
     del data, convolved
     table.meta.update(pixel_origin=0, detection_sigma=detection_sigma)
     info = catalog_info(img, "all", seeing=seeing, aperture_diameter_arcsec=diam_arcsec, path=None)
@@ -146,6 +156,186 @@ def photutils_photometry(target_img, *, target_bkg=None, target_bkgrms=None, tar
             "kron_params": [kron_factor, _KRON_MIN], "minarea_pixels": minarea_pixels}
     return finish_catalog(Catalog(table, info=info, meta=meta), img, "photutils", save,
                           zeropoint=zeropoint)
+
+
+def _measure(data, segm, error, mask, wcs, options, index=None) -> Table:
+    """The catalogue columns of the sources ``index`` (all by default) of ``segm``.
+
+    Each source is measured in its own cutouts of the full frame and full segmentation image
+    (neighbours masked from Kron apertures as in one catalogue of all sources), so any
+    subset gives the same rows as the whole catalogue. Shapes and centroids come from the
+    unfiltered pixels, as SExtractor measures them."""
+    from photutils.segmentation import SourceCatalog
+
+    kron_factor = options["kron_factor"]
+    cat = SourceCatalog(data, segm, error=error, mask=mask, wcs=wcs,
+                        # SExtractor's minimum (3.5) bounds the *scaled* Kron radius
+                        kron_params=(kron_factor, _KRON_MIN / kron_factor, 0.0))
+    if index is not None:
+        cat = cat[index]
+    return _to_table(cat, options["diam_px"], options["zeropoint"], kron_factor)
+
+
+def _segm_state(segm) -> dict:
+    """A segmentation image without its pixels, labels and slices found (small to send)."""
+    segm.slices, segm.areas  # noqa: B018 -- computed once here, not in every worker
+    return {k: v for k, v in segm.__dict__.items() if k != "_data"}
+
+
+def _segm_from(state: dict, pixels: np.ndarray):
+    from photutils.segmentation import SegmentationImage
+
+    # the parent's segmentation image with its labels and slices already found (a new one
+    # would search the full frame again); only the pixel array is the mapped copy
+    segm = SegmentationImage.__new__(SegmentationImage)
+    segm.__dict__.update(state)
+    segm.__dict__["_data"] = pixels
+    return segm
+
+
+def _deblend_group(convolved, segm, deblend: dict, labels) -> tuple:
+    """photutils' deblending of the sources ``labels`` only: each source is deblended in its
+    own cutout of the filtered image and of the *input* segmentation image, as in one call
+    for all. Returns the flat indices and (not yet renumbered) labels of the new pixels, the
+    new labels of each deblended source, and the warnings raised."""
+    import warnings
+
+    from photutils.segmentation import deblend_sources
+
+    max0 = segm.max_label
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = deblend_sources(convolved, segm, labels=labels, relabel=False, n_processes=1,
+                              progress_bar=False, **deblend)
+    flat = np.flatnonzero(out.data > max0)
+    return (flat, out.data.ravel()[flat], dict(out.parent_to_deblended_labels),
+            [w.message for w in caught])
+
+
+def _deblend_worker(files: dict, state: dict, deblend: dict, labels) -> tuple:
+    segm = _segm_from(state, np.load(files["segm"], mmap_mode="r", allow_pickle=False))
+    conv = np.load(files["convolved"], mmap_mode="r", allow_pickle=False)
+    return _deblend_group(conv, segm, deblend, labels)
+
+
+def _measure_worker(files: dict, segm_state: dict, wcs, options, index) -> Table:
+    """`_measure` in a spawned process, on memory-mapped copies of the parent's arrays."""
+    arrays = {k: np.load(files[k], mmap_mode="r", allow_pickle=False)
+              for k in ("data", "segm", "error", "mask")}
+    segm = _segm_from(segm_state, arrays["segm"])
+    return _measure(arrays["data"], segm, arrays["error"], arrays["mask"], wcs, options, index)
+
+
+def _write_shared(file: str, arr: np.ndarray) -> None:
+    """One array for the workers (a ``.npy`` file they memory-map)."""
+    np.save(file, arr, allow_pickle=False)
+
+
+def _merge_deblended(segm, parts):
+    """The deblended segmentation image one serial ``deblend_sources`` call gives: new
+    labels numbered in the order of their parents' labels, then made consecutive."""
+    from photutils.segmentation import SegmentationImage
+
+    children = {}
+    for _, _, label_map, _ in parts:
+        children.update(label_map)
+    new_of = {}
+    next_label = segm.max_label
+    for parent in sorted(children):
+        for old in children[parent]:
+            next_label += 1
+            new_of[(parent, int(old))] = next_label
+    merged = segm.data.copy()
+    flat_view = merged.reshape(-1)
+    for flat, values, label_map, _ in parts:
+        if not len(flat):
+            continue
+        lut = np.zeros(int(values.max()) + 1, dtype=merged.dtype)
+        for parent, olds in label_map.items():
+            for old in olds:
+                lut[int(old)] = new_of[(parent, int(old))]
+        flat_view[flat] = lut[values]
+    out = SegmentationImage(merged)
+    out.relabel_consecutive(start_label=1)
+    return out
+
+
+def _parallel(data, convolved, segm, rms, gain, mask, wcs, deblend: dict, options: dict,
+              nproc: int, path) -> Table:
+    """Deblending and `_measure` split over ``nproc`` processes (this one and ``nproc - 1``
+    spawned, started once for both).
+
+    Sources are dealt out in turn (source i to group i mod nproc: crowded and sparse regions
+    shared alike); the workers read the arrays from ``.npy`` files of a run directory
+    (memory-mapped). The deblended pieces get the labels one serial call gives, and the rows
+    are put back in label order: the catalogue is that of ``nproc=1``, bit for bit.
+    """
+    import multiprocessing
+    import warnings
+    from concurrent.futures import ProcessPoolExecutor
+
+    from .._io import run_directory
+    from ..exceptions import MeasurementWarning
+
+    with run_directory("ezphot-detect-") as run:
+        files = {}
+
+        def share(name, arr):
+            files[name] = str(run / f"{name}.npy")
+            _write_shared(files[name], arr)
+
+        ctx = multiprocessing.get_context("spawn")  # safe whatever threads this process runs
+        pool = ProcessPoolExecutor(max_workers=nproc - 1, mp_context=ctx)
+        try:
+            labels = segm.labels
+            groups = [labels[k::nproc] for k in range(nproc)]
+            state = _segm_state(segm)
+            share("convolved", convolved)
+            share("segm", segm.data)
+            futures = [pool.submit(_deblend_worker, dict(files), state, deblend, g)
+                       for g in groups[1:]]
+            parts = [_deblend_group(convolved, segm, deblend, groups[0])]
+            parts += [_result(f, path) for f in futures]
+            for _, _, _, caught in parts:
+                # photutils' deblending warnings (AstropyUserWarning), raised in the workers
+                for message in caught:
+                    warnings.warn(str(message), MeasurementWarning, stacklevel=3)
+            segm = _merge_deblended(segm, parts)
+            del parts
+            error = _total_error(data, rms, gain if gain else np.inf)
+            n = segm.n_labels
+            index = [np.arange(k, n, nproc) for k in range(nproc)]
+            state = _segm_state(segm)
+            for name, arr in (("data", data), ("segm", segm.data), ("error", error),
+                              ("mask", mask)):
+                share(name, arr)
+            futures = [pool.submit(_measure_worker, dict(files), state, wcs, options, g)
+                       for g in index[1:]]
+            tables = [_measure(data, segm, error, mask, wcs, options, index[0])]
+            tables += [_result(f, path) for f in futures]
+        finally:
+            # workers are waited for (not left running) before the run directory goes
+            pool.shutdown(wait=True, cancel_futures=True)
+    order = np.argsort(np.concatenate(index), kind="stable")
+    table = Table()
+    for name in tables[0].colnames:
+        col = np.concatenate([np.asarray(t[name]) for t in tables])[order]
+        table[name] = col if tables[0][name].unit is None else col * tables[0][name].unit
+    return table
+
+
+def _result(future, path):
+    """A worker's result; its failure (raised there, or the process died) as an ezphot
+    error naming the image."""
+    from ..exceptions import EzphotError, PhotometryWorkerError
+
+    try:
+        return future.result()
+    except EzphotError:
+        raise
+    except Exception as exc:  # raised in the worker, or the worker died
+        raise PhotometryWorkerError(
+            f"{path}: a photutils measurement process failed: {exc!r}") from exc
 
 
 def _total_error(data: np.ndarray, rms, gain: float) -> np.ndarray:
@@ -188,7 +378,7 @@ def _value(q):
     return np.asarray(getattr(q, "value", q), dtype=float)
 
 
-def _to_table(cat, diam_px, rms, zp, detection_sigma, kron_factor) -> Table:
+def _to_table(cat, diam_px, zp, kron_factor) -> Table:
     t = Table()
     t["NUMBER"] = np.asarray(cat.label, dtype=np.int64)
     x, y = _value(cat.x_centroid), _value(cat.y_centroid)
@@ -224,6 +414,14 @@ def _to_table(cat, diam_px, rms, zp, detection_sigma, kron_factor) -> Table:
     t["FWHM_IMAGE"] = _value(cat.fwhm) * u.pix
     t["ISOAREA_IMAGE"] = _value(cat.area) * u.pix**2
     t["FLUX_MAX"] = _value(cat.max_value) * u.ct
+    return t
+
+
+def _add_sky_columns(t: Table, rms, detection_sigma: float) -> None:
+    """SKYSIG (median background RMS) and THRESHOLD (detection level at each centroid)."""
+    if not len(t):
+        return
+    x, y = _value(t["X_IMAGE"]), _value(t["Y_IMAGE"])
     rms_at = np.asarray(rms, dtype=float)
     if rms_at.ndim == 2:
         iy = np.clip(np.round(y).astype(int), 0, rms_at.shape[0] - 1)
@@ -235,4 +433,3 @@ def _to_table(cat, diam_px, rms, zp, detection_sigma, kron_factor) -> Table:
         sky = float(rms_at)
     t["SKYSIG"] = np.full(len(t), sky) * u.ct
     t["THRESHOLD"] = detection_sigma * local * u.ct
-    return t
