@@ -86,7 +86,7 @@ MUTATIONS = [
  ("dask-resume", "ezphot/batch.py", "resume=resume, pure=False)", "resume=False, pure=False)", [F + "::test_dask_resume_skips_and_no_resume_remeasures"]),
  ("batch-reuse-damaged", "ezphot/batch.py", 'if resume and state.state == "ok":', 'if resume and state.state != "missing":', ["tests/test_resume_provenance.py"]),
  ("detect-thresh", "ezphot/photometry/detect.py", "threshold = detection_sigma * np.asarray(rms, dtype=np.float32)", "threshold = np.asarray(rms, dtype=np.float32)", [F + "::test_photutils_detection_equals_the_pipeline_called_directly"]),
- ("detect-gain", "ezphot/photometry/detect.py", "effective_gain=gain if gain else np.inf)", "effective_gain=np.inf)", [F + "::test_photutils_detection_equals_the_pipeline_called_directly"]),
+ ("detect-gain", "ezphot/photometry/detect.py", "error = _total_error(data, rms, gain if gain else np.inf)\n            table = _measure(", "error = _total_error(data, rms, np.inf)\n            table = _measure(", [F + "::test_photutils_detection_equals_the_pipeline_called_directly"]),
  ("detect-kronmin", "ezphot/photometry/detect.py", "kron_params=(kron_factor, _KRON_MIN / kron_factor, 0.0))", "kron_params=(kron_factor, _KRON_MIN, 0.0))", [F + "::test_photutils_detection_equals_the_pipeline_called_directly"]),
  ("detect-masked", "ezphot/photometry/detect.py", "    data[bad] = 0.0  # masked pixels", "    pass  # masked pixels", [F + "::test_photutils_detection_equals_the_pipeline_called_directly"]),
  ("detect-threshold-col", "ezphot/photometry/detect.py", 't["THRESHOLD"] = detection_sigma * local * u.ct', 't["THRESHOLD"] = local * u.ct', [F + "::test_photutils_detection_equals_the_pipeline_called_directly"]),
