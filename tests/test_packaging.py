@@ -23,8 +23,8 @@ def wheel_install(tmp_path_factory):
     src = tmp_path_factory.mktemp("src")
     # a copy: building writes build/ and *.egg-info, never into the checkout
     shutil.copytree(ROOT, src, dirs_exist_ok=True, ignore=shutil.ignore_patterns(
-        ".git", ".venv", "build", "*.egg-info", "__pycache__", ".pytest_cache", "demo_output",
-        "benchmarks"))
+        ".git", ".venv", ".venv-*", "build", "*.egg-info", "__pycache__", ".pytest_cache",
+        "demo_output", "benchmarks", "_build", "_generated"))
     r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
                         "-q", "-w", str(out), str(src)], capture_output=True, text=True,
                        timeout=600)
