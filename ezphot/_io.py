@@ -268,14 +268,15 @@ def atomic_write(path: str | os.PathLike, writer: Callable[[Path], None], *,
 
 
 @contextlib.contextmanager
-def run_directory(prefix: str = "ezphot-", keep: bool = False) -> Iterator[Path]:
+def run_directory(prefix: str = "ezphot-", keep: bool = False, *,
+                  parent: str | os.PathLike | None = None) -> Iterator[Path]:
     """A private temporary directory for one run, removed afterwards even on failure.
 
-    The parent directory is ``$EZPHOT_TMPDIR`` when set, else the system default. Run
-    directories that killed processes of this host left there are removed first (those with
-    a valid ownership marker only; see the module notes).
+    The parent directory is ``parent`` when given, else ``$EZPHOT_TMPDIR`` when set, else the
+    system default. Run directories that killed processes of this host left there are
+    removed first (those with a valid ownership marker only; see the module notes).
     """
-    parent = Path(os.environ.get("EZPHOT_TMPDIR") or tempfile.gettempdir())
+    parent = Path(parent or os.environ.get("EZPHOT_TMPDIR") or tempfile.gettempdir())
     remove_stale(parent, "ezphot-")
     try:
         path = Path(tempfile.mkdtemp(prefix=f"{prefix}{_owner_tag()}-", dir=parent))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import astropy.units as u
@@ -426,19 +427,35 @@ def test_dask_on_error_raise(good_and_bad, tmp_path):
     assert Catalog.is_complete(f"{files[0]}.cat") and not Path(f"{files[1]}.cat").exists()
 
 
-def test_photutils_detection_nproc(tmp_path):
+def test_photutils_detection_nproc(tmp_path, monkeypatch):
     """nproc splits the deblending (photutils' n_processes) and the measurements (sources dealt
     out to spawned processes): the same catalogue as with 1 process, bit for bit, every
     column, units and order; a bad value is refused before any work."""
     from ezphot.exceptions import ArgumentError
+    from ezphot.photometry import detect
 
     spec = FrameSpec(shape=(256, 320), star_density=12)
     path, _ = make_frame(tmp_path / spec.file_name(), spec, seed=8)
     one = AP.photutils_photometry(path, aperture_diameter_arcsec=[5, 7], **Q).data
-    for nproc in (2,):
+    shared = []
+
+    def record(file, arr):
+        shared.append(Path(file))
+        write(file, arr)
+
+    write = detect._write_shared
+    monkeypatch.setattr(detect, "_write_shared", record)
+    # without EZPHOT_TMPDIR the workers' arrays go to /dev/shm (memory) when it has room
+    monkeypatch.delenv("EZPHOT_TMPDIR")
+    expected = detect._shared_parent(1 << 20) or Path(tempfile.gettempdir())
+    for nproc in (2, 3):
         two = AP.photutils_photometry(path, aperture_diameter_arcsec=[5, 7], nproc=nproc,
                                       **Q).data
         assert len(one) > 10 and one.colnames == two.colnames
+        assert {f.name for f in shared} == {"convolved.npy", "segm.npy", "data.npy",
+                                            "error.npy", "mask.npy", "deblended.npy"}
+        assert all(f.parent.parent == expected and not f.parent.exists() for f in shared)
+        shared.clear()
         for name in one.colnames:
             assert one[name].unit == two[name].unit, name
             np.testing.assert_array_equal(np.asarray(one[name]), np.asarray(two[name]),
@@ -446,6 +463,24 @@ def test_photutils_detection_nproc(tmp_path):
     for bad in (0, -1, 1.5, "2"):
         with pytest.raises((ArgumentError, TypeError), match="nproc"):
             AP.photutils_photometry(path, nproc=bad, **Q)
+
+
+def test_photutils_detection_shared_arrays_fall_back(monkeypatch):
+    """/dev/shm only when it has room for the arrays twice over and EZPHOT_TMPDIR is unset
+    (a container's /dev/shm is often 64 MB): else None, the run directories' usual place."""
+    import os
+
+    from ezphot.photometry import detect
+
+    monkeypatch.delenv("EZPHOT_TMPDIR")
+    if not os.access("/dev/shm", os.W_OK):
+        pytest.skip("no writable /dev/shm here")
+    st = os.statvfs("/dev/shm")
+    free = st.f_bavail * st.f_frsize
+    assert detect._shared_parent(free // 2 - 4096) == Path("/dev/shm")
+    assert detect._shared_parent(free // 2 + 4096) is None
+    monkeypatch.setenv("EZPHOT_TMPDIR", "/somewhere")
+    assert detect._shared_parent(1) is None
 
 
 def test_photutils_detection_worker_failure(tmp_path, monkeypatch):

@@ -1,6 +1,6 @@
 """`photutils_photometry`: detection photometry with photutils (docs/catalogue.md).
 
-Segmentation on the background-subtracted image smoothed by a Gaussian of the seeing
+Segmentation on the background-subtracted image smoothed by SExtractor's default 3×3 filter
 (threshold = detection_sigma × background RMS), multi-threshold deblending, then Kron and
 circular-aperture photometry from `photutils.segmentation.SourceCatalog`, with columns named
 as SExtractor's wherever the meaning is the same.
@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import astropy.units as u
 import numpy as np
@@ -59,12 +63,14 @@ def photutils_photometry(target_img, *, target_bkg=None, target_bkgrms=None, tar
     """Detect with photutils and measure Kron and circular-aperture fluxes.
 
     See `AperturePhotometry.photutils_photometry`. ``nproc``: processes of the deblending
-    and of the `SourceCatalog` measurements (sources dealt out to ``nproc - 1`` spawned
-    processes and this one, each deblended and measured against the full frame and
-    segmentation image; photutils' own ``n_processes`` sends one task per source and is
-    slower than one process here). The catalogue does not depend on it, bit for bit. The
-    processes start with ``spawn``: a script calling this with ``nproc > 1`` needs the usual
-    ``if __name__ == '__main__':`` guard.
+    and of the `SourceCatalog` measurements (sources dealt out to ``nproc`` spawned
+    processes, each deblended and measured against the full frame and segmentation image;
+    photutils' own ``n_processes`` sends one task per source and is slower than one process
+    here). The processes start at the beginning of the call, so that their start-up overlaps
+    the detection, and read the frame's arrays from a run directory in ``/dev/shm`` when it
+    has room (else the usual one). The catalogue does not depend on ``nproc``, bit for bit.
+    The processes start with ``spawn``: a script calling this with ``nproc > 1`` needs the
+    usual ``if __name__ == '__main__':`` guard.
 
     Parameters
     ----------
@@ -105,9 +111,6 @@ def photutils_photometry(target_img, *, target_bkg=None, target_bkgrms=None, tar
     PhotometryWorkerError
         A measurement process failed or died (``nproc > 1``).
     """
-    from photutils.segmentation import deblend_sources, detect_sources
-    from scipy.ndimage import convolve
-
     img = as_image(target_img)
     validate.photometry_args(egain=egain, seeing=seeing, kron_factor=kron_factor,
                              detection_sigma=detection_sigma, zeropoint=zeropoint)
@@ -121,6 +124,28 @@ def photutils_photometry(target_img, *, target_bkg=None, target_bkgrms=None, tar
     diam_arcsec, diam_px = aperture_diameters(img, aperture_diameter_arcsec, None, seeing,
                                               pixelscale)
     validate.apertures_fit(diam_px, img.shape, "aperture_diameter_arcsec", img.path)
+    # the other processes start now: their start-up (an interpreter and photutils' imports,
+    # seconds) overlaps the serial background, filtering and detection below
+    with _worker_pool(0 if nproc == 1 else nproc) as pool:
+        table = _detect_and_measure(img, target_bkg, target_bkgrms, target_mask,
+                                    detection_sigma, minarea_pixels, deblend_contrast,
+                                    deblend_nlevels, kron_factor, diam_px, zeropoint,
+                                    egain, nproc, pool)
+    table.meta.update(pixel_origin=0, detection_sigma=detection_sigma)
+    info = catalog_info(img, "all", seeing=seeing, aperture_diameter_arcsec=diam_arcsec, path=None)
+    meta = {"method": "photutils", "aperture_diameter_pixel": diam_px,
+            "kron_params": [kron_factor, _KRON_MIN], "minarea_pixels": minarea_pixels}
+    return finish_catalog(Catalog(table, info=info, meta=meta), img, "photutils", save,
+                          zeropoint=zeropoint)
+
+
+def _detect_and_measure(img, target_bkg, target_bkgrms, target_mask, detection_sigma,
+                        minarea_pixels, deblend_contrast, deblend_nlevels, kron_factor,
+                        diam_px, zeropoint, egain, nproc, pool) -> Table:
+    """The catalogue table of `photutils_photometry` (``pool``: its other processes)."""
+    from photutils.segmentation import deblend_sources, detect_sources
+    from scipy.ndimage import convolve
+
     back, rms, mask = _background(img, target_bkg, target_bkgrms, target_mask)
     data = np.asarray(img.data, dtype=np.float32) - back
     finite = np.isfinite(data)
@@ -147,15 +172,9 @@ def photutils_photometry(target_img, *, target_bkg=None, target_bkgrms=None, tar
             table = _measure(data, segm, error, bad, img.wcs, options)
         else:
             table = _parallel(data, convolved, segm, rms, gain, bad, img.wcs, deblend,
-                              options, nproc, img.path)
+                              options, pool, nproc, img.path)
         _add_sky_columns(table, rms, detection_sigma)
-    del data, convolved
-    table.meta.update(pixel_origin=0, detection_sigma=detection_sigma)
-    info = catalog_info(img, "all", seeing=seeing, aperture_diameter_arcsec=diam_arcsec, path=None)
-    meta = {"method": "photutils", "aperture_diameter_pixel": diam_px,
-            "kron_params": [kron_factor, _KRON_MIN], "minarea_pixels": minarea_pixels}
-    return finish_catalog(Catalog(table, info=info, meta=meta), img, "photutils", save,
-                          zeropoint=zeropoint)
+    return table
 
 
 def _measure(data, segm, error, mask, wcs, options, index=None) -> Table:
@@ -221,8 +240,8 @@ def _deblend_worker(files: dict, state: dict, deblend: dict, labels) -> tuple:
 def _measure_worker(files: dict, segm_state: dict, wcs, options, index) -> Table:
     """`_measure` in a spawned process, on memory-mapped copies of the parent's arrays."""
     arrays = {k: np.load(files[k], mmap_mode="r", allow_pickle=False)
-              for k in ("data", "segm", "error", "mask")}
-    segm = _segm_from(segm_state, arrays["segm"])
+              for k in ("data", "deblended", "error", "mask")}
+    segm = _segm_from(segm_state, arrays["deblended"])
     return _measure(arrays["data"], segm, arrays["error"], arrays["mask"], wcs, options, index)
 
 
@@ -260,32 +279,94 @@ def _merge_deblended(segm, parts):
     return out
 
 
+# what the workers import (before their first task, while this process detects)
+_PRELOAD = ("ezphot.photometry.detect", "photutils.segmentation", "astropy.wcs")
+
+
+def _warm_up() -> None:
+    """Run first in each worker: the imports its tasks need, done while the parent works
+    (nothing left to do in a worker forked from a server that has them)."""
+    import importlib
+
+    for name in _PRELOAD:
+        importlib.import_module(name)
+
+
+def _context():
+    """Python's fork server where there is one, else ``spawn``: both safe whatever threads
+    this process runs. The server imports photutils once (the first call pays its seconds,
+    overlapping the detection) and forks each worker ready, where a spawned worker imports
+    everything anew. The modules are added only if it is not running yet (asking for them
+    later changes nothing)."""
+    import multiprocessing
+
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["__main__", *_PRELOAD])
+    return ctx
+
+
+@contextmanager
+def _worker_pool(n: int) -> Iterator:
+    """``n`` spawned processes (None for 0), started and importing at once; shut down on
+    leaving: waited for on failure (none is left running); after success they finish
+    exiting on their own."""
+    if n == 0:
+        yield None
+        return
+    from concurrent.futures import ProcessPoolExecutor
+
+    pool = ProcessPoolExecutor(max_workers=n, mp_context=_context())
+    try:
+        for _ in range(n):
+            pool.submit(_warm_up)
+        yield pool
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _shared_parent(nbytes: int) -> Path | None:
+    """Where the workers' arrays go: ``/dev/shm`` (memory: no disk writes) when it has room
+    for them twice over and ``$EZPHOT_TMPDIR`` is not set; else None (the run directories'
+    usual place). Containers often give ``/dev/shm`` only 64 MB."""
+    shm = Path("/dev/shm")
+    if os.environ.get("EZPHOT_TMPDIR") or not os.access(shm, os.W_OK | os.X_OK):
+        return None
+    try:
+        stat = os.statvfs(shm)
+    except OSError:
+        return None
+    return shm if stat.f_bavail * stat.f_frsize > 2 * nbytes else None
+
+
 def _parallel(data, convolved, segm, rms, gain, mask, wcs, deblend: dict, options: dict,
-              nproc: int, path) -> Table:
-    """Deblending and `_measure` split over ``nproc`` processes (this one and ``nproc - 1``
-    spawned, started once for both).
+              pool, nproc: int, path) -> Table:
+    """Deblending and `_measure` split over the ``nproc`` processes of ``pool`` (started
+    before the detection, used for both).
 
     Sources are dealt out in turn (source i to group i mod nproc: crowded and sparse regions
-    shared alike); the workers read the arrays from ``.npy`` files of a run directory
-    (memory-mapped). The deblended pieces get the labels one serial call gives, and the rows
-    are put back in label order: the catalogue is that of ``nproc=1``, bit for bit.
+    shared alike) to ``nproc`` workers, which read the arrays from ``.npy`` files of a run
+    directory (memory-mapped); this process prepares the next step's arrays meanwhile. The
+    deblended pieces get the labels one serial call gives, and the rows are put back in label
+    order: the catalogue is that of ``nproc=1``, bit for bit.
     """
-    import multiprocessing
     import warnings
-    from concurrent.futures import ProcessPoolExecutor
 
     from .._io import run_directory
     from ..exceptions import MeasurementWarning
 
-    with run_directory("ezphot-detect-") as run:
+    # the arrays shared: filtered image, segmentation (twice), data, error, mask
+    nbytes = data.size * (3 * data.itemsize + 2 * segm.data.itemsize + 1)
+    with run_directory("ezphot-detect-", parent=_shared_parent(nbytes)) as run:
         files = {}
 
         def share(name, arr):
             files[name] = str(run / f"{name}.npy")
             _write_shared(files[name], arr)
 
-        ctx = multiprocessing.get_context("spawn")  # safe whatever threads this process runs
-        pool = ProcessPoolExecutor(max_workers=nproc - 1, mp_context=ctx)
         try:
             labels = segm.labels
             groups = [labels[k::nproc] for k in range(nproc)]
@@ -293,29 +374,30 @@ def _parallel(data, convolved, segm, rms, gain, mask, wcs, deblend: dict, option
             share("convolved", convolved)
             share("segm", segm.data)
             futures = [pool.submit(_deblend_worker, dict(files), state, deblend, g)
-                       for g in groups[1:]]
-            parts = [_deblend_group(convolved, segm, deblend, groups[0])]
-            parts += [_result(f, path) for f in futures]
+                       for g in groups]
+            # while they deblend: the measurements' arrays that do not depend on it
+            error = _total_error(data, rms, gain if gain else np.inf)
+            for name, arr in (("data", data), ("error", error), ("mask", mask)):
+                share(name, arr)
+            del error
+            parts = [_result(f, path) for f in futures]
             for _, _, _, caught in parts:
                 # photutils' deblending warnings (AstropyUserWarning), raised in the workers
                 for message in caught:
                     warnings.warn(str(message), MeasurementWarning, stacklevel=3)
             segm = _merge_deblended(segm, parts)
             del parts
-            error = _total_error(data, rms, gain if gain else np.inf)
+            share("deblended", segm.data)
             n = segm.n_labels
             index = [np.arange(k, n, nproc) for k in range(nproc)]
             state = _segm_state(segm)
-            for name, arr in (("data", data), ("segm", segm.data), ("error", error),
-                              ("mask", mask)):
-                share(name, arr)
             futures = [pool.submit(_measure_worker, dict(files), state, wcs, options, g)
-                       for g in index[1:]]
-            tables = [_measure(data, segm, error, mask, wcs, options, index[0])]
-            tables += [_result(f, path) for f in futures]
-        finally:
+                       for g in index]
+            tables = [_result(f, path) for f in futures]
+        except BaseException:
             # workers are waited for (not left running) before the run directory goes
             pool.shutdown(wait=True, cancel_futures=True)
+            raise
     order = np.argsort(np.concatenate(index), kind="stable")
     table = Table()
     for name in tables[0].colnames:
