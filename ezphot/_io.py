@@ -295,6 +295,13 @@ def run_directory(prefix: str = "ezphot-", keep: bool = False, *,
             shutil.rmtree(path, ignore_errors=True)
 
 
+def hdu_suffix(suffix: str, hdu: int | None) -> str:
+    """A product's suffix naming the HDU it belongs to (``.hdu2.cat``), for an image of a file
+    that holds several images (``hdu`` not None): products of two extensions never share a
+    name."""
+    return suffix if hdu is None else f".hdu{int(hdu)}{suffix}"
+
+
 def product_path(image_path: str | os.PathLike, suffix: str, *, create: bool = True) -> Path:
     """Where a product of an image (catalogue, map) is written.
 

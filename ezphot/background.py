@@ -590,7 +590,8 @@ def calculate_bkg(img, *, target_mask=None, target_ivpmask=None, is_2D_bkg: bool
     header["BKG2D"] = (bool(is_2D_bkg), "2-D map (else constant)")
     log.info("%s: background %.3f ADU (RMS %.3f, %s), mesh %d, filter %d, %d pixels ignored",
              img.path, level, rms, estimator, box_size, filter_size, n_ignored)
-    return Background(back, header=header, target_img=img.path)
+    return Background(back, header=header, target_img=img.path,
+                      target_hdu=img.product_hdu)
 
 
 def _master(frame, name: str):
@@ -661,7 +662,8 @@ def calculate_bkgrms_from_propagation(img, target_bkg, *, mbias=None, mdark=None
             raise ImageError(f"target_bkg of shape {np.shape(target_bkg)} does not match "
                              f"{img.path} of shape {tuple(img.shape)}")
     bkg = target_bkg if isinstance(target_bkg, Background) else Background(
-        np.broadcast_to(np.asarray(target_bkg, np.float32), img.shape).copy(), target_img=img.path)
+        np.broadcast_to(np.asarray(target_bkg, np.float32), img.shape).copy(),
+        target_img=img.path, target_hdu=img.product_hdu)
     bkg.check_shape(img.shape, img.path)
     validate.background_map(bkg, None)
     assumptions: list[str] = []
@@ -716,7 +718,8 @@ def calculate_bkgrms_from_propagation(img, target_bkg, *, mbias=None, mdark=None
         header[f"ASSUME{i}"] = text[:68]
     if not math.isfinite(float(np.nanmedian(rms[::8, ::8]))):
         raise ImageError(f"{img.path}: the propagated RMS map is not finite")
-    return Errormap(rms, header=header, target_img=img.path)
+    return Errormap(rms, header=header, target_img=img.path,
+                    target_hdu=img.product_hdu)
 
 
 def header_has_no(img, keys) -> bool:

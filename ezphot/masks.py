@@ -93,7 +93,8 @@ def calculate_circularmask(img, *, x: float, y: float, radius_arcsec: float,
     header = fits.Header({"MASKTYPE": "circle", "MASKX": x, "MASKY": y,
                           "MASKUNIT": unit})
     header["MASKR"] = (radius_arcsec, "radius [arcsec]")
-    return Mask(mask, header=header, target_img=img.path)
+    return Mask(mask, header=header, target_img=img.path,
+                target_hdu=img.product_hdu)
 
 
 def _paint_integer_disks(mask: np.ndarray, x, y, r) -> None:
@@ -225,4 +226,5 @@ def calculate_sourcemask(img, *, target_mask=None, sigma: float = 5,
     header = fits.Header({"MASKTYPE": "sources", "MASKSIG": sigma, "MASKFAC": mask_radius_factor,
                           "MASKSAT": saturation_level, "MASKNSRC": len(t),
                           "MASKFILT": dfilter.kind, "MASKFFWH": dfilter.fwhm or 0.0})
-    return Mask(mask, header=header, target_img=img.path)
+    return Mask(mask, header=header, target_img=img.path,
+                target_hdu=img.product_hdu)

@@ -122,6 +122,39 @@ def test_two_extensions_keep_two_catalogues(mef, tmp_path, monkeypatch):
         np.testing.assert_allclose(got.data["FLUX_APER"], want.data["FLUX_APER"], rtol=1e-10)
 
 
+def test_two_extensions_keep_two_maps(mef, tmp_path, monkeypatch):
+    """Saved maps of HDU 0 and HDU 1 of one file (same shape) are two files, each found again
+    by its own extension, in a batch with ``use_saved_maps`` too; a map of one extension given
+    for the other is refused (it would pass the shape check)."""
+    from ezphot.exceptions import ImageError
+
+    path = mef[0]
+    monkeypatch.setenv("EZPHOT_OUTPUT_DIR", str(tmp_path / "out"))
+    hdu0, hdu1 = ScienceImage(f"{path}[0]"), ScienceImage(f"{path}[1]")
+    bkg0 = hdu0.calculate_bkg(box_size=64, save=True, verbose=False)
+    bkg1 = hdu1.calculate_bkg(box_size=64, save=True, verbose=False)
+    assert bkg0.path != bkg1.path and ".hdu1." in bkg1.path.name
+    assert fits.getheader(bkg1.path)["EZHDU"] == 1
+    # independently: the same estimate on HDU 1's pixels alone
+    alone = ScienceImage(str(mef[2])).calculate_bkg(box_size=64, verbose=False)
+    np.testing.assert_array_equal(hdu1.bkgmap.data, alone.data)
+    assert not np.array_equal(hdu0.bkgmap.data, hdu1.bkgmap.data)
+    assert hdu1.bkgmap.target_hdu == 1 and hdu0.bkgmap.target_hdu == 0
+    with pytest.raises(ImageError, match=r"belongs to .*mef.fits\[0\], not to .*mef.fits\[1\]"):
+        AperturePhotometry().circular_photometry(hdu1, x=[100.0], y=[100.0],
+                                                 target_bkg=hdu0.bkgmap, **QUIET)
+    opts = dict(x=[100.0, 250.0], y=[100.0, 200.0], aperture_diameter_arcsec=[5],
+                aperture_diameter_seeing=None)
+    summary = run_batch([f"{path}[1]"], "circular", workers=1, resume=False, progress=False,
+                        use_saved_maps=True, **opts)
+    assert list(summary["status"]) == ["done"], summary["error"][0]
+    from ezphot.dataobjects import Catalog
+
+    got = Catalog(summary["catalog"][0]).data["FLUX_APER"]
+    want = AperturePhotometry().circular_photometry(hdu1, target_bkg=bkg1, **opts, **QUIET)
+    np.testing.assert_array_equal(got, want.data["FLUX_APER"])
+
+
 def test_registry_is_what_everyone_reads():
     assert BATCH_METHODS == tuple(METHODS)
     AperturePhotometry()  # the façade's signatures are completed by its first instance

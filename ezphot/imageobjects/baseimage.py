@@ -301,6 +301,12 @@ class BaseImage:
         return self._n_images
 
     @property
+    def product_hdu(self) -> int | None:
+        """The HDU the names of this image's products carry (``mef.fits.hdu2.cat``), or None
+        for a file of one image (``image.fits.cat``)."""
+        return self.hdu if self._n_images > 1 else None
+
+    @property
     def sextractor_path(self) -> str | None:
         """How the binary can open this image itself, or None when it cannot (compressed)."""
         if self.compressed:

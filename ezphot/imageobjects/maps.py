@@ -34,13 +34,17 @@ class ImageMap:
         Provenance header (copied).
     target_img : path-like, optional
         The image the map belongs to.
+    target_hdu : int, optional
+        Its HDU, for an image of a file that holds several images (None otherwise): the
+        maps of two extensions are saved under different names (``mef.fits.hdu2.bkgmap``).
     """
 
     suffix = ".map"
     kind = "map"
 
     def __init__(self, source: str | os.PathLike | np.ndarray, *, header: fits.Header | None = None,
-                 target_img: str | os.PathLike | None = None) -> None:
+                 target_img: str | os.PathLike | None = None,
+                 target_hdu: int | None = None) -> None:
         self.path: Path | None = None
         self._file_stat: tuple[int, int, int] | None = None
         file_stat = None
@@ -51,7 +55,9 @@ class ImageMap:
             # before reading: a file replaced meanwhile then never passes for these pixels
             file_stat = _stat(self.path)
             data, header = _read_map(self.path, self.kind)
-            target_img = target_img or header.get("EZTARGET")
+            if target_img is None:
+                target_img = header.get("EZTARGET")
+                target_hdu = header.get("EZHDU") if target_hdu is None else target_hdu
         else:
             data = np.asarray(source)
         if data.ndim != 2:
@@ -68,6 +74,7 @@ class ImageMap:
             self._file_stat = file_stat
         self.header = fits.Header() if header is None else header.copy()
         self.target_img = None if target_img is None else str(target_img)
+        self.target_hdu = None if target_hdu is None else int(target_hdu)
 
     @property
     def data(self) -> np.ndarray:
@@ -122,8 +129,9 @@ class ImageMap:
                              f"shape {tuple(shape)}")
 
     @classmethod
-    def default_path(cls, image_path: str | os.PathLike) -> Path:
-        """Where the product of ``image_path`` is found: ``<image><suffix>``.
+    def default_path(cls, image_path: str | os.PathLike, hdu: int | None = None) -> Path:
+        """Where the product of ``image_path`` is found: ``<image><suffix>``
+        (``<image>.hdu<N><suffix>`` for HDU ``hdu`` of a file of several images).
 
         Beside the image; when the image's folder is read-only and ``$EZPHOT_OUTPUT_DIR`` is
         set, the copy under that root (where `save` writes), unless only the one beside the
@@ -133,16 +141,19 @@ class ImageMap:
         ----------
         image_path : path-like
             The image.
+        hdu : int, optional
+            Its HDU, for an image of a file that holds several images (`product_hdu`).
 
         Returns
         -------
         pathlib.Path
             The product's path.
         """
-        from .._io import product_path
+        from .._io import hdu_suffix, product_path
 
-        beside = Path(f"{image_path}{cls.suffix}")
-        out = product_path(image_path, cls.suffix, create=False)
+        suffix = hdu_suffix(cls.suffix, hdu)
+        beside = Path(f"{image_path}{suffix}")
+        out = product_path(image_path, suffix, create=False)
         return beside if out != beside and beside.is_file() and not out.is_file() else out
 
     def save(self, path: str | os.PathLike | None = None) -> Path:
@@ -163,19 +174,21 @@ class ImageMap:
         pathlib.Path
             The path written.
         """
-        from .._io import product_path
+        from .._io import hdu_suffix, product_path
         if path is None:
             if self.target_img is None:
                 raise ValueError(f"{self.kind}: no path given and no target image known")
-            path = product_path(self.target_img, self.suffix)
+            path = product_path(self.target_img, hdu_suffix(self.suffix, self.target_hdu))
         path = Path(path)
         if os.path.lexists(path):
             _check_replaceable(path, self.kind)
         header = self.header.copy()
-        for key in ("EZPHOT", "EZTARGET", "EZKIND"):
+        for key in ("EZPHOT", "EZTARGET", "EZHDU", "EZKIND"):
             header.remove(key, ignore_missing=True, remove_all=True)
         if self.target_img:
             header["EZTARGET"] = str(self.target_img)
+            if self.target_hdu is not None:
+                header["EZHDU"] = (self.target_hdu, "HDU of EZTARGET the map belongs to")
         header["EZKIND"] = self.kind
         data = self.data.astype(np.uint8) if self.data.dtype == bool else self.data
 
@@ -253,6 +266,9 @@ class Background(ImageMap):
         Provenance header (copied).
     target_img : path-like, optional
         The image the map belongs to.
+    target_hdu : int, optional
+        Its HDU, for an image of a file that holds several images (None otherwise): the
+        maps of two extensions are saved under different names (``mef.fits.hdu2.bkgmap``).
     """
 
     suffix = ".bkgmap"
@@ -278,6 +294,9 @@ class Errormap(ImageMap):
         Provenance header (copied).
     target_img : path-like, optional
         The image the map belongs to.
+    target_hdu : int, optional
+        Its HDU, for an image of a file that holds several images (None otherwise): the
+        maps of two extensions are saved under different names (``mef.fits.hdu2.bkgmap``).
     """
 
     suffix = ".bkgrms"
@@ -305,6 +324,9 @@ class Mask(ImageMap):
         Provenance header (copied).
     target_img : path-like, optional
         The image the map belongs to.
+    target_hdu : int, optional
+        Its HDU, for an image of a file that holds several images (None otherwise): the
+        maps of two extensions are saved under different names (``mef.fits.hdu2.bkgmap``).
     """
 
     suffix = ".srcmask"
@@ -320,4 +342,5 @@ class Mask(ImageMap):
     def __or__(self, other: Mask) -> Mask:
         other = other if isinstance(other, Mask) else Mask(np.asarray(other))
         self.check_shape(other.shape, "other mask")
-        return Mask(self.data | other.data, header=self.header, target_img=self.target_img)
+        return Mask(self.data | other.data, header=self.header, target_img=self.target_img,
+                    target_hdu=self.target_hdu)

@@ -172,8 +172,9 @@ class _ProductsMixin:
     __init__.__signature__ = inspect.signature(BaseImage.__init__)
 
     def _product(self, cls):
-        path = cls.default_path(self.path)
-        return cls(path, target_img=self.path) if path.is_file() else None
+        path = cls.default_path(self.path, hdu=self.product_hdu)
+        return (cls(path, target_img=self.path, target_hdu=self.product_hdu)
+                if path.is_file() else None)
 
     @property
     def bkgmap(self) -> Background | None:
@@ -200,7 +201,8 @@ class _ProductsMixin:
             product.figure = plot_map(product, title=f"{self.path.name}: {title}",
                                       display=visualize)
             if save_fig:
-                save_figure(product.figure, f"{product.default_path(self.path)}.png")
+                save_figure(product.figure,
+                            f"{product.default_path(self.path, hdu=self.product_hdu)}.png")
         return product
 
     # Each method passes its options to the function that makes the product (which holds

@@ -15,7 +15,7 @@ from pathlib import Path
 import astropy.units as u
 import numpy as np
 
-from .._io import product_path
+from .._io import hdu_suffix, product_path
 from ..dataobjects.catalog import Catalog, CatalogInfo
 from ..exceptions import ImageError
 from ..imageobjects import Background, BaseImage, Errormap, Mask, ScienceImage
@@ -152,7 +152,7 @@ def as_map(value, cls, img: BaseImage, name: str):
     elif isinstance(value, str | Path):
         obj = cls(value)
     elif isinstance(value, np.ndarray):
-        obj = cls(value, target_img=img.path)
+        obj = cls(value, target_img=img.path, target_hdu=img.product_hdu)
     else:
         raise TypeError(f"{name} must be a {cls.__name__}, an array or a path, "
                         f"got {type(value).__name__}")
@@ -160,6 +160,12 @@ def as_map(value, cls, img: BaseImage, name: str):
         obj.check_shape(img.shape, img.path)
         if obj.target_img and Path(obj.target_img).absolute() != img.path:
             raise ImageError(f"{name} belongs to {obj.target_img}, not to {img.path}")
+        if obj.target_img and obj.target_hdu != img.product_hdu:
+            # a map of another extension of the same file (same shape) must not pass
+            def label(path, hdu):
+                return str(path) if hdu is None else f"{path}[{hdu}]"
+            raise ImageError(f"{name} belongs to {label(obj.target_img, obj.target_hdu)}, not "
+                             f"to {label(img.path, img.product_hdu)}")
     return obj
 
 
@@ -253,9 +259,7 @@ def catalog_path(img: BaseImage, suffix: str) -> Path:
     pathlib.Path
         The catalogue's path.
     """
-    if getattr(img, "n_images", 1) > 1:
-        suffix = f".hdu{img.hdu}{suffix}"
-    return product_path(img.path, suffix)
+    return product_path(img.path, hdu_suffix(suffix, img.product_hdu))
 
 
 # -- provenance ---------------------------------------------------------------------------------
@@ -428,7 +432,7 @@ def provenance(method: str, img: BaseImage, options: Mapping) -> dict:
     if opts.pop("use_saved_maps", False):
         for name, cls in (("target_bkg", Background), ("target_bkgrms", Errormap)):
             if opts.get(name) is None:
-                saved = cls.default_path(img.path)
+                saved = cls.default_path(img.path, hdu=img.product_hdu)
                 opts[name] = saved if saved.is_file() else None
     binary = opts.get("binary")
     spec = get_method(method)
