@@ -699,7 +699,10 @@ def bench_detect(frames_dir: Path, repeat: int) -> dict:
                 n_ours = n
             else:
                 n_ref = n
+    # the first nproc=2 call of a session also starts Python's fork server (photutils
+    # imported once, overlapping the detection); the median is the steady state
     result = {"nproc1_s": statistics.median(one), "nproc2_s": statistics.median(two),
+              "nproc2_first_call_s": two[0],
               "direct_nproc2_s": statistics.median(ref), "sources": n_ours,
               "direct_sources": n_ref, **phases}
     result["speedup_2_over_1"] = result["nproc1_s"] / result["nproc2_s"]
@@ -707,7 +710,8 @@ def bench_detect(frames_dir: Path, repeat: int) -> dict:
     print(f"  {n_ours} sources ({n_ref} directly); nproc=1 {result['nproc1_s']:.1f} s, nproc=2 "
           f"{result['nproc2_s']:.1f} s -> speed-up {result['speedup_2_over_1']:.2f} (target >= "
           f"1.5); direct photutils (2 processes) {result['direct_nproc2_s']:.1f} s -> ratio "
-          f"{result['ratio_to_direct']:.2f} (target <= 1.1)")
+          f"{result['ratio_to_direct']:.2f} (target <= 1.1); first nproc=2 call of the session "
+          f"{two[0]:.1f} s")
     print("  direct phases: " + ", ".join(f"{k[7:-2]} {v:.1f} s" for k, v in phases.items()))
     return result
 
