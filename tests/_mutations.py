@@ -44,6 +44,9 @@ MUTATIONS = [
  ("nproc-relabel", "ezphot/photometry/detect.py", "    for parent in sorted(children):", "    for parent in children:", [R + "::test_photutils_detection_nproc"]),
  ("nproc-neighbours", "ezphot/photometry/detect.py", '    segm.__dict__["_data"] = pixels', '    segm.__dict__["_data"] = np.where(pixels > 0, 1, 0)', [R + "::test_photutils_detection_nproc"]),
  ("nproc-worker-error", "ezphot/photometry/detect.py", "    except Exception as exc:  # raised in the worker, or the worker died", "    except ZeroDivisionError as exc:", [R + "::test_photutils_detection_worker_failure"]),
+ ("map-hdu-name", "ezphot/_io.py", '    return suffix if hdu is None else f".hdu{int(hdu)}{suffix}"', "    return suffix", ["tests/test_structure.py::test_two_extensions_keep_two_maps"]),
+ ("map-hdu-check", "ezphot/photometry/common.py", "        if obj.target_img and obj.target_hdu != img.product_hdu:", "        if False:", ["tests/test_structure.py::test_two_extensions_keep_two_maps"]),
+ ("map-hdu-load", "ezphot/imageobjects/maps.py", '                target_hdu = header.get("EZHDU") if target_hdu is None else target_hdu', "                pass", ["tests/test_structure.py::test_two_extensions_keep_two_maps"]),
  ("forced-one-pos", "ezphot/photometry/forced.py", "        masks = [CircularAperture(xy, r=d / 2.0).to_mask(", "        masks = [CircularAperture(xy + 0.5, r=d / 2.0).to_mask(", ["tests/test_forced.py::test_one_position_uses_cutouts_only"]),
  # -- issue 14, second wave: away from the obvious spots (tests/test_formulas.py and others)
  ("forced-ul5", "ezphot/photometry/forced.py", "ul5 = -2.5 * np.log10(5 * skysig) + zeropoint", "ul5 = -2.5 * np.log10(3 * skysig) + zeropoint", [F + "::test_forced_columns_equal_photutils_and_formulas"]),
