@@ -143,6 +143,13 @@ def test_two_extensions_keep_two_maps(mef, tmp_path, monkeypatch):
     with pytest.raises(ImageError, match=r"belongs to .*mef.fits\[0\], not to .*mef.fits\[1\]"):
         AperturePhotometry().circular_photometry(hdu1, x=[100.0], y=[100.0],
                                                  target_bkg=hdu0.bkgmap, **QUIET)
+    # a map given by its file name says its HDU in its header (EZHDU)
+    by_name = AperturePhotometry().circular_photometry(hdu1, x=[100.0], y=[100.0],
+                                                       target_bkg=str(bkg1.path), **QUIET)
+    assert np.isfinite(by_name.data["FLUX_APER"][0])
+    with pytest.raises(ImageError, match="belongs to"):
+        AperturePhotometry().circular_photometry(hdu0, x=[100.0], y=[100.0],
+                                                 target_bkg=str(bkg1.path), **QUIET)
     opts = dict(x=[100.0, 250.0], y=[100.0, 200.0], aperture_diameter_arcsec=[5],
                 aperture_diameter_seeing=None)
     summary = run_batch([f"{path}[1]"], "circular", workers=1, resume=False, progress=False,
