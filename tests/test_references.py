@@ -465,6 +465,25 @@ def test_photutils_detection_nproc(tmp_path, monkeypatch):
             AP.photutils_photometry(path, nproc=bad, **Q)
 
 
+def test_photutils_detection_workers_run_the_callers_code(tmp_path, monkeypatch):
+    """A worker that imported another copy of a module than the calling process (a fork
+    server started with another sys.path) refuses to measure: an ezphot error naming both
+    files, no catalogue from other code."""
+    from ezphot.exceptions import PhotometryWorkerError
+    from ezphot.photometry import detect
+
+    spec = FrameSpec(shape=(256, 320), star_density=12)
+    path, _ = make_frame(tmp_path / spec.file_name(), spec, seed=8)
+    real = detect._code_origin()
+    assert real["photutils"].endswith("photutils/__init__.py")
+    monkeypatch.setattr(detect, "_code_origin",
+                        lambda: {**real, "photutils": "/elsewhere/photutils/__init__.py"})
+    with pytest.raises(PhotometryWorkerError,
+                       match=r"imported photutils from .*photutils/__init__.py, the calling "
+                             r"process from /elsewhere/photutils"):
+        AP.photutils_photometry(path, aperture_diameter_arcsec=[5], nproc=2, **Q)
+
+
 def test_photutils_detection_shared_arrays_fall_back(monkeypatch):
     """/dev/shm only when it has room for the arrays twice over and EZPHOT_TMPDIR is unset
     (a container's /dev/shm is often 64 MB): else None, the run directories' usual place."""

@@ -8,6 +8,7 @@ as SExtractor's wherever the meaning is the same.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import math
 import os
@@ -231,14 +232,16 @@ def _deblend_group(convolved, segm, deblend: dict, labels) -> tuple:
             [w.message for w in caught])
 
 
-def _deblend_worker(files: dict, state: dict, deblend: dict, labels) -> tuple:
+def _deblend_worker(origin: dict, files: dict, state: dict, deblend: dict, labels) -> tuple:
+    _check_origin(origin)
     segm = _segm_from(state, np.load(files["segm"], mmap_mode="r", allow_pickle=False))
     conv = np.load(files["convolved"], mmap_mode="r", allow_pickle=False)
     return _deblend_group(conv, segm, deblend, labels)
 
 
-def _measure_worker(files: dict, segm_state: dict, wcs, options, index) -> Table:
-    """`_measure` in a spawned process, on memory-mapped copies of the parent's arrays."""
+def _measure_worker(origin: dict, files: dict, segm_state: dict, wcs, options, index) -> Table:
+    """`_measure` in a worker process, on memory-mapped copies of the parent's arrays."""
+    _check_origin(origin)
     arrays = {k: np.load(files[k], mmap_mode="r", allow_pickle=False)
               for k in ("data", "deblended", "error", "mask")}
     segm = _segm_from(segm_state, arrays["deblended"])
@@ -279,31 +282,55 @@ def _merge_deblended(segm, parts):
     return out
 
 
-# what the workers import (before their first task, while this process detects)
-_PRELOAD = ("ezphot.photometry.detect", "photutils.segmentation", "astropy.wcs")
+# What the fork server imports once, before forking the workers: the third-party modules
+# that take the seconds. Not ezphot: Python's fork server starts with the sys.path of a
+# fresh interpreter, not this process's, while each forked worker takes this process's
+# sys.path before its first task and so imports the ezphot that this process runs.
+_PRELOAD = ("photutils.segmentation", "astropy.wcs", "astropy.table", "scipy.ndimage")
+# modules whose files must be the same in the workers as here
+_SAME_CODE = ("ezphot", "photutils", "astropy", "scipy", "numpy")
 
 
 def _warm_up() -> None:
     """Run first in each worker: the imports its tasks need, done while the parent works
     (nothing left to do in a worker forked from a server that has them)."""
-    import importlib
-
     for name in _PRELOAD:
         importlib.import_module(name)
+
+
+def _code_origin() -> dict:
+    """The files of the modules that compute the catalogue, as imported by this process."""
+    return {name: importlib.import_module(name).__file__ for name in _SAME_CODE}
+
+
+def _check_origin(expected: dict) -> None:
+    """In a worker: raise unless it runs the same files as the calling process. A fork
+    server started with another sys.path (say, an installed copy next to the checkout the
+    caller put first on sys.path) would otherwise measure with other code, silently."""
+    from ..exceptions import PhotometryWorkerError
+
+    here = _code_origin()
+    for name, file in expected.items():
+        if here.get(name) != file:
+            raise PhotometryWorkerError(
+                f"a worker process imported {name} from {here.get(name)}, the calling "
+                f"process from {file}: start Python with that module on its path "
+                "(PYTHONPATH, or install it) instead of changing sys.path at run time")
 
 
 def _context():
     """Python's fork server where there is one, else ``spawn``: both safe whatever threads
     this process runs. The server imports photutils once (the first call pays its seconds,
     overlapping the detection) and forks each worker ready, where a spawned worker imports
-    everything anew. The modules are added only if it is not running yet (asking for them
-    later changes nothing)."""
+    everything anew. The server's list of modules to import is set here (Python has one
+    server per process: a list set elsewhere is replaced); once it runs, the list it
+    started with stays."""
     import multiprocessing
 
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["__main__", *_PRELOAD])
+    ctx.set_forkserver_preload(list(_PRELOAD))
     return ctx
 
 
@@ -368,12 +395,13 @@ def _parallel(data, convolved, segm, rms, gain, mask, wcs, deblend: dict, option
             _write_shared(files[name], arr)
 
         try:
+            origin = _code_origin()
             labels = segm.labels
             groups = [labels[k::nproc] for k in range(nproc)]
             state = _segm_state(segm)
             share("convolved", convolved)
             share("segm", segm.data)
-            futures = [pool.submit(_deblend_worker, dict(files), state, deblend, g)
+            futures = [pool.submit(_deblend_worker, origin, dict(files), state, deblend, g)
                        for g in groups]
             # while they deblend: the measurements' arrays that do not depend on it
             error = _total_error(data, rms, gain if gain else np.inf)
@@ -391,7 +419,8 @@ def _parallel(data, convolved, segm, rms, gain, mask, wcs, deblend: dict, option
             n = segm.n_labels
             index = [np.arange(k, n, nproc) for k in range(nproc)]
             state = _segm_state(segm)
-            futures = [pool.submit(_measure_worker, dict(files), state, wcs, options, g)
+            futures = [pool.submit(_measure_worker, origin, dict(files), state, wcs, options,
+                                   g)
                        for g in index]
             tables = [_result(f, path) for f in futures]
         except BaseException:
