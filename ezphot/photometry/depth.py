@@ -109,38 +109,41 @@ def blank_positions(mask: np.ndarray, radius: float, n: int, rng, *,
 
 
 def _centre_positions(mask, radius, n, rng, edge, warn):
-    """`blank_positions` with ``touch='centre'``, vectorised: a rounded centre is allowed
-    where the Euclidean distance to the nearest masked pixel exceeds ``radius + 0.5`` (the
-    same disk of pixel centres as the loop's), and the centres are drawn uniformly over the
-    allowed pixels (with replacement, as independent uniform draws with rejection are), each
-    spread uniformly over its pixel. ~20x faster than the loop on a 1 Mpx region."""
-    from scipy import ndimage
-
+    """`blank_positions` with ``touch='centre'``, vectorised: the same uniform draws with
+    rejection as the loop, each batch of candidates checked at once against the disk of pixel
+    centres within ``radius + 0.5`` of its rounded centre (~20x faster than the loop on a
+    crowded 1 Mpx region, and than a distance transform of it)."""
     ny, nx = mask.shape
-    mask = np.asarray(mask, bool)
-    if mask.any():
-        free = ndimage.distance_transform_edt(~mask) > radius + 0.5
-    else:
-        free = np.ones(mask.shape, bool)
-    # pixels whose whole extent keeps the centre within the borders' margin
-    lo = int(math.ceil(edge + 0.5))
-    hix, hiy = int(math.floor(nx - 1 - edge - 0.5)), int(math.floor(ny - 1 - edge - 0.5))
-    if hix < lo or hiy < lo:
-        iy = ix = np.empty(0, int)
-    else:
-        iy, ix = np.nonzero(free[lo:hiy + 1, lo:hix + 1])
-    # at most 4 apertures per aperture area of free centres: a few free pixels must not
-    # pass for hundreds of independent apertures
-    room = int(4 * iy.size / (math.pi * radius * radius + 1.0))
-    if room < n:
-        if warn:
-            warnings.warn(f"only {room} of {n} blank apertures of radius {radius:.1f} px fit "
-                          "between the sources", MeasurementWarning, stacklevel=3)
-        n = room
-    pick = rng.integers(0, max(iy.size, 1), n)
-    x = ix[pick] + lo + rng.uniform(-0.5, 0.5, n)
-    y = iy[pick] + lo + rng.uniform(-0.5, 0.5, n)
-    return x.astype(float), y.astype(float)
+    r = int(math.ceil(radius + 0.5))
+    off = np.arange(-r, r + 1)
+    oy, ox = np.nonzero(off[:, None] ** 2 + off[None, :] ** 2 <= (radius + 0.5) ** 2)
+    oy, ox = oy - r, ox - r
+    padded = np.pad(np.asarray(mask, bool), r)  # windows near the borders stay in bounds
+    xs: list[np.ndarray] = []
+    ys: list[np.ndarray] = []
+    got = 0
+    for _ in range(100):
+        m = 4 * (n - got) + 32
+        cx = rng.uniform(edge, nx - 1 - edge, m)
+        cy = rng.uniform(edge, ny - 1 - edge, m)
+        ix = np.rint(cx).astype(np.intp) + r
+        iy = np.rint(cy).astype(np.intp) + r
+        free = np.ones(m, bool)
+        for k in range(0, oy.size, 64):  # bounded temporaries: m x 64 lookups at a time
+            free &= ~padded[iy[:, None] + oy[None, k:k + 64], ix[:, None] + ox[None, k:k + 64]
+                            ].any(axis=1)
+        take = np.flatnonzero(free)[:n - got]
+        xs.append(cx[take])
+        ys.append(cy[take])
+        got += take.size
+        if got == n:
+            break
+    x, y = np.concatenate(xs), np.concatenate(ys)
+    if got < n and warn:
+        warnings.warn(f"only {got} of {n} blank apertures of radius {radius:.1f} px fit "
+                      "between the sources", MeasurementWarning, stacklevel=3)
+    return x, y
+
 
 def _source_mask(img: BaseImage, binary, *, grow: float) -> np.ndarray:
     """Disks over the binary's 3-sigma detections: 2 x isophotal radius, at least ``grow``."""
