@@ -32,9 +32,19 @@ def main(which):
                 t0 = time.perf_counter()
                 blank, rows = T.summary(scn, p)
                 dt = time.perf_counter() - t0
-                cells = " ".join(f"{a:g}\"/SN{lo}+: {r:.3f} pull {s:.2f} (n {n})"
-                                 if lo != "all" else f"{a:g}\" pulls {s:.2f}"
-                                 for (a, lo), (r, s, n) in rows.items())
+                cells = " ".join(f"{a:g}\"/SN{lo}+: {v[0]:.3f} pull {v[1]:.2f} (n {v[2]})"
+                                 if lo not in ("all", "interval")
+                                 else f"{a:g}\" pulls {v[1]:.2f}" if lo == "all"
+                                 else f"[{v[0]:.2f}, {v[1]:.2f}]"
+                                 for (a, lo), v in rows.items())
+                conf = T.measure(scn, p).get("confusion")
+                if conf:
+                    cells += " | term " + " ".join(
+                        f"{c['diameter_pixel']:.1f}px ratio {c['ratio']:.3f}+-{c['ratio_err']:.3f}"
+                        for c in conf["apertures"] if c.get("ratio") is not None)
+                    cells += " | truth-blank " + " ".join(
+                        f"{a:g}\" {e['ratio']:.3f}+-{e['ratio_err']:.3f}"
+                        for a, e in T.measure(scn, p)["blank_excess"].items())
                 print(f"  {p:15s} {dt:5.1f}s blank 5\" {blank[5.0]:+.3f} 10\" {blank[10.0]:+.3f} | "
                       f"{cells} | {T.measure(scn, p)['meta']}")
 

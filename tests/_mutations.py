@@ -111,6 +111,11 @@ MUTATIONS = [
  ("depth-given-zp", "ezphot/photometry/common.py", "    fill_depth(catalog, zeropoint)", "    pass", ["tests/test_calibration.py::test_depth_from_given_zero_point"]),
  ("lc-calibrated", "ezphot/photometry/lightcurve.py", '        t[f"MAG_APER{s}"] = t[f"MAG_APER{s}_CAL"] if r else t[f"MAG_APER{s}"] + zp', '        pass', ["tests/test_calibration.py::test_calibrated_light_curve"]),
  ("cli-cal-exit1", "ezphot/cli.py", "            print(f\"failed  {path}: {exc}\")", "            return 0", ["tests/test_calibration.py::test_cli_calibrate"]),
+# confusion term (issue 15, fourth wave)
+ ("conf-centre-rule", "ezphot/photometry/depth.py", "    oy, ox = np.nonzero(off[:, None] ** 2 + off[None, :] ** 2 <= (radius + 0.5) ** 2)", "    oy, ox = np.nonzero(off[:, None] ** 2 + off[None, :] ** 2 <= (radius - 0.5) ** 2)", ["tests/test_confusion_seeing.py::test_centre_placement_is_the_disk_rule"]),
+ ("conf-se", "ezphot/photometry/depth.py", "    s2_err = math.sqrt(max(mu4 - s2 * s2, 0.0) / n)", "    s2_err = math.sqrt(max(mu4 - s2 * s2, 0.0) / (2 * n))", ["tests/test_confusion_seeing.py::test_excess_scatter_statistics"]),
+ ("conf-noclip", "ezphot/photometry/depth.py", "    kept = sigma_clip(flux, sigma=CONFUSION_CLIP, maxiters=10, masked=False)", "    kept = flux", ["tests/test_confusion_seeing.py::test_excess_scatter_statistics"]),
+ ("conf-none", "ezphot/photometry/depth.py", '"sigma_conf": math.sqrt(excess) if excess > 0 else 0.0}', '"sigma_conf": 0.0}', ["tests/test_confusion_seeing.py::test_confusion_term_added_in_quadrature"]),
 ]
 
 # Mutants judged equivalent (no test can tell them apart on real data): listed, never run.

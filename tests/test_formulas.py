@@ -119,7 +119,7 @@ def test_annulus_error_term_is_npix2_var_over_n(blank):
     x, y = np.array([80.0, 170.0]), np.array([90.0, 160.0])
     cat = AP.circular_photometry(img, x, y, aperture_diameter_arcsec=[5],
                                  aperture_diameter_seeing=None, annulus_width_arcsec=8,
-                                 target_bkgrms=rms, egain=0.5, **Q)
+                                 target_bkgrms=rms, egain=0.5, confusion_error=False, **Q)
     t = cat.data
     r_in, r_out = cat.meta["annulus_pixel"]
     data = np.asarray(img.data, float)

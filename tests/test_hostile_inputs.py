@@ -77,8 +77,9 @@ def test_sex_photometry_refuses_bad_numbers(small, private_tmpdir, kwargs, messa
 
 def test_egain_zero_means_unknown_gain(small):
     cat = AP.circular_photometry(small[0], 200.0, 100.0, egain=0, aperture_diameter_seeing=None,
-                                 target_bkg=small[2], target_bkgrms=small[3], **Q)
-    # no Poisson term: FLUXERR is the sky noise alone
+                                 target_bkg=small[2], target_bkgrms=small[3],
+                                 confusion_error=False, **Q)
+    # no Poisson term (and no confusion term): FLUXERR is the sky noise alone
     assert cat.data["FLUXERR_APER"][0] == pytest.approx(cat.data["SKYSIG_APER"][0])
 
 

@@ -77,6 +77,8 @@ def blank_positions(mask: np.ndarray, radius: float, n: int, rng, *,
     if nx - 2 * edge <= 1 or ny - 2 * edge <= 1:
         raise ValueError(f"the image ({nx}x{ny}) is too small for apertures of radius "
                          f"{radius:.1f} px")
+    if touch == "centre":
+        return _centre_positions(mask, radius, n, rng, edge, warn)
     # every pixel the aperture touches: its square comes within radius of the (unrounded)
     # centre, as photutils' exact overlap sees it (a disk of radius + 0.5 about the rounded
     # centre missed corners up to 0.9 px further out)
@@ -93,10 +95,7 @@ def blank_positions(mask: np.ndarray, radius: float, n: int, rng, *,
             ix, iy = int(round(x)), int(round(y))
             dx = np.maximum(np.abs(ix + off - x) - 0.5, 0.0)
             dy = np.maximum(np.abs(iy + off - y) - 0.5, 0.0)
-            if touch == "exact":
-                touched = dy[:, None] ** 2 + dx[None, :] ** 2 < radius * radius
-            else:
-                touched = off[:, None] ** 2 + off[None, :] ** 2 <= (radius + 0.5) ** 2
+            touched = dy[:, None] ** 2 + dx[None, :] ** 2 < radius * radius
             if not padded[iy:iy + 2 * r + 1, ix:ix + 2 * r + 1][touched].any():
                 xs.append(x)
                 ys.append(y)
@@ -106,6 +105,44 @@ def blank_positions(mask: np.ndarray, radius: float, n: int, rng, *,
         warnings.warn(f"only {len(xs)} of {n} blank apertures of radius {radius:.1f} px fit "
                       "between the sources", MeasurementWarning, stacklevel=2)
     return np.array(xs), np.array(ys)
+
+
+
+def _centre_positions(mask, radius, n, rng, edge, warn):
+    """`blank_positions` with ``touch='centre'``, vectorised: the same uniform draws with
+    rejection as the loop, each batch of candidates checked at once against the disk of pixel
+    centres within ``radius + 0.5`` of its rounded centre (~20x faster than the loop on a
+    crowded 1 Mpx region, and than a distance transform of it)."""
+    ny, nx = mask.shape
+    r = int(math.ceil(radius + 0.5))
+    off = np.arange(-r, r + 1)
+    oy, ox = np.nonzero(off[:, None] ** 2 + off[None, :] ** 2 <= (radius + 0.5) ** 2)
+    oy, ox = oy - r, ox - r
+    padded = np.pad(np.asarray(mask, bool), r)  # windows near the borders stay in bounds
+    xs: list[np.ndarray] = []
+    ys: list[np.ndarray] = []
+    got = 0
+    for _ in range(100):
+        m = 4 * (n - got) + 32
+        cx = rng.uniform(edge, nx - 1 - edge, m)
+        cy = rng.uniform(edge, ny - 1 - edge, m)
+        ix = np.rint(cx).astype(np.intp) + r
+        iy = np.rint(cy).astype(np.intp) + r
+        free = np.ones(m, bool)
+        for k in range(0, oy.size, 64):  # bounded temporaries: m x 64 lookups at a time
+            free &= ~padded[iy[:, None] + oy[None, k:k + 64], ix[:, None] + ox[None, k:k + 64]
+                            ].any(axis=1)
+        take = np.flatnonzero(free)[:n - got]
+        xs.append(cx[take])
+        ys.append(cy[take])
+        got += take.size
+        if got == n:
+            break
+    x, y = np.concatenate(xs), np.concatenate(ys)
+    if got < n and warn:
+        warnings.warn(f"only {got} of {n} blank apertures of radius {radius:.1f} px fit "
+                      "between the sources", MeasurementWarning, stacklevel=3)
+    return x, y
 
 
 def _source_mask(img: BaseImage, binary, *, grow: float) -> np.ndarray:
@@ -246,39 +283,89 @@ CONFUSION_WIDTH = 4096      # px: its widest (then 256 rows: a 7DT frame)
 CONFUSION_MIN_ROWS = 256
 CONFUSION_N = 600           # blank apertures per call
 CONFUSION_MIN_N = 100       # fewer fit: no term (meta says why)
-CONFUSION_THRESHOLD = 1.05  # blank scatter / noise model above which the excess is added
+CONFUSION_CLIP = 4.0        # sigma: a few apertures on a bright neighbour's core do not decide
 
 
-def confusion_error(img: BaseImage, px: np.ndarray, py: np.ndarray, diam_px: Sequence[float],
-                    user_mask: np.ndarray | None, *, measure, fwhm: float | None = None,
-                    seed: int = 0) -> dict:
-    """The error term forced photometry adds for what its noise model leaves out.
+def excess_scatter(flux: np.ndarray, err: np.ndarray) -> dict:
+    """The blank apertures' variance beyond the noise model, with its uncertainty.
 
-    Blank apertures — random centres in a region of ~`CONFUSION_PIXELS` (at most
-    `CONFUSION_WIDTH` px wide, at least `CONFUSION_MIN_ROWS` rows) around the median of the
-    positions, their disks clear of every source the deep mask finds there
-    (the background's own detection: a Gaussian of the seeing ``fwhm`` px at S/N 5, each
-    source grown to where its profile falls below 0.001 of the pixel noise; see
-    `ezphot.background.calculate_bkg`) and of the user's mask — are measured by ``measure(x,
-    y)`` (the caller's own sky: maps, tiles or annulus) and their 4-sigma-clipped flux
-    scatter compared, per aperture size, with the median noise-model FLUXERR. Stars below
-    the detection limit (confusion) and the background's own error make the scatter larger;
-    where the ratio exceeds `CONFUSION_THRESHOLD` (the estimate's precision with
-    `CONFUSION_N` apertures is ~3 %), ``sigma_conf = sqrt(scatter² - model²)`` is returned
-    for the caller to add in quadrature; else 0.
+    ``s²``: the variance of the fluxes after `CONFUSION_CLIP`-sigma clipping; ``m``: the
+    median noise-model error. The excess variance ``s² - m²`` is an unbiased estimate of what
+    the noise model leaves out; its standard error is the large-sample one of a variance,
+    ``sqrt((mu4 - s⁴) / n)`` with the clipped sample's own fourth central moment (no
+    Gaussian assumption: confusion by faint stars is skewed and heavy-tailed). The term
+    returned, ``sigma_conf = sqrt(max(s² - m², 0))``, makes the reported error the larger of
+    the model and the blank apertures' scatter (the blank-aperture error of Labbé et al.
+    2003 and Skelton et al. 2014): no threshold, so no decision that flips on the
+    estimate's noise.
 
     Returns
     -------
     dict
-        ``method``, ``n`` (apertures measured), ``region`` ([y0, y1, x0, x1]), ``threshold``,
-        ``seed`` and ``apertures``: per size ``diameter_pixel``, ``blank_scatter``,
-        ``noise_model``, ``ratio`` and ``sigma_conf`` (ADU); ``note`` when not measured.
+        ``n`` (apertures kept), ``blank_scatter`` (s), ``noise_model`` (m), ``ratio`` (s/m),
+        ``ratio_err``, ``excess_variance`` and ``excess_variance_err`` (ADU²),
+        ``significance`` (excess / its error) and ``sigma_conf`` (ADU).
     """
-    from .forced import _DeepTiles
+    from astropy.stats import sigma_clip
+
+    flux = np.asarray(flux, float)
+    kept = sigma_clip(flux, sigma=CONFUSION_CLIP, maxiters=10, masked=False)
+    n = int(kept.size)
+    mean = float(np.mean(kept))
+    dev = kept - mean
+    s2 = float(np.mean(dev ** 2))
+    mu4 = float(np.mean(dev ** 4))
+    s2_err = math.sqrt(max(mu4 - s2 * s2, 0.0) / n)
+    m = float(np.median(err))
+    s = math.sqrt(s2)
+    excess = s2 - m * m
+    return {"n": n, "blank_scatter": s, "noise_model": m,
+            "ratio": s / m if m > 0 else float("nan"),
+            "ratio_err": s2_err / (2.0 * s * m) if s > 0 and m > 0 else float("nan"),
+            "excess_variance": excess, "excess_variance_err": s2_err,
+            "significance": excess / s2_err if s2_err > 0 else float("nan"),
+            "sigma_conf": math.sqrt(excess) if excess > 0 else 0.0}
+
+
+def confusion_error(img: BaseImage, px: np.ndarray, py: np.ndarray, diam_px: Sequence[float],
+                    user_mask: np.ndarray | None, *, measure, fwhm: float | None = None,
+                    seed: int = 0, region_sky: bool = False) -> dict:
+    """The error term forced photometry adds for what its noise model leaves out.
+
+    Blank apertures — random centres in a region of ~`CONFUSION_PIXELS` (at most
+    `CONFUSION_WIDTH` px wide, at least `CONFUSION_MIN_ROWS` rows) around the median of the
+    positions, no pixel within ``radius + 0.5`` of their rounded centre in the deep source
+    mask of the region (the background's own detection: a Gaussian of the seeing ``fwhm`` px
+    at S/N 5, each source grown to where its profile falls below 0.001 of the pixel noise;
+    see `ezphot.background.calculate_bkg`) or the user's mask — are measured by
+    ``measure(x, y, sky)``: the caller's own kind of sky (maps, tiles or annulus); with
+    ``region_sky`` the tile estimate is the region's own (``sky`` = (back, rms, y0, x0), the
+    deep-masked clipped mean on 64-px meshes made in the same pass as the mask), else ``sky``
+    is None. Per aperture size, `excess_scatter` compares their flux scatter with the
+    median noise-model FLUXERR and gives ``sigma_conf`` for the caller to add in quadrature.
+
+    The population: on the crowded test frame (tests/test_background_accuracy.py) the
+    noiseless truth of every star gives, in 10" apertures, a confusion ratio of 1.055-1.058
+    for random centres kept 0 to 20 px off this mask, 1.055 for centres 30 px from every
+    detectable star (the injected stars' positions) and 1.060 at the injected positions
+    themselves: where blank apertures may lie relative to the mask hardly matters; what
+    mattered was the estimate's own noise (~3 % on the ratio from 600 apertures) against a
+    5 % threshold, which is why there is none now.
+
+    Returns
+    -------
+    dict
+        ``method``, ``n`` (apertures measured), ``region`` ([y0, y1, x0, x1]), ``sky``,
+        ``seed`` and ``apertures``: per size ``diameter_pixel`` and the keys of
+        `excess_scatter`; ``note`` when not measured (then ``sigma_conf`` is 0).
+    """
+    from ..background import ArrayRows, _mesh_to_map, deep_background
 
     ny, nx = img.shape
-    out = {"method": "blank apertures, 4-sigma-clipped scatter vs median noise-model FLUXERR",
-           "threshold": CONFUSION_THRESHOLD, "seed": seed, "n": 0, "region": None,
+    out = {"method": "blank apertures: excess of their 4-sigma-clipped variance over the "
+                     "median noise-model FLUXERR squared (no threshold)",
+           "seed": seed, "n": 0, "region": None,
+           "sky": "region tile estimate" if region_sky else "the call's",
            "apertures": [{"diameter_pixel": float(d), "blank_scatter": None,
                           "noise_model": None, "ratio": None, "sigma_conf": 0.0}
                          for d in diam_px]}
@@ -295,8 +382,12 @@ def confusion_error(img: BaseImage, px: np.ndarray, py: np.ndarray, diam_px: Seq
     x0 = int(np.clip(round(cx) - w // 2, 0, nx - w))
     y1, x1 = y0 + h, x0 + w
     out["region"] = [y0, y1, x0, x1]
-    tiles = _DeepTiles(img.data, user_mask, fwhm=fwhm)
-    deep, b = tiles._make(y0, y1, x0, x1)
+    # one pass gives the deep mask and, for the tile path, the region's sky (the tiles of
+    # the region one by one cost 5x more)
+    box, filt = 64, 3
+    arr = ArrayRows(img.data[y0:y1, x0:x1])  # rows are copied to float32 as read
+    masks = [] if user_mask is None else [user_mask[y0:y1, x0:x1]]
+    mesh, spread, deep, b, _ = deep_background(arr, masks, [], box, filt, fwhm)
     mask = np.repeat(np.repeat(deep, b, axis=0), b, axis=1)[:y1 - y0, :x1 - x0]
     if mask.shape != (y1 - y0, x1 - x0):  # binned frame cut short at the edges
         full = np.ones((y1 - y0, x1 - x0), bool)
@@ -304,21 +395,26 @@ def confusion_error(img: BaseImage, px: np.ndarray, py: np.ndarray, diam_px: Seq
         mask = full
     if user_mask is not None:
         mask = mask | user_mask[y0:y1, x0:x1]
+    sky = None
+    if region_sky:
+        if not np.isfinite(mesh).any():
+            out["note"] = "no usable sky in the region: no confusion term"
+            return out
+        sky = (_mesh_to_map(mesh, filt, (y1 - y0, x1 - x0), box),
+               _mesh_to_map(spread, filt, (y1 - y0, x1 - x0), box), y0, x0)
     radius = max(diam_px) / 2.0
     try:
-        # 'centre': the confusion at arbitrary positions includes the faint wings just
-        # outside the deep mask, which the exact rule keeps every aperture away from
-        # (crowded test frame, 10": excess 1.079 -> term, pulls 1.07; exact rule 1.039 ->
-        # no term, pulls 1.15)
+        # 'centre': apertures may graze the mask's edge as an arbitrary position does
         bx, by = blank_positions(mask, radius, CONFUSION_N, np.random.default_rng(seed),
                                  touch="centre", warn=False)
     except ValueError:
         bx = by = np.empty(0)
+    del mask
     if bx.size < CONFUSION_MIN_N:
         out["note"] = (f"only {bx.size} blank apertures of {2 * radius:.1f} px fit in the region:"
                        " no confusion term")
         return out
-    columns, flags = measure(bx + x0, by + y0)
+    columns, flags = measure(bx + x0, by + y0, sky)
     ok = flags == 0
     out["n"] = int(ok.sum())
     for k, row in enumerate(out["apertures"]):
@@ -327,10 +423,5 @@ def confusion_error(img: BaseImage, px: np.ndarray, py: np.ndarray, diam_px: Seq
         good = np.isfinite(flux) & np.isfinite(err)
         if good.sum() < CONFUSION_MIN_N:
             continue
-        _, _, scatter = sigma_clipped_stats(flux[good], sigma=4.0, maxiters=10)
-        model = float(np.median(err[good]))
-        ratio = float(scatter) / model if model > 0 else float("nan")
-        row.update(blank_scatter=float(scatter), noise_model=model, ratio=ratio)
-        if ratio > CONFUSION_THRESHOLD:
-            row["sigma_conf"] = float(math.sqrt(scatter ** 2 - model ** 2))
+        row.update(excess_scatter(flux[good], err[good]))
     return out

@@ -159,6 +159,20 @@ class _TileEstimate:
         return back[local], rms[local]
 
 
+class _RegionEstimate:
+    """A tile estimate already made over one region (``back``, ``rms`` from row ``y0``,
+    column ``x0``): the blank apertures of the confusion term, all inside it."""
+
+    def __init__(self, back: np.ndarray, rms: np.ndarray, y0: int, x0: int):
+        self.back, self.rms, self.y0, self.x0 = back, rms, y0, x0
+
+    def cutouts(self, slc: tuple[slice, slice]):
+        ys, xs = slc
+        local = (slice(ys.start - self.y0, ys.stop - self.y0),
+                 slice(xs.start - self.x0, xs.stop - self.x0))
+        return self.back[local], self.rms[local]
+
+
 @dataclass
 class _Sky:
     """Where sky level and per-pixel noise come from."""
@@ -719,18 +733,20 @@ def circular_photometry(target_img, x, y, *, aperture_diameter_arcsec=(5, 7, 10)
     conf = None
     if confusion_error:
         # before the positions (its temporaries are gone when the output is allocated), with
-        # the call's sky; a tile estimate of its own (the positions then never depend on it)
+        # the call's kind of sky: maps as given; tiles, the region's own estimate (made with
+        # its deep mask in one pass; the positions never depend on it)
         from ..background import seeing_pixels
         from .depth import confusion_error as measure_confusion
 
-        blank_sky = sky if sky.estimate is None else _sky_source(img, bkg, rms, mask,
-                                                                 with_annulus)
+        def measure_blank(bx, by, region):
+            blank_sky = sky if region is None else _Sky(bkg, rms, _RegionEstimate(*region))
+            return _chunked_measure(img, bx, by, np.ones(bx.size, bool), masks_at(bx, by),
+                                    len(diam_px), extent, blank_sky, mask, "blank-aperture",
+                                    gain, zeropoint, fwhm=ann_fwhm)
+
         fwhm = seeing / img.pixelscale if seeing and img.pixelscale else seeing_pixels(img)
         conf = measure_confusion(img, px[usable], py[usable], diam_px, mask, fwhm=ann_fwhm or fwhm,
-                                 measure=lambda bx, by: _chunked_measure(
-                img, bx, by, np.ones(bx.size, bool), masks_at(bx, by), len(diam_px), extent,
-                blank_sky, mask, "blank-aperture", gain, zeropoint, fwhm=ann_fwhm))
-        del blank_sky
+                                 measure=measure_blank, region_sky=sky.estimate is not None)
     columns, flags = _chunked_measure(img, px, py, usable, masks_at(px, py), len(diam_px),
                                       extent, sky, mask, "circular", gain, zeropoint,
                                       fwhm=ann_fwhm)
