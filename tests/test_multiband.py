@@ -383,14 +383,20 @@ def test_variable_star_and_bad_input(field, tmp_path):
 def test_two_workers_equal_one(field, mb):
     """workers=2 (a local pool started with the call, warm when the detection ends) gives
     the catalogue of workers=1 (the ``mb`` fixture, measured in this process), column for
-    column, bit for bit; the frames are measured again (resume=False)."""
+    column (integers exactly, floats to 1e-9 relative); the frames are measured again
+    (resume=False)."""
     two = multiband_catalog(field.paths, zeropoints=field.zeropoints, elliptical=True,
                             aperture_diameter_arcsec=APERTURES, detection_sigma=1.5,
                             workers=2, progress=False, resume=False)
     assert two.data.colnames == mb.data.colnames
     for name in mb.data.colnames:
-        assert np.array_equal(np.asarray(two.data[name]), np.asarray(mb.data[name]),
-                              equal_nan=True), name
+        a, b = np.asarray(two.data[name]), np.asarray(mb.data[name])
+        if a.dtype.kind == "f":
+            # float64 sums in another process may round differently in the last bits (seen
+            # once: 1.6e-11 relative in one flux; main does the same): not a result change
+            assert np.allclose(a, b, rtol=1e-9, atol=0, equal_nan=True), name
+        else:
+            assert np.array_equal(a, b), name
     assert all(f["used"] for f in two.meta["frames"]) and not two.meta["failed"]
     assert [f["depth"] for f in two.meta["frames"]] == [f["depth"] for f in mb.meta["frames"]]
     assert set(two.meta["timing"]) == {"choice_s", "detection_s", "forced_s", "combine_s"}
