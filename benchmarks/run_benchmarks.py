@@ -822,10 +822,14 @@ def bench_multiband(frames_dir: Path, repeat: int) -> dict:
     """multiband_catalog over 8 full-size frames in 4 filters: 1 vs 2 local workers.
 
     The whole call is timed: the choice of the deepest frame, the detection (one frame,
-    serial) and the forced photometry of every frame (the batch engine). ``resume=False``:
-    every run measures everything again. Must run under ``if __name__ == '__main__'``.
+    serial; the 2 workers are started with the call and import meanwhile) and the forced
+    photometry of every frame (the batch engine). ``resume=False``: every run measures
+    everything again. The two catalogues must be equal column for column. Must run under
+    ``if __name__ == '__main__'``.
     """
     import tempfile
+
+    import numpy as np
 
     from ezphot.multiband import multiband_catalog
 
@@ -833,37 +837,70 @@ def bench_multiband(frames_dir: Path, repeat: int) -> dict:
     paths = multiband_field(frames_dir)
     opts = dict(aperture_diameter_arcsec=[5, 7], zeropoints="EZZP", detection_sigma=3,
                 resume=False, progress=False)
-    one_t, two_t = [], []
+    one_t, two_t, one_cpu, two_cpu = [], [], [], []
+
+    def cpu() -> float:
+        t = os.times()
+        return t.user + t.system + t.children_user + t.children_system
+
     with tempfile.TemporaryDirectory() as d:
         for i in range(max(1, min(repeat, 2))):  # heavy: at most two pairs, alternated
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), cpu()
             one = multiband_catalog(paths, workers=1, output=Path(d) / f"one{i}.fits", **opts)
             one_t.append(time.perf_counter() - t0)
-            t0 = time.perf_counter()
+            one_cpu.append(cpu() - c0)
+            t0, c0 = time.perf_counter(), cpu()
             two = multiband_catalog(paths, workers=2, output=Path(d) / f"two{i}.fits", **opts)
             two_t.append(time.perf_counter() - t0)
+            two_cpu.append(cpu() - c0)
     assert not one.meta["failed"] and not two.meta["failed"]
-    assert len(one.data) == len(two.data)
+    assert one.data.colnames == two.data.colnames
+    worst = 0.0  # the same catalogue: integers exactly, floats but for last-bit rounding
+    for name in one.data.colnames:
+        a, b = np.asarray(one.data[name]), np.asarray(two.data[name])
+        if a.dtype.kind == "f":
+            assert np.allclose(a, b, rtol=1e-9, atol=0, equal_nan=True), name
+            with np.errstate(divide="ignore", invalid="ignore"):
+                rel = np.abs(a - b) / np.abs(a)
+            worst = max(worst, float(np.nanmax(np.where(a == b, 0.0, rel), initial=0.0)))
+        else:
+            assert np.array_equal(a, b), name
     t1, t2 = statistics.median(one_t), statistics.median(two_t)
-    # where the single-worker time goes: the serial part (choice of the deepest frame,
-    # detection, combination) and the frames' forced photometry, which 2 workers share
+    # the phases (wall s) of both runs; the 2-worker run's serial part is the choice of the
+    # deepest frame, the detection and the combination (its workers start meanwhile); its
+    # frames' forced photometry shares the 2 workers
+    ph1, ph2 = one.meta["timing"], two.meta["timing"]
     frames_s = sorted((f["seconds"] for f in one.meta["frames"]), reverse=True)
-    serial = t1 - sum(frames_s)
+    serial = ph1["choice_s"] + ph1["detection_s"] + ph1["combine_s"]
     loads = [0.0, 0.0]
     for s in frames_s:  # longest first onto the less loaded worker
         loads[loads.index(min(loads))] += s
     bound = t1 / (serial + max(loads))
+    # CPU seconds (this process and its children: workers, SExtractor) per wall second: the
+    # 1-worker run already uses more than one core (numpy's BLAS threads in the background
+    # maps), so 2 cores give at most 2 x t1 / CPU(2 workers)
+    cpu1, cpu2 = statistics.median(one_cpu), statistics.median(two_cpu)
     result = {"frames": len(paths), "sources": len(one.data), "one_worker_s": t1,
               "two_workers_s": t2, "throughput_2_vs_1": t1 / t2,
-              "serial_s": serial, "detection_s": one.meta["detection"]["seconds"],
+              "phases_one_worker_s": ph1, "phases_two_workers_s": ph2,
+              "serial_s": serial, "detection_s": ph1["detection_s"],
               "forced_per_frame_s": statistics.median(frames_s),
-              "ideal_throughput_2_vs_1": bound, "load_average": os.getloadavg()[0]}
+              "ideal_throughput_2_vs_1": bound, "cpu_one_worker_s": cpu1,
+              "cpu_two_workers_s": cpu2, "cores_used_one_worker": cpu1 / t1,
+              "cpu_bound_2_vs_1": 2 * t1 / cpu2, "max_relative_difference": worst,
+              "load_average": os.getloadavg()[0]}
     print(f"  {len(one.data)} sources x 8 frames; 1 worker {t1:.1f} s, 2 workers {t2:.1f} s "
-          f"-> throughput x{t1 / t2:.2f} (target >= 1.7)")
-    print(f"  1 worker: serial part {serial:.1f} s (detection {result['detection_s']:.1f} s), "
-          f"forced photometry {statistics.median(frames_s):.1f} s per frame -> with 2 idle "
-          f"cores at most x{bound:.2f}; load average {result['load_average']:.1f} on "
-          f"{os.cpu_count()} cores (other processes share them: the measured ratio is noisy)")
+          f"-> throughput x{t1 / t2:.2f} (target >= 1.7); catalogues equal (floats to "
+          f"{worst:.1e} relative)")
+    for name, ph in (("1 worker ", ph1), ("2 workers", ph2)):
+        print(f"  {name}: choice {ph['choice_s']:.1f} s, detection {ph['detection_s']:.1f} s, "
+              f"forced {ph['forced_s']:.1f} s, combination {ph['combine_s']:.1f} s")
+    print(f"  1 worker: serial part {serial:.1f} s, forced photometry "
+          f"{statistics.median(frames_s):.1f} s per frame -> with 2 idle cores at most "
+          f"x{bound:.2f}; CPU {cpu1:.0f} s (x{cpu1 / t1:.2f} cores) vs {cpu2:.0f} s with 2 "
+          f"workers -> at most x{2 * t1 / cpu2:.2f}; load average "
+          f"{result['load_average']:.1f} on {os.cpu_count()} cores (other processes share "
+          "them: the measured ratio is noisy)")
     return result
 
 

@@ -11,6 +11,7 @@ Local workers exit when the batch process dies, even when it is SIGKILLed.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import ctypes
 import logging
 import multiprocessing
@@ -34,7 +35,7 @@ from .photometry.registry import get_method, method_names
 
 log = logging.getLogger(__name__)
 
-__all__ = ["run_batch", "process_image", "catalog_suffix", "METHODS"]
+__all__ = ["run_batch", "process_image", "catalog_suffix", "local_pool", "METHODS"]
 
 # the registered photometry methods (ezphot/photometry/registry.py)
 METHODS = method_names()
@@ -352,15 +353,78 @@ def _check_main_guard() -> None:
             return
 
 
+def _new_pool(workers: int) -> ProcessPoolExecutor:
+    # 'spawn' is safe whatever threads the parent runs (fork is not), on every platform.
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_worker_init, initargs=(os.getpid(),))
+
+
+# the pool of an enclosing `local_pool` block (this thread's context): {'pool', 'workers',
+# 'broken'}
+_SHARED_POOL: contextvars.ContextVar[dict | None] = contextvars.ContextVar("ezphot_batch_pool",
+                                                                            default=None)
+
+
+def _warm_up(modules: tuple[str, ...]) -> int:
+    """Import ``modules`` in a worker (run once per worker when a `local_pool` starts)."""
+    import importlib
+
+    for name in modules:
+        importlib.import_module(name)
+    return os.getpid()
+
+
+@contextlib.contextmanager
+def local_pool(workers: int | None = None, *, warm_up: Iterable[str] = ()):
+    """Start local worker processes now and keep them for the `run_batch` calls in the block.
+
+    A run in several steps (detect on one frame, then measure every frame) pays the workers'
+    start (a spawned interpreter importing ezphot, astropy, photutils...) while its first,
+    serial step runs, instead of after it. `run_batch` calls inside the block with the same
+    ``workers`` and no Dask ``client``/``scheduler`` submit to these processes; the results
+    are those of separate pools (same worker code). If a worker dies the block's pool is
+    left and `run_batch` retries on a pool of its own, as always.
+
+    Parameters
+    ----------
+    workers : int, optional
+        Worker processes (default: the number of cores). 1 starts none (`run_batch` then
+        measures in the calling process).
+    warm_up : iterable of str
+        Modules each worker imports as soon as it starts (e.g. the photometry method's).
+
+    Yields
+    ------
+    int
+        The number of worker processes started (0 for ``workers=1``).
+    """
+    n = workers or os.cpu_count() or 1
+    if n <= 1:
+        yield 0
+        return
+    _check_main_guard()
+    pool = _new_pool(n)
+    state = {"pool": pool, "workers": n, "broken": False}
+    token = _SHARED_POOL.set(state)
+    try:
+        modules = tuple(warm_up)
+        for _ in range(n):  # one task per worker: every process is spawned now
+            pool.submit(_warm_up, modules)
+        yield n
+    finally:
+        _SHARED_POOL.reset(token)
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
 def _run_local(paths, method, options, resume, workers, on_error, progress, desc,
                max_attempts: int = 2) -> list[dict]:
-    """A process pool; if a worker dies (killed, out of memory) the pool is rebuilt and the
-    unfinished images are tried again, up to ``max_attempts`` times each."""
+    """A process pool (the enclosing `local_pool`'s when it has ``workers`` processes); if a
+    worker dies (killed, out of memory) a new pool is built and the unfinished images are
+    tried again, up to ``max_attempts`` times each."""
     from concurrent.futures.process import BrokenProcessPool
 
     _check_main_guard()
-    # 'spawn' is safe whatever threads the parent runs (fork is not), on every platform.
-    ctx = multiprocessing.get_context("spawn")
+    shared = _SHARED_POOL.get()
     rows: list[dict] = []
     attempts = dict.fromkeys(paths, 0)
     todo = list(paths)
@@ -369,8 +433,8 @@ def _run_local(paths, method, options, resume, workers, on_error, progress, desc
         while todo:
             for p in todo:
                 attempts[p] += 1
-            pool = ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=ctx,
-                                       initializer=_worker_init, initargs=(os.getpid(),))
+            own = shared is None or shared["broken"] or shared["workers"] != workers
+            pool = _new_pool(min(workers, len(todo))) if own else shared["pool"]
             pending: dict[Future, str] = {
                 pool.submit(process_image, p, method, options, resume): p for p in todo}
             todo = []
@@ -382,6 +446,8 @@ def _run_local(paths, method, options, resume, workers, on_error, progress, desc
                         try:
                             row = fut.result()
                         except BrokenProcessPool:
+                            if not own:
+                                shared["broken"] = True
                             if attempts[path] < max_attempts:
                                 todo.append(path)
                                 continue
@@ -394,9 +460,11 @@ def _run_local(paths, method, options, resume, workers, on_error, progress, desc
             except BaseException:
                 for fut in pending:
                     fut.cancel()
-                pool.shutdown(wait=True, cancel_futures=True)
+                if own:  # a shared pool is shut down (the same way) by its local_pool block
+                    pool.shutdown(wait=True, cancel_futures=True)
                 raise
-            pool.shutdown(wait=True)
+            if own:
+                pool.shutdown(wait=True)
             if todo:
                 log.warning("A worker died; retrying %d unfinished images", len(todo))
     return rows

@@ -73,7 +73,8 @@ from .exceptions import ArgumentError, CalibrationError, ReferenceCatalogError
 log = logging.getLogger(__name__)
 
 __all__ = ["ReferenceCatalog", "calibrate", "plot_calibration", "point_source_depth",
-           "catalog_gain", "SURVEYS", "CAL_USED", "CAL_CLIPPED", "CAL_SELECTED", "CAL_MATCHED"]
+           "header_zeropoint", "catalog_gain", "SURVEYS", "CAL_USED", "CAL_CLIPPED",
+           "CAL_SELECTED", "CAL_MATCHED"]
 
 # CAL_FLAG values: what the calibration did with each source (for the main column)
 CAL_UNMATCHED, CAL_MATCHED, CAL_SELECTED, CAL_CLIPPED, CAL_USED = 0, 1, 2, 3, 4
@@ -442,25 +443,78 @@ def point_source_depth(catalog: Catalog, zeropoint: float, *, column: str | None
     return float(zeropoint - 2.5 * math.log10(flux5))
 
 
+def header_zeropoint(header, keys: Sequence[str] | None = None) -> tuple[float | None, str]:
+    """The zero point a FITS header carries: the first finite numeric keyword of ``keys``.
+
+    Parameters
+    ----------
+    header : astropy.io.fits.Header or mapping, or None
+        The image's header.
+    keys : sequence of str, optional
+        Keywords to look for, in order (default: `ezphot.multiband.ZEROPOINT_KEYS`: ZP,
+        ZP_AUTO, MAGZERO, MAGZP, PHOTZP).
+
+    Returns
+    -------
+    (float or None, str)
+        The value and ``'header <KEY>'``; ``(None, 'none')`` when no keyword holds a number.
+    """
+    if keys is None:
+        from .multiband import ZEROPOINT_KEYS as keys
+    if header is None:
+        return None, "none"
+    for key in keys:
+        if key not in header:
+            continue
+        try:
+            value = float(header[key])
+        except (TypeError, ValueError):
+            continue
+        if math.isfinite(value):
+            return value, f"header {key}"
+    return None, "none"
+
+
 def fill_depth(catalog: Catalog, zeropoint: float | None, *, column: str | None = None,
-               source: str = "zeropoint") -> None:
+               source: str = "zeropoint", header=None) -> None:
     """Set ``info.depth`` from the data when a zero point is known (in place).
 
-    The catalogue's magnitudes already carry ``zeropoint``; with none (None or 0: the
-    instrumental convention) the header's value stays. Recorded in ``meta['depth']``.
+    The zero point is ``zeropoint`` (the catalogue's magnitudes carry it), else — with none
+    (None or 0: the instrumental convention) — the one the image's ``header`` carries
+    (`header_zeropoint`: ZP, ZP_AUTO, MAGZERO, MAGZP, PHOTZP; the magnitudes stay
+    instrumental, the depth is calibrated like a pipeline's UL5 keyword). Only without
+    either does the header's depth keyword (UL5, DEPTH...) stay. Recorded in
+    ``meta['depth']`` (``source``: 'zeropoint', 'header <KEY>' or 'header').
+
+    Parameters
+    ----------
+    catalog : Catalog
+        A photometry catalogue (changed in place).
+    zeropoint : float or None
+        The zero point its magnitudes were computed with.
+    column : str, optional
+        Flux column (`point_source_depth`; default AUTO, else the first aperture).
+    source : str
+        What ``meta['depth']['source']`` says for ``zeropoint``.
+    header : astropy.io.fits.Header, optional
+        The image's header: its zero-point keyword when ``zeropoint`` is None or 0.
     """
-    if zeropoint is None or not math.isfinite(float(zeropoint)) or float(zeropoint) == 0.0:
+    if zeropoint is not None and math.isfinite(float(zeropoint)) and float(zeropoint) != 0.0:
+        zp = float(zeropoint)
+    else:
+        zp, source = header_zeropoint(header)
+    if zp is None:
         if catalog.info.depth is not None:
             catalog.meta.setdefault("depth", {"source": "header", "value": catalog.info.depth})
         return
-    depth = point_source_depth(catalog, float(zeropoint), column=column)
+    depth = point_source_depth(catalog, zp, column=column)
     if depth is None:
         return
     catalog.info.depth = round(depth, 4)
     catalog.meta["depth"] = {"source": source, "value": round(depth, 4), "snr": 5.0,
                              "column": column or ("AUTO" if "FLUX_AUTO" in catalog.data.colnames
                                                   else "first aperture"),
-                             "zeropoint": float(zeropoint)}
+                             "zeropoint": zp}
 
 
 # -- calibration ---------------------------------------------------------------------------

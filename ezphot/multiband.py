@@ -29,6 +29,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import time
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -58,6 +59,9 @@ ZEROPOINT_KEYS = ("ZP", "ZP_AUTO", "MAGZERO", "MAGZP", "PHOTZP")
 #: AB magnitude of 1 µJy
 AB_UJY_ZEROPOINT = 23.9
 _KRON_MIN_RADIUS = 3.5  # SExtractor's PHOT_AUTOPARAMS minimum (in units of A, B)
+# what a local worker imports when it starts (before the detection ends): forced photometry
+_WARM_UP = ("ezphot.photometry.forced", "ezphot.photometry.depth", "ezphot.background",
+            "photutils.aperture", "scipy.interpolate", "scipy.ndimage", "astropy.wcs")
 
 
 class MultibandError(EzphotError, RuntimeError):
@@ -300,9 +304,10 @@ def multiband_catalog(images: Iterable, *, detection_image=None,
         More options of the forced photometry (``annulus_width_arcsec``, ``method``...).
     workers, client, scheduler, on_error, resume, progress
         As `ezphot.batch.run_batch` (default: one worker process per core, each measuring
-        one frame at a time; ``workers=1`` runs in this process). With ``on_error='skip'``
-        a failed frame is left out and listed in ``meta['failed']`` (the detection must
-        succeed).
+        one frame at a time; ``workers=1`` runs in this process). Local workers start with
+        the call (`ezphot.batch.local_pool`): they are ready when the detection ends. With
+        ``on_error='skip'`` a failed frame is left out and listed in ``meta['failed']`` (the
+        detection must succeed).
     output : path-like, optional
         Save the catalogue: ``.fits`` (a `Catalog`, with checksums) or ``.parquet``
         (pyarrow). Written atomically; an existing file is replaced only with
@@ -316,15 +321,25 @@ def multiband_catalog(images: Iterable, *, detection_image=None,
         ``data``: NUMBER, ALPHA_J2000, DELTA_J2000, the detection's X/Y_IMAGE, FLAGS,
         CLASS_STAR (prefixed ``DET_``), then per filter (in the order of increasing central
         wavelength, unknown filters last) the columns above. ``meta``: 'filters' (name,
-        central wavelength, calibrated, frames), 'frames' (per frame: image, filter, zero
-        point and its source, catalogue), 'detection', 'failed', 'apertures_arcsec'.
+        central wavelength, calibrated, frames, depth), 'frames' (per frame: image, filter,
+        zero point and its source, catalogue, depth), 'detection', 'failed',
+        'apertures_arcsec',
+        'timing' (wall seconds of the phases: choice_s, detection_s, forced_s, combine_s).
 
     Notes
     -----
+    Depth: in a filter whose frames have zero points, each frame's ``depth`` is its 5σ
+    point-source limit in the first aperture from its own noise
+    (`ezphot.calibration.point_source_depth`), and the filter's ``depth`` that of the
+    combined flux (from the combined errors of its faint sources); None in instrumental
+    filters.
+
     Per-frame catalogues are written beside the frames by the batch engine (``<frame>.cat``
     for the detection, ``<frame>.circ.<hash>.cat``...): a second run with ``resume=True``
     reuses those that verify.
     """
+    from .batch import local_pool
+    from .calibration import point_source_depth
     from .filters import central_wavelength
 
     if on_error not in ("skip", "raise"):
@@ -355,52 +370,63 @@ def multiband_catalog(images: Iterable, *, detection_image=None,
             raise ArgumentError(f"filter {band}: frames without a zero point ({names}) "
                                 "cannot be combined with calibrated ones")
 
-    # the detection image
-    if detection_image is not None:
-        det_img = _load([detection_image])[0]
-        _check_image(det_img)
-        depths = None
-        why = "given"
-    else:
-        use_zp = all(z[0] is not None for z in zps)
-        depths = [image_depth(img, zps[i][0] if use_zp else None, float(diam[0]))
-                  for i, img in enumerate(imgs)]
-        det_img = imgs[int(np.argmax(depths))]
-        why = ("deepest (calibrated 5-sigma depth)" if use_zp
-               else "deepest (instrumental: lowest noise per aperture)")
-    log.info("Detection on %s (%s)", det_img.path, why)
+    # Local workers start now: while this process measures the frames' depths and runs
+    # the (serial) detection, they import what the forced photometry needs; the forced
+    # photometry of every frame then goes to them at once (`ezphot.batch.local_pool`).
+    local = client is None and scheduler is None and len(imgs) > 1
+    timing = {}
+    t_start = time.perf_counter()
+    with local_pool(workers if local else 1, warm_up=_WARM_UP):
+        # the detection image
+        if detection_image is not None:
+            det_img = _load([detection_image])[0]
+            _check_image(det_img)
+            depths = None
+            why = "given"
+        else:
+            use_zp = all(z[0] is not None for z in zps)
+            depths = [image_depth(img, zps[i][0] if use_zp else None, float(diam[0]))
+                      for i, img in enumerate(imgs)]
+            det_img = imgs[int(np.argmax(depths))]
+            why = ("deepest (calibrated 5-sigma depth)" if use_zp
+                   else "deepest (instrumental: lowest noise per aperture)")
+        log.info("Detection on %s (%s)", det_img.path, why)
+        timing["choice_s"] = time.perf_counter() - t_start
 
-    batch = dict(workers=workers, client=client, scheduler=scheduler, on_error=on_error,
-                 resume=resume, progress=progress)
-    det_opts = dict(detection_options or {})
-    det_opts.setdefault("aperture_diameter_arcsec", diam.tolist())
-    det_opts.setdefault("aperture_diameter_seeing", [])
-    det_opts.setdefault("detection_sigma", detection_sigma)
-    row = _run([str(det_img.path)], "sextractor", {**batch, "workers": 1}, det_opts)[0]
-    if row["status"] == "failed":
-        raise MultibandError(f"{det_img.path}: detection failed: {row['error']}")
-    detcat = Catalog(row["catalog"])
-    dt = detcat.data
-    n = len(dt)
-    if n == 0:
-        raise MultibandError(f"{det_img.path}: no source detected at {detection_sigma} sigma")
-    ra = np.asarray(dt["ALPHA_J2000"], float)
-    dec = np.asarray(dt["DELTA_J2000"], float)
+        batch = dict(workers=workers, client=client, scheduler=scheduler, on_error=on_error,
+                     resume=resume, progress=progress)
+        det_opts = dict(detection_options or {})
+        det_opts.setdefault("aperture_diameter_arcsec", diam.tolist())
+        det_opts.setdefault("aperture_diameter_seeing", [])
+        det_opts.setdefault("detection_sigma", detection_sigma)
+        row = _run([str(det_img.path)], "sextractor", {**batch, "workers": 1}, det_opts)[0]
+        if row["status"] == "failed":
+            raise MultibandError(f"{det_img.path}: detection failed: {row['error']}")
+        detcat = Catalog(row["catalog"])
+        dt = detcat.data
+        n = len(dt)
+        if n == 0:
+            raise MultibandError(f"{det_img.path}: no source detected at {detection_sigma} sigma")
+        ra = np.asarray(dt["ALPHA_J2000"], float)
+        dec = np.asarray(dt["DELTA_J2000"], float)
 
-    paths = [str(img.path) for img in imgs]
-    fopts = dict(forced_options or {})
-    fopts.update(x=ra, y=dec, unit="coord", aperture_diameter_arcsec=diam.tolist(),
-                 aperture_diameter_seeing=[])
-    circ_rows = _run(paths, "circular", batch, fopts)
-    ell_rows = None
-    if elliptical:
-        a_as, b_as, pa = _kron_ellipse(dt, det_img)
-        eopts = {k: v for k, v in (forced_options or {}).items()
-                 if k not in ("aperture_diameter_arcsec", "aperture_diameter_seeing",
-                              "annulus_width_arcsec")}
-        eopts.update(x=ra, y=dec, a=a_as, b=b_as, theta=pa,
-                     unit="coord")
-        ell_rows = _run(paths, "elliptical", batch, eopts)
+        timing["detection_s"] = time.perf_counter() - t_start - timing["choice_s"]
+        paths = [str(img.path) for img in imgs]
+        fopts = dict(forced_options or {})
+        fopts.update(x=ra, y=dec, unit="coord", aperture_diameter_arcsec=diam.tolist(),
+                     aperture_diameter_seeing=[])
+        circ_rows = _run(paths, "circular", batch, fopts)
+        ell_rows = None
+        if elliptical:
+            a_as, b_as, pa = _kron_ellipse(dt, det_img)
+            eopts = {k: v for k, v in (forced_options or {}).items()
+                     if k not in ("aperture_diameter_arcsec", "aperture_diameter_seeing",
+                                  "annulus_width_arcsec")}
+            eopts.update(x=ra, y=dec, a=a_as, b=b_as, theta=pa,
+                         unit="coord")
+            ell_rows = _run(paths, "elliptical", batch, eopts)
+        timing["forced_s"] = (time.perf_counter() - t_start - timing["choice_s"]
+                              - timing["detection_s"])
 
     failed = [(r["image"], r["error"]) for r in circ_rows + (ell_rows or [])
               if r["status"] == "failed"]
@@ -430,17 +456,25 @@ def multiband_catalog(images: Iterable, *, detection_image=None,
                                 "zeropoint_source": zps[i][1],
                                 "catalog": circ_rows[i]["catalog"],
                                 "catalog_elliptical": ell_rows[i]["catalog"] if ell_rows else None,
-                                "used": paths[i] not in bad,
+                                "used": paths[i] not in bad, "depth": None,
                                 # wall time of the frame's measurement(s) in its worker
                                 "seconds": circ_rows[i]["seconds"]
                                 + (ell_rows[i]["seconds"] if ell_rows else 0.0)})
         filters_meta.append({"filter": band, "wavelength_nm": central_wavelength(band, None),
-                             "calibrated": calibrated, "frames": len(idx)})
+                             "calibrated": calibrated, "frames": len(idx), "depth": None})
+        frame_at = {f["image"]: k for k, f in enumerate(frames_meta)}
         loaded = {}
         for kind, rows in kinds:
             if id(rows) not in loaded:  # the circular catalogues hold every aperture
-                loaded[id(rows)] = [Catalog(rows[i]["catalog"]).data for i in idx]
-            ft = loaded[id(rows)]
+                loaded[id(rows)] = [Catalog(rows[i]["catalog"]) for i in idx]
+                if rows is circ_rows and calibrated:
+                    # each frame's 5-sigma point-source depth in the first aperture, from
+                    # its own noise (the zero point is known: `point_source_depth`)
+                    for i, cat in zip(idx, loaded[id(rows)], strict=True):
+                        d = point_source_depth(cat, zps[i][0], column="APER")
+                        frames_meta[frame_at[paths[i]]]["depth"] = \
+                            None if d is None else round(d, 4)
+            ft = [c.data for c in loaded[id(rows)]]
             # each frame's ADU to µJy (calibrated) or kept in ADU
             scale = [10 ** (-0.4 * (zps[i][0] - AB_UJY_ZEROPOINT)) if calibrated else 1.0
                      for i in idx]
@@ -469,6 +503,12 @@ def multiband_catalog(images: Iterable, *, detection_image=None,
                 table[f"FLAGS{suffix}_{band}"] = np.bitwise_or.reduce(
                     np.where(shown, fg, 0), axis=0).astype(np.int32) if len(idx) else \
                     np.zeros(n, np.int32)
+            if kind == "APER" and calibrated:
+                # the filter's depth: S/N 5 in the combined flux (µJy, AB), from the
+                # combined errors of its faint sources (no Poisson term removed)
+                comb = Catalog(Table({"FLUX_APER": flux, "FLUXERR_APER": err}))
+                d = point_source_depth(comb, AB_UJY_ZEROPOINT, column="APER")
+                filters_meta[-1]["depth"] = None if d is None else round(d, 4)
 
     info = CatalogInfo(target_img=str(det_img.path), obsdate=det_img.obsdate,
                        filter=",".join(band_order), catalog_type="multiband",
@@ -482,6 +522,11 @@ def multiband_catalog(images: Iterable, *, detection_image=None,
                           "depths": None if depths is None
                           else dict(zip(paths, depths, strict=False))},
             "failed": failed, "apertures_arcsec": diam.tolist(),
+            # wall time of the phases (s): choice of the detection frame, detection, forced
+            # photometry of every frame, combination
+            "timing": {**{k: round(v, 3) for k, v in timing.items()},
+                       "combine_s": round(time.perf_counter() - t_start
+                                          - sum(timing.values()), 3)},
             "flux_unit": {b["filter"]: ("uJy" if b["calibrated"] else "adu")
                           for b in filters_meta},
             "elliptical": {"aperture": "detection's KRON_RADIUS x A_IMAGE, B_IMAGE"}

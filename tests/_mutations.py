@@ -108,7 +108,7 @@ MUTATIONS = [
  ("cal-isolation", "ezphot/calibration.py", "    keep[np.unique(me[bad])] = False", "    pass", ["tests/test_calibration.py::test_isolation_excludes_blends_in_forced_catalogue"]),
  ("cal-gaia-err", "ezphot/calibration.py", "                e = 2.5 / math.log(10) * _as_float(raw[f\"{band}_flux_error\"]) \\", "                e = 2.5 * _as_float(raw[f\"{band}_flux_error\"]) \\", ["tests/test_calibration.py::test_reference_files_and_survey_mappings"]),
  ("depth-formula", "ezphot/calibration.py", "    flux5 = 0.5 * (a + math.sqrt(a * a + 4 * snr**2 * var))", "    flux5 = 0.5 * (a + math.sqrt(a * a + 4 * snr * var))", ["tests/test_calibration.py::test_depth_of_calibrated_catalogue"]),
- ("depth-given-zp", "ezphot/photometry/common.py", "    fill_depth(catalog, zeropoint)", "    pass", ["tests/test_calibration.py::test_depth_from_given_zero_point"]),
+ ("depth-given-zp", "ezphot/photometry/common.py", "    fill_depth(catalog, zeropoint, header=img.header)", "    pass", ["tests/test_calibration.py::test_depth_from_given_zero_point"]),
  ("lc-calibrated", "ezphot/photometry/lightcurve.py", '        t[f"MAG_APER{s}"] = t[f"MAG_APER{s}_CAL"] if r else t[f"MAG_APER{s}"] + zp', '        pass', ["tests/test_calibration.py::test_calibrated_light_curve"]),
  ("cli-cal-exit1", "ezphot/cli.py", "            print(f\"failed  {path}: {exc}\")", "            return 0", ["tests/test_calibration.py::test_cli_calibrate"]),
 # confusion term (issue 15, fourth wave)

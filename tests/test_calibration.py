@@ -328,6 +328,42 @@ def test_depth_from_given_zero_point(field, tmp_path):
     assert point_source_depth(cat, zp) == pytest.approx(cat.info.depth, abs=1e-3)
 
 
+
+def test_depth_from_header_zero_point(field, tmp_path):
+    """No zero point given but one in the header (ZP_AUTO, as a survey pipeline writes):
+    info.depth is measured on the data with it (the header's DEPTH only without one); the
+    magnitudes stay instrumental. A non-numeric ZP keyword is passed over."""
+    from astropy.io import fits
+
+    truth = field["truth"]
+    st = truth[(truth["TYPE"] == "star") & (truth["MAG"] > 16)]
+    zp = _truth_zp(field, "APER_1")
+    kw = dict(unit="coord", aperture_diameter_arcsec=[APERTURES[1]], aperture_diameter_seeing=[],
+              save=False, confusion_error=False)
+    cards = {"with_zp": [("DEPTH", 17.6), ("ZP", "n/a"), ("ZP_AUTO", zp)],
+             "text_zp": [("DEPTH", 17.6), ("ZP", "n/a")]}
+    cats = {}
+    for name, header_cards in cards.items():
+        path = tmp_path / f"{name}.fits"
+        with fits.open(field["path"]) as hdul:
+            for key, value in header_cards:
+                hdul[0].header[key] = value
+            hdul.writeto(path)
+        cats[name] = circular_photometry(path, st["RA"], st["DEC"], **kw)
+    cat = cats["with_zp"]
+    given = circular_photometry(field["path"], st["RA"], st["DEC"], zeropoint=zp, **kw)
+    assert cat.meta["depth"]["source"] == "header ZP_AUTO"
+    assert cat.meta["depth"]["zeropoint"] == pytest.approx(zp)
+    assert cat.info.depth == given.info.depth != 17.6
+    snr = np.asarray(cat.data["FLUX_APER"] / cat.data["FLUXERR_APER"])
+    assert abs(cat.info.depth - _snr_crossing(np.asarray(st["MAG"]), snr)) < 0.2
+    flux = np.asarray(cat.data["FLUX_APER"], float)
+    ok = flux > 0
+    assert np.allclose(np.asarray(cat.data["MAG_APER"])[ok], -2.5 * np.log10(flux[ok]),
+                       atol=1e-5)  # instrumental, as without a zero point
+    assert cats["text_zp"].info.depth == 17.6
+    assert cats["text_zp"].meta["depth"]["source"] == "header"
+
 # -- calibrated light curve of a variable star ----------------------------------------------
 LC_SPEC = dict(shape=(640, 896), star_density=3.0, mag_range=(11.0, 19.5))
 EPOCHS = [(27.75, 15.30), (28.10, 15.85), (27.55, 16.40), (28.00, 15.60)]  # (zp, variable mag)

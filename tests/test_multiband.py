@@ -378,3 +378,76 @@ def test_variable_star_and_bad_input(field, tmp_path):
     with pytest.raises(MissingWCSError, match="nowcs.fits"):
         multiband_catalog([small.paths[0], flat], workers=1)
     assert not list((tmp_path / "var").rglob("*.cat"))  # nothing was measured
+
+
+def test_two_workers_equal_one(field, mb):
+    """workers=2 (a local pool started with the call, warm when the detection ends) gives
+    the catalogue of workers=1 (the ``mb`` fixture, measured in this process), column for
+    column (integers exactly, floats to 1e-9 relative); the frames are measured again
+    (resume=False)."""
+    two = multiband_catalog(field.paths, zeropoints=field.zeropoints, elliptical=True,
+                            aperture_diameter_arcsec=APERTURES, detection_sigma=1.5,
+                            workers=2, progress=False, resume=False)
+    assert two.data.colnames == mb.data.colnames
+    for name in mb.data.colnames:
+        a, b = np.asarray(two.data[name]), np.asarray(mb.data[name])
+        if a.dtype.kind == "f":
+            # float64 sums in another process may round differently in the last bits (seen
+            # once: 1.6e-11 relative in one flux; main does the same): not a result change
+            assert np.allclose(a, b, rtol=1e-9, atol=0, equal_nan=True), name
+        else:
+            assert np.array_equal(a, b), name
+    assert all(f["used"] for f in two.meta["frames"]) and not two.meta["failed"]
+    assert [f["depth"] for f in two.meta["frames"]] == [f["depth"] for f in mb.meta["frames"]]
+    assert set(two.meta["timing"]) == {"choice_s", "detection_s", "forced_s", "combine_s"}
+
+
+def test_local_pool_starts_workers_at_once(field):
+    """`local_pool` spawns its workers on entry (they import while the caller works) and the
+    `run_batch` calls inside use those processes; the results equal a batch of its own."""
+    from ezphot import batch
+
+    paths = [str(p) for p in field.paths[:2]]
+    t = field.truth[:20]
+    opts = dict(x=np.asarray(t["RA"], float), y=np.asarray(t["DEC"], float), unit="coord",
+                aperture_diameter_arcsec=[5.0], aperture_diameter_seeing=[],
+                confusion_error=False)
+    with batch.local_pool(2, warm_up=["ezphot.photometry.forced"]) as n:
+        assert n == 2
+        pool = batch._SHARED_POOL.get()["pool"]
+        started = set(pool._processes)
+        assert len(started) == 2  # spawned before any run_batch call
+        one = batch.run_batch(paths, "circular", workers=2, resume=False, progress=False,
+                              on_error="raise", **opts)
+        cats = [Catalog(p).data for p in one["catalog"]]
+        assert set(pool._processes) == started  # the same processes measured them
+    assert batch._SHARED_POOL.get() is None and not pool._processes
+    with batch.local_pool(1) as n:
+        assert n == 0 and batch._SHARED_POOL.get() is None
+    own = batch.run_batch(paths, "circular", workers=2, resume=False, progress=False,
+                          on_error="raise", **opts)
+    for a, p in zip(cats, own["catalog"], strict=True):
+        b = Catalog(p).data
+        assert np.array_equal(np.asarray(a["FLUX_APER"]), np.asarray(b["FLUX_APER"]),
+                              equal_nan=True)
+
+
+def test_depth_per_frame_and_filter(field, mb):
+    """Each calibrated frame's depth is the 5-sigma limit of its own catalogue in the first
+    aperture; a filter's depth (two frames combined) is deeper than either frame's, by what
+    inverse-variance weighting of their sky-limited noise gives."""
+    from ezphot.calibration import point_source_depth
+
+    for band in FILTERS:
+        rows = [f for f in mb.meta["frames"] if f["filter"] == band]
+        depths = [r["depth"] for r in rows]
+        for r in rows:
+            assert r["depth"] == pytest.approx(
+                point_source_depth(Catalog(r["catalog"]), r["zeropoint"], column="APER"),
+                abs=1e-4)
+        f = next(f for f in mb.meta["filters"] if f["filter"] == band)
+        # sky-limited: sigma_i = F5_i / 5 (µJy); combined sigma = (sum sigma_i^-2)^-1/2
+        sig = np.array([10 ** (-0.4 * (d - 23.9)) / 5 for d in depths])
+        expect = 23.9 - 2.5 * math.log10(5 * np.sum(sig**-2) ** -0.5)
+        assert f["depth"] > max(depths)
+        assert abs(f["depth"] - expect) < 0.1, (band, f["depth"], expect, depths)

@@ -523,9 +523,9 @@ def finish_catalog(catalog: Catalog, img: BaseImage, method: str, save: bool, *,
     unit : str
         Their unit.
     zeropoint : float, optional
-        With a zero point (not None or 0), ``info.depth`` is measured on the data (the
-        5-sigma point-source limit, `ezphot.calibration.fill_depth`); otherwise the header's
-        value stays.
+        With a zero point (not None or 0; else one in the image's header, ZP, ZP_AUTO...),
+        ``info.depth`` is measured on the data (the 5-sigma point-source limit,
+        `ezphot.calibration.fill_depth`); otherwise the header's value stays.
 
     Returns
     -------
@@ -534,7 +534,7 @@ def finish_catalog(catalog: Catalog, img: BaseImage, method: str, save: bool, *,
     """
     from ..calibration import fill_depth
 
-    fill_depth(catalog, zeropoint)
+    fill_depth(catalog, zeropoint, header=img.header)
     if save:
         suffix = get_method(method).suffix
         if targets is not None:
