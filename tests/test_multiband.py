@@ -392,9 +392,12 @@ def test_two_workers_equal_one(field, mb):
     for name in mb.data.colnames:
         a, b = np.asarray(two.data[name]), np.asarray(mb.data[name])
         if a.dtype.kind == "f":
-            # float64 sums in another process may round differently in the last bits (seen
-            # once: 1.6e-11 relative in one flux; main does the same): not a result change
-            assert np.allclose(a, b, rtol=1e-9, atol=0, equal_nan=True), name
+            # another process may round differently: the background map's interpolation is a
+            # BLAS product, whose sums depend on OpenBLAS's threads (up to ~1e-4 ADU on a
+            # full frame, 1e-6 of the errors; seen in the full suite near zero flux): far
+            # below any change of method (e.g. 'center' pixels: per cent)
+            scale = np.nanmax(np.abs(b)) if np.isfinite(b).any() else 0.0
+            assert np.allclose(a, b, rtol=1e-7, atol=1e-7 * scale, equal_nan=True), name
         else:
             assert np.array_equal(a, b), name
     assert all(f["used"] for f in two.meta["frames"]) and not two.meta["failed"]
