@@ -60,24 +60,33 @@ def workers_of(pid: int) -> list[int]:
     return found
 
 
-def test_sigint_then_resume(tree):
+@pytest.fixture()
+def big_tree(tmp_path):
+    make_sample_tree(tmp_path / "scidata", 16, shape=(1536, 2048), seed=2)
+    return tmp_path / "scidata"
+
+
+def test_sigint_then_resume(big_tree):
+    tree, n = big_tree, 16
     proc = start(tree)
-    # every catalogue that appears is complete at every moment
-    assert wait_for(lambda: (all_complete(tree) and len(catalogues(tree)) >= 1))
+    # the signal goes as soon as a catalogue appears (checking them all first, several per
+    # poll, let a fast batch finish before it), while frames are left: 16 frames of
+    # 1536x2048 on 2 workers take several seconds
+    assert wait_for(lambda: len(catalogues(tree)) >= 1)
     proc.send_signal(signal.SIGINT)
+    assert all_complete(tree)  # every catalogue that appears is complete at every moment
     out, err = proc.communicate(timeout=120)
     assert all_complete(tree)
     done_before = len(catalogues(tree))
-    # interrupted while frames were left (8 frames of 1536x2048 on 2 workers take seconds)
     assert proc.returncode == 130 and "interrupted" in err, (proc.returncode, err)
-    assert done_before < 8
+    assert done_before < n
     again = subprocess.run([sys.executable, "-m", "ezphot.cli", "photometry", str(tree),
                             "--workers", "2"], capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr
     status = [line.split()[0] for line in again.stdout.splitlines()[:-1]]
     assert status.count("skipped") == done_before
-    assert status.count("done") == 8 - done_before
-    assert len(catalogues(tree)) == 8 and all_complete(tree)
+    assert status.count("done") == n - done_before
+    assert len(catalogues(tree)) == n and all_complete(tree)
 
 
 def test_killed_worker_is_retried(tree):
