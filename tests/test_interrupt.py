@@ -76,10 +76,10 @@ def test_sigint_then_resume(big_tree):
     import warnings
 
     tree, n = big_tree, 16
-    # A child inherits its parent's blocked signals and ignored dispositions: in the full
-    # suite (only there) the CLI twice finished every frame with exit 0 and no message, as
-    # if it never got the signal. What a user's shell gives the CLI is the default; say
-    # what this process had, for whoever looks into it.
+    # A child inherits its parent's blocked signals and ignored dispositions: a suite run
+    # as a background job of a non-interactive shell (which starts those with SIGINT
+    # ignored) made the CLI ignore the signal and finish every frame with exit 0. A user's
+    # shell gives the CLI the default; say what this process had.
     blocked = signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, [])
     handler = signal.getsignal(signal.SIGINT)
     if blocked or handler in (signal.SIG_IGN, None):
