@@ -64,14 +64,14 @@ def photutils_photometry(target_img, *, target_bkg=None, target_bkgrms=None, tar
     """Detect with photutils and measure Kron and circular-aperture fluxes.
 
     See `AperturePhotometry.photutils_photometry`. ``nproc``: processes of the deblending
-    and of the `SourceCatalog` measurements (sources dealt out to ``nproc`` spawned
+    and of the `SourceCatalog` measurements (sources dealt out to ``nproc`` worker
     processes, each deblended and measured against the full frame and segmentation image;
     photutils' own ``n_processes`` sends one task per source and is slower than one process
     here). The processes start at the beginning of the call, so that their start-up overlaps
     the detection, and read the frame's arrays from a run directory in ``/dev/shm`` when it
     has room (else the usual one). The catalogue does not depend on ``nproc``, bit for bit.
-    The processes start with ``spawn``: a script calling this with ``nproc > 1`` needs the
-    usual ``if __name__ == '__main__':`` guard.
+    The processes come from Python's fork server (``spawn`` where there is none): a script
+    calling this with ``nproc > 1`` needs the usual ``if __name__ == '__main__':`` guard.
 
     Parameters
     ----------
@@ -336,7 +336,7 @@ def _context():
 
 @contextmanager
 def _worker_pool(n: int) -> Iterator:
-    """``n`` spawned processes (None for 0), started and importing at once; shut down on
+    """``n`` worker processes (None for 0), started and importing at once; shut down on
     leaving: waited for on failure (none is left running); after success they finish
     exiting on their own."""
     if n == 0:
