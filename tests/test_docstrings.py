@@ -111,6 +111,11 @@ def test_public_api_is_walked():
 
 
 def test_numpydoc_parameters_and_returns():
+    from ezphot.methods import AperturePhotometry
+
+    # the façade's signatures are the core functions', completed by its first instance
+    # (this test alone, before any other made one, saw *args/**kwargs)
+    AperturePhotometry()
     found = failures()
     todo = read_todo()
     new = sorted(set(found) - todo)
