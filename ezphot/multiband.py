@@ -105,15 +105,9 @@ def image_zeropoint(img, zeropoint=None) -> tuple[float | None, str]:
     attr = getattr(img, "zp", None)
     if isinstance(attr, int | float) and math.isfinite(attr):
         return float(attr), "image"
-    for key in ZEROPOINT_KEYS:
-        if key in header:
-            try:
-                value = float(header[key])
-            except (TypeError, ValueError):
-                continue
-            if math.isfinite(value):
-                return value, f"header {key}"
-    return None, "none"
+    from .calibration import header_zeropoint
+
+    return header_zeropoint(header, ZEROPOINT_KEYS)
 
 
 def _zeropoint_for(img, index: int, zeropoints) -> tuple[float | None, str]:
