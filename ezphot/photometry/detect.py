@@ -298,6 +298,26 @@ def _warm_up() -> None:
         importlib.import_module(name)
 
 
+def _watch_caller(pid: int) -> None:
+    """Initializer of the workers: exit when the calling process is gone. Killed (SIGKILL),
+    it cannot shut its pool down, and the workers, children of the fork server rather than
+    of the caller, would wait for work forever."""
+    import threading
+    import time
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.5)
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                os._exit(1)
+            except OSError:  # exists (another user's pid, permission refused): keep on
+                pass
+
+    threading.Thread(target=watch, daemon=True, name="ezphot-caller-watchdog").start()
+
+
 def _code_origin() -> dict:
     """The files of the modules that compute the catalogue, as imported by this process."""
     return {name: importlib.import_module(name).__file__ for name in _SAME_CODE}
@@ -344,7 +364,8 @@ def _worker_pool(n: int) -> Iterator:
         return
     from concurrent.futures import ProcessPoolExecutor
 
-    pool = ProcessPoolExecutor(max_workers=n, mp_context=_context())
+    pool = ProcessPoolExecutor(max_workers=n, mp_context=_context(),
+                               initializer=_watch_caller, initargs=(os.getpid(),))
     try:
         for _ in range(n):
             pool.submit(_warm_up)
