@@ -443,8 +443,13 @@ def test_photutils_detection_nproc(tmp_path, monkeypatch):
         shared.append(Path(file))
         write(file, arr)
 
-    write = detect._write_shared
+    def record_empty(file, shape, dtype):
+        shared.append(Path(file))
+        return empty(file, shape, dtype)
+
+    write, empty = detect._write_shared, detect._shared_empty
     monkeypatch.setattr(detect, "_write_shared", record)
+    monkeypatch.setattr(detect, "_shared_empty", record_empty)
     # without EZPHOT_TMPDIR the workers' arrays go to /dev/shm (memory) when it has room
     monkeypatch.delenv("EZPHOT_TMPDIR")
     expected = detect._shared_parent(1 << 20) or Path(tempfile.gettempdir())
@@ -453,7 +458,7 @@ def test_photutils_detection_nproc(tmp_path, monkeypatch):
                                       **Q).data
         assert len(one) > 10 and one.colnames == two.colnames
         assert {f.name for f in shared} == {"convolved.npy", "segm.npy", "data.npy",
-                                            "error.npy", "mask.npy", "deblended.npy"}
+                                            "error.npy", "mask.npy"}
         assert all(f.parent.parent == expected and not f.parent.exists() for f in shared)
         shared.clear()
         for name in one.colnames:
@@ -463,6 +468,51 @@ def test_photutils_detection_nproc(tmp_path, monkeypatch):
     for bad in (0, -1, 1.5, "2"):
         with pytest.raises((ArgumentError, TypeError), match="nproc"):
             AP.photutils_photometry(path, nproc=bad, **Q)
+
+
+def test_photutils_detection_strips_equal_one_pass():
+    """With nproc > 1 the full-frame steps before the detection run in row strips, in
+    threads: filtered image, total error, subtraction and SKYSIG equal one pass of scipy,
+    photutils and numpy, bit for bit (row counts that do not divide evenly, a masked and a
+    non-finite pixel on the strips' edges)."""
+    from photutils.utils import calc_total_error
+    from scipy.ndimage import convolve
+
+    from ezphot.photometry import detect
+
+    rng = np.random.default_rng(3)
+    data = rng.normal(100, 10, (101, 37)).astype(np.float32)
+    data[33, 5] = np.nan
+    rms = rng.uniform(1, 3, data.shape).astype(np.float32)
+    back = rng.normal(90, 1, data.shape).astype(np.float32)
+    mask = np.zeros(data.shape, bool)
+    mask[34, 7] = mask[67, 0] = True
+
+    class Frame:
+        pass
+
+    img = Frame()
+    img.data = data
+    ref = data - back
+    ref_bad = ~np.isfinite(ref) | mask
+    ref[ref_bad] = 0.0
+    for threads in (1, 2, 3, 7):
+        sub, bad = detect._subtracted(detect._Arrays(None), img, back, mask, threads)
+        np.testing.assert_array_equal(sub, ref)
+        np.testing.assert_array_equal(bad, ref_bad)
+        conv = detect._filtered(detect._Arrays(None), sub, threads)
+        np.testing.assert_array_equal(conv, convolve(ref, detect._DEFAULT_CONV, mode="nearest"))
+        err = detect._total_error(sub, rms, 2.5, threads=threads)
+        np.testing.assert_array_equal(err, calc_total_error(ref, rms, effective_gain=2.5))
+    # the error's row chunks (4 Mpx) end inside a strip too
+    tall = rng.normal(0, 5, (1100, 4096)).astype(np.float32)
+    np.testing.assert_array_equal(detect._total_error(tall, 2.0, 1.7, threads=3),
+                                  calc_total_error(tall, np.full(tall.shape, 2.0, np.float32),
+                                                   effective_gain=1.7))
+    for n in (1, 2, 5, 6, 1001):
+        values = rng.normal(0, 1, n).astype(np.float32)
+        assert detect._median(values) == float(np.median(values.astype(float)))
+    assert np.isnan(detect._median(np.array([1, 2, np.nan, 3], np.float32)))
 
 
 def test_photutils_detection_workers_run_the_callers_code(tmp_path, monkeypatch):

@@ -13,7 +13,7 @@ import logging
 import math
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import astropy.units as u
@@ -144,20 +144,39 @@ def _detect_and_measure(img, target_bkg, target_bkgrms, target_mask, detection_s
                         minarea_pixels, deblend_contrast, deblend_nlevels, kron_factor,
                         diam_px, zeropoint, egain, nproc, pool) -> Table:
     """The catalogue table of `photutils_photometry` (``pool``: its other processes)."""
+    from .._io import run_directory
+
+    with ExitStack() as stack:
+        run = None
+        if pool is not None:
+            # the workers' arrays (filtered image, segmentation twice, data, error, mask) are
+            # made in place, in files of a run directory that they memory-map
+            ny, nx = img.shape
+            run = stack.enter_context(run_directory(
+                "ezphot-detect-", parent=_shared_parent(ny * nx * (3 * 4 + 2 * 4 + 1))))
+        return _detect_into(_Arrays(run), img, target_bkg, target_bkgrms, target_mask,
+                            detection_sigma, minarea_pixels, deblend_contrast,
+                            deblend_nlevels, kron_factor, diam_px, zeropoint, egain, nproc,
+                            pool)
+
+
+def _detect_into(arrays, img, target_bkg, target_bkgrms, target_mask, detection_sigma,
+                 minarea_pixels, deblend_contrast, deblend_nlevels, kron_factor, diam_px,
+                 zeropoint, egain, nproc, pool) -> Table:
     from photutils.segmentation import deblend_sources, detect_sources
-    from scipy.ndimage import convolve
 
     back, rms, mask = _background(img, target_bkg, target_bkgrms, target_mask)
-    data = np.asarray(img.data, dtype=np.float32) - back
-    finite = np.isfinite(data)
-    bad = ~finite if mask is None else (~finite | mask)
-    data[~finite] = 0.0
-    data[bad] = 0.0  # masked pixels neither detected nor smeared into their neighbours
+    # with nproc > 1 the full-frame steps before the detection run in nproc threads, in row
+    # strips (numpy and scipy.ndimage release the GIL): the same pixels as one pass
+    threads = nproc if pool is not None else 1
+    data, bad = _subtracted(arrays, img, back, mask, threads)
+    del back
     # SExtractor's default detection filter (3x3 pyramid, FWHM 2 px): isophotes, and so Kron
     # apertures, then match SExtractor's
-    convolved = convolve(data, _DEFAULT_CONV, mode="nearest")
-    threshold = detection_sigma * np.asarray(rms, dtype=np.float32)
+    convolved = _filtered(arrays, data, threads)
+    threshold = _threshold(rms, detection_sigma, threads)
     segm = detect_sources(convolved, threshold, n_pixels=minarea_pixels, mask=bad)
+    del threshold
     gain = egain if egain is not None else img.egain
     columns = _empty_columns(len(diam_px))
     if segm is None:
@@ -167,15 +186,110 @@ def _detect_and_measure(img, target_bkg, target_bkgrms, target_mask, detection_s
         deblend = {"n_pixels": minarea_pixels, "n_levels": deblend_nlevels,
                    "contrast": deblend_contrast}
         options = {"kron_factor": kron_factor, "diam_px": diam_px, "zeropoint": zeropoint}
-        if nproc == 1 or segm.n_labels < 2 * nproc:
+        if pool is None or segm.n_labels < 2 * nproc:
             segm = deblend_sources(convolved, segm, **deblend, progress_bar=False)
             error = _total_error(data, rms, gain if gain else np.inf)
             table = _measure(data, segm, error, bad, img.wcs, options)
+            sky = _median(rms) if np.ndim(rms) == 2 else None
         else:
-            table = _parallel(data, convolved, segm, rms, gain, bad, img.wcs, deblend,
-                              options, pool, nproc, img.path)
-        _add_sky_columns(table, rms, detection_sigma)
+            table, sky = _parallel(arrays, data, convolved, segm, rms, gain, bad, img.wcs,
+                                   deblend, options, pool, nproc, img.path)
+        _add_sky_columns(table, rms, detection_sigma, sky)
     return table
+
+
+class _Arrays:
+    """Where the frame's full-size arrays are made: private arrays (one process), or ``.npy``
+    files of the run directory ``run``, which the workers memory-map (made there in place,
+    they need no copy)."""
+
+    def __init__(self, run: Path | None) -> None:
+        self.run = run
+        self.files: dict[str, str] = {}
+
+    def empty(self, name: str, shape, dtype) -> np.ndarray:
+        if self.run is None:
+            return np.empty(shape, dtype)
+        self.files[name] = str(self.run / f"{name}.npy")
+        # a plain ndarray view of the mapping: photutils sees the same type as without it
+        return _shared_empty(self.files[name], shape, dtype).view(np.ndarray)
+
+    def share(self, name: str, arr: np.ndarray) -> None:
+        """``arr`` in the run directory (a copy, unless it was made there)."""
+        if name not in self.files:
+            self.files[name] = str(self.run / f"{name}.npy")
+            _write_shared(self.files[name], arr)
+
+
+def _in_strips(function, n_rows: int, threads: int) -> None:
+    """``function(y0, y1)`` over ``threads`` row strips covering ``n_rows``, in threads."""
+    edges = np.linspace(0, n_rows, max(1, min(threads, n_rows)) + 1).astype(int)
+    strips = list(zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True))
+    if len(strips) == 1:
+        function(*strips[0])
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(len(strips), thread_name_prefix="ezphot-strip") as ex:
+        for future in [ex.submit(function, y0, y1) for y0, y1 in strips]:
+            future.result()
+
+
+def _subtracted(arrays, img, back, mask, threads: int) -> tuple[np.ndarray, np.ndarray]:
+    """The background-subtracted frame (float32) with its masked and non-finite pixels set to
+    0, and those pixels (True), so that they are neither detected nor smeared into their
+    neighbours."""
+    src = img.data
+    data = arrays.empty("data", src.shape, np.float32)
+    bad = arrays.empty("mask", src.shape, bool)
+    back2d = np.ndim(back) == 2
+
+    def strip(y0: int, y1: int) -> None:
+        d = data[y0:y1]
+        np.subtract(np.asarray(src[y0:y1], dtype=np.float32), back[y0:y1] if back2d else back,
+                    out=d)
+        b = bad[y0:y1]
+        np.isfinite(d, out=b)
+        np.logical_not(b, out=b)
+        if mask is not None:
+            np.logical_or(b, mask[y0:y1], out=b)
+        d[b] = 0.0
+
+    _in_strips(strip, src.shape[0], threads)
+    return data, bad
+
+
+def _filtered(arrays, data: np.ndarray, threads: int) -> np.ndarray:
+    """``scipy.ndimage.convolve(data, _DEFAULT_CONV, mode='nearest')``, bit for bit: each row
+    strip is filtered with one row more on each side, which its 3x3 kernel reaches."""
+    from scipy.ndimage import convolve
+
+    out = arrays.empty("convolved", data.shape, np.float32)
+    ny = data.shape[0]
+
+    def strip(y0: int, y1: int) -> None:
+        lo, hi = max(0, y0 - 1), min(ny, y1 + 1)
+        if (lo, hi) == (y0, y1):
+            convolve(data[y0:y1], _DEFAULT_CONV, output=out[y0:y1], mode="nearest")
+        else:
+            out[y0:y1] = convolve(data[lo:hi], _DEFAULT_CONV, mode="nearest")[y0 - lo:y1 - lo]
+
+    _in_strips(strip, ny, threads)
+    return out
+
+
+def _threshold(rms, detection_sigma: float, threads: int):
+    """``detection_sigma × rms`` in float32 (a map or a value)."""
+    rms = np.asarray(rms, dtype=np.float32)
+    if rms.ndim != 2:
+        return detection_sigma * rms
+    out = np.empty(rms.shape, np.float32)
+
+    def strip(y0: int, y1: int) -> None:
+        out[y0:y1] = detection_sigma * rms[y0:y1]
+
+    _in_strips(strip, rms.shape[0], threads)
+    return out
 
 
 def _measure(data, segm, error, mask, wcs, options, index=None) -> Table:
@@ -216,69 +330,105 @@ def _segm_from(state: dict, pixels: np.ndarray):
 def _deblend_group(convolved, segm, deblend: dict, labels) -> tuple:
     """photutils' deblending of the sources ``labels`` only: each source is deblended in its
     own cutout of the filtered image and of the *input* segmentation image, as in one call
-    for all. Returns the flat indices and (not yet renumbered) labels of the new pixels, the
-    new labels of each deblended source, and the warnings raised."""
+    for all. Returns the segmentation image with these sources deblended (their pieces
+    numbered from ``segm.max_label + 1``, in the order of their parents' labels), the pieces
+    of each deblended source, and the warnings raised."""
     import warnings
 
     from photutils.segmentation import deblend_sources
 
-    max0 = segm.max_label
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         out = deblend_sources(convolved, segm, labels=labels, relabel=False, n_processes=1,
                               progress_bar=False, **deblend)
-    flat = np.flatnonzero(out.data > max0)
-    return (flat, out.data.ravel()[flat], dict(out.parent_to_deblended_labels),
+    return (out.data, {int(k): np.asarray(v) for k, v in out.parent_to_deblended_labels.items()},
             [w.message for w in caught])
 
 
-def _deblend_worker(origin: dict, files: dict, state: dict, deblend: dict, labels) -> tuple:
-    _check_origin(origin)
-    segm = _segm_from(state, np.load(files["segm"], mmap_mode="r", allow_pickle=False))
-    conv = np.load(files["convolved"], mmap_mode="r", allow_pickle=False)
-    return _deblend_group(conv, segm, deblend, labels)
+def _with_pieces(segm, pixels: np.ndarray, pieces: dict):
+    """The segmentation image ``pixels``: ``segm`` with the sources ``pieces`` (parent label ->
+    labels of its pieces, all above ``segm.max_label``) deblended, its labels and slices
+    derived from ``segm``'s (the pieces' boxes found within their parents' boxes) instead of
+    searched for in the full frame."""
+    from photutils.segmentation import SegmentationImage
+    from scipy.ndimage import find_objects
+
+    parents = np.array(sorted(pieces), dtype=segm.labels.dtype)
+    keep = np.isin(segm.labels, parents, invert=True)
+    labels = [segm.labels[keep]]
+    slices = [sl for sl, k in zip(segm.slices, keep, strict=True) if k]
+    for parent in parents:
+        box = segm.slices[segm.get_index(parent)]
+        new = np.asarray(pieces[int(parent)])
+        first, last = int(new.min()), int(new.max())
+        cut = pixels[box]
+        inside = (cut >= first) & (cut <= last)
+        rel = np.where(inside, cut - (first - 1), 0)
+        for k, sl in enumerate(find_objects(rel, max_label=last - first + 1)):
+            if first + k in new:
+                slices.append(tuple(slice(s.start + o.start, s.stop + o.start)
+                                    for s, o in zip(sl, box, strict=True)))
+        labels.append(np.sort(new).astype(segm.labels.dtype))
+    out = SegmentationImage.__new__(SegmentationImage)
+    out.__dict__.update(_data=pixels, labels=np.concatenate(labels), slices=slices,
+                        _deblend_label_map={})
+    return out
 
 
-def _measure_worker(origin: dict, files: dict, segm_state: dict, wcs, options, index) -> Table:
-    """`_measure` in a worker process, on memory-mapped copies of the parent's arrays."""
+def _group_worker(origin: dict, files: dict, state: dict, deblend: dict, labels, wcs,
+                  options: dict) -> tuple:
+    """In a worker process: deblend the sources ``labels`` and measure them (the kept ones and
+    the pieces), on memory-mapped copies of the parent's arrays. A piece is measured against
+    the segmentation image in which only this group's sources are deblended: that differs
+    from the full one only inside other groups' deblended sources, where a label is replaced
+    by other non-zero labels, and a measurement only tells its own label from any other.
+    Returns the rows (NUMBER: labels of that segmentation image), the pieces of each
+    deblended source and photutils' warnings."""
     _check_origin(origin)
     arrays = {k: np.load(files[k], mmap_mode="r", allow_pickle=False)
-              for k in ("data", "deblended", "error", "mask")}
-    segm = _segm_from(segm_state, arrays["deblended"])
-    return _measure(arrays["data"], segm, arrays["error"], arrays["mask"], wcs, options, index)
+              for k in ("segm", "convolved", "data", "error", "mask")}
+    segm = _segm_from(state, arrays["segm"])
+    pixels, pieces, caught = _deblend_group(arrays["convolved"], segm, deblend, labels)
+    parents = np.array(sorted(pieces), dtype=segm.labels.dtype)
+    own = np.concatenate([np.setdiff1d(labels, parents)] + [pieces[p] for p in parents])
+    local = _with_pieces(segm, pixels, pieces)
+    index = np.flatnonzero(np.isin(local.labels, own))
+    table = _measure(arrays["data"], local, arrays["error"], arrays["mask"], wcs, options,
+                     index)
+    return table, pieces, caught
 
 
 def _write_shared(file: str, arr: np.ndarray) -> None:
-    """One array for the workers (a ``.npy`` file they memory-map)."""
+    """A copy of ``arr`` for the workers (a ``.npy`` file they memory-map)."""
     np.save(file, arr, allow_pickle=False)
 
 
-def _merge_deblended(segm, parts):
-    """The deblended segmentation image one serial ``deblend_sources`` call gives: new
-    labels numbered in the order of their parents' labels, then made consecutive."""
-    from photutils.segmentation import SegmentationImage
+def _shared_empty(file: str, shape, dtype) -> np.ndarray:
+    """A new ``.npy`` file for the workers, memory-mapped to be filled in place."""
+    return np.lib.format.open_memmap(file, mode="w+", dtype=dtype, shape=shape)
 
-    children = {}
-    for _, _, label_map, _ in parts:
-        children.update(label_map)
-    new_of = {}
-    next_label = segm.max_label
-    for parent in sorted(children):
-        for old in children[parent]:
-            next_label += 1
-            new_of[(parent, int(old))] = next_label
-    merged = segm.data.copy()
-    flat_view = merged.reshape(-1)
-    for flat, values, label_map, _ in parts:
-        if not len(flat):
-            continue
-        lut = np.zeros(int(values.max()) + 1, dtype=merged.dtype)
-        for parent, olds in label_map.items():
-            for old in olds:
-                lut[int(old)] = new_of[(parent, int(old))]
-        flat_view[flat] = lut[values]
-    out = SegmentationImage(merged)
-    out.relabel_consecutive(start_label=1)
+
+def _final_labels(segm, parts) -> list[np.ndarray]:
+    """The labels that one serial ``deblend_sources`` call (relabelled consecutively) gives
+    the rows of each group's table: the sources kept whole in label order, then the pieces
+    of the deblended ones, in the order of their parents' labels."""
+    owner = {parent: g for g, (_, pieces, _) in enumerate(parts) for parent in pieces}
+    kept = np.setdiff1d(segm.labels, np.fromiter(owner, dtype=np.int64, count=len(owner)))
+    of_piece = [{} for _ in parts]
+    label = len(kept)
+    for parent in sorted(owner):
+        g = owner[parent]
+        for old in parts[g][1][parent]:
+            label += 1
+            of_piece[g][int(old)] = label
+    max0 = segm.max_label
+    out = []
+    for g, (table, _, _) in enumerate(parts):
+        number = np.asarray(table["NUMBER"], dtype=np.int64)
+        final = np.searchsorted(kept, number) + 1
+        pieces = number > max0
+        final[pieces] = [of_piece[g][int(n)] for n in number[pieces]]
+        out.append(final)
     return out
 
 
@@ -390,70 +540,66 @@ def _shared_parent(nbytes: int) -> Path | None:
     return shm if stat.f_bavail * stat.f_frsize > 2 * nbytes else None
 
 
-def _parallel(data, convolved, segm, rms, gain, mask, wcs, deblend: dict, options: dict,
-              pool, nproc: int, path) -> Table:
+def _parallel(arrays, data, convolved, segm, rms, gain, mask, wcs, deblend: dict,
+              options: dict, pool, nproc: int, path) -> tuple[Table, float | None]:
     """Deblending and `_measure` split over the ``nproc`` processes of ``pool`` (started
-    before the detection, used for both).
+    before the detection). Returns the table and SKYSIG (the median of ``rms``, found while
+    the workers work).
 
-    Sources are dealt out in turn (source i to group i mod nproc: crowded and sparse regions
-    shared alike) to ``nproc`` workers, which read the arrays from ``.npy`` files of a run
-    directory (memory-mapped); this process prepares the next step's arrays meanwhile. The
-    deblended pieces get the labels one serial call gives, and the rows are put back in label
-    order: the catalogue is that of ``nproc=1``, bit for bit.
+    The sources are dealt out to ``nproc`` groups of about equal deblending cost; each worker
+    deblends its group and measures it at once, reading the arrays from ``.npy`` files of the
+    run directory of ``arrays`` (memory-mapped). The pieces get the labels one serial call
+    gives, and the rows are put in label order: the catalogue is that of ``nproc=1``, bit for
+    bit.
     """
     import warnings
 
-    from .._io import run_directory
     from ..exceptions import MeasurementWarning
 
-    # the arrays shared: filtered image, segmentation (twice), data, error, mask
-    nbytes = data.size * (3 * data.itemsize + 2 * segm.data.itemsize + 1)
-    with run_directory("ezphot-detect-", parent=_shared_parent(nbytes)) as run:
-        files = {}
-
-        def share(name, arr):
-            files[name] = str(run / f"{name}.npy")
-            _write_shared(files[name], arr)
-
-        try:
-            origin = _code_origin()
-            labels = segm.labels
-            groups = [labels[k::nproc] for k in range(nproc)]
-            state = _segm_state(segm)
-            share("convolved", convolved)
-            share("segm", segm.data)
-            futures = [pool.submit(_deblend_worker, origin, dict(files), state, deblend, g)
-                       for g in groups]
-            # while they deblend: the measurements' arrays that do not depend on it
-            error = _total_error(data, rms, gain if gain else np.inf)
-            for name, arr in (("data", data), ("error", error), ("mask", mask)):
-                share(name, arr)
-            del error
-            parts = [_result(f, path) for f in futures]
-            for _, _, _, caught in parts:
-                # photutils' deblending warnings (AstropyUserWarning), raised in the workers
-                for message in caught:
-                    warnings.warn(str(message), MeasurementWarning, stacklevel=3)
-            segm = _merge_deblended(segm, parts)
-            del parts
-            share("deblended", segm.data)
-            n = segm.n_labels
-            index = [np.arange(k, n, nproc) for k in range(nproc)]
-            state = _segm_state(segm)
-            futures = [pool.submit(_measure_worker, origin, dict(files), state, wcs, options,
-                                   g)
-                       for g in index]
-            tables = [_result(f, path) for f in futures]
-        except BaseException:
-            # workers are waited for (not left running) before the run directory goes
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise
-    order = np.argsort(np.concatenate(index), kind="stable")
+    try:
+        origin = _code_origin()
+        state = _segm_state(segm)
+        # a source's deblending costs about its box's area (32 detections in the box)
+        boxes = np.array([(sl[0].stop - sl[0].start) * (sl[1].stop - sl[1].start)
+                          for sl in segm.slices], dtype=float)
+        groups = [segm.labels[k] for k in _deal(boxes, nproc)]
+        arrays.share("segm", segm.data)
+        _total_error(data, rms, gain if gain else np.inf,
+                     out=arrays.empty("error", data.shape, np.float32), threads=nproc)
+        for name, arr in (("convolved", convolved), ("data", data), ("mask", mask)):
+            arrays.share(name, arr)
+        futures = [pool.submit(_group_worker, origin, dict(arrays.files), state, deblend, g,
+                               wcs, options)
+                   for g in groups]
+        # while they work
+        sky = _median(rms) if np.ndim(rms) == 2 else None
+        parts = [_result(f, path) for f in futures]
+    except BaseException:
+        # workers are waited for (not left running) before the run directory goes
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    for _, _, caught in parts:
+        # photutils' deblending warnings (AstropyUserWarning), raised in the workers
+        for message in caught:
+            warnings.warn(str(message), MeasurementWarning, stacklevel=4)
+    final = _final_labels(segm, parts)
+    order = np.argsort(np.concatenate(final), kind="stable")
+    tables = [t for t, _, _ in parts]
     table = Table()
     for name in tables[0].colnames:
         col = np.concatenate([np.asarray(t[name]) for t in tables])[order]
         table[name] = col if tables[0][name].unit is None else col * tables[0][name].unit
-    return table
+    table["NUMBER"] = np.concatenate(final)[order]
+    return table, sky
+
+
+def _deal(weights: np.ndarray, n: int) -> list[np.ndarray]:
+    """Indices of ``weights`` dealt out to ``n`` groups of about equal sums: heaviest first,
+    in snake order (0, 1, ..., n-1, n-1, ..., 0, 0, ...); each group's indices sorted."""
+    order = np.argsort(-np.asarray(weights, dtype=float), kind="stable")
+    turn = np.arange(order.size) % (2 * n)
+    group = np.where(turn < n, turn, 2 * n - 1 - turn)
+    return [np.sort(order[group == k]) for k in range(n)]
 
 
 def _result(future, path):
@@ -470,22 +616,29 @@ def _result(future, path):
             f"{path}: a photutils measurement process failed: {exc!r}") from exc
 
 
-def _total_error(data: np.ndarray, rms, gain: float) -> np.ndarray:
+def _total_error(data: np.ndarray, rms, gain: float, out: np.ndarray | None = None,
+                 threads: int = 1) -> np.ndarray:
     """``photutils.utils.calc_total_error(data, rms, effective_gain=gain)``, bit for bit, in
-    row strips: ``sqrt(rms² + max(data / gain, 0))``. photutils broadcasts the gain to a
-    full-frame float64 array and masks it; for a scalar gain that is most of its time."""
+    row strips (``threads`` at once): ``sqrt(rms² + max(data / gain, 0))``, into ``out`` when
+    given. photutils broadcasts the gain to a full-frame float64 array and masks it; for a
+    scalar gain that is most of its time."""
     rms = np.broadcast_to(np.asarray(rms, dtype=np.float32), data.shape)
-    out = np.empty(data.shape, dtype=np.result_type(data.dtype, rms.dtype))
+    if out is None:
+        out = np.empty(data.shape, dtype=np.result_type(data.dtype, rms.dtype))
     rows = max(1, (1 << 22) // max(1, data.shape[1]))
-    for y0 in range(0, data.shape[0], rows):
-        sl = slice(y0, y0 + rows)
-        # the quotient in float64 then stored, as photutils' in-place division by its
-        # float64 gain array does
-        var = np.divide(data[sl], np.float64(gain), dtype=np.float64).astype(data.dtype)
-        np.maximum(var, 0, out=var)
-        err = rms[sl] ** 2
-        err += var
-        out[sl] = np.sqrt(err)
+
+    def strip(y_start: int, y_stop: int) -> None:
+        for y0 in range(y_start, y_stop, rows):
+            sl = slice(y0, min(y0 + rows, y_stop))
+            # the quotient in float64 then stored, as photutils' in-place division by its
+            # float64 gain array does
+            var = np.divide(data[sl], np.float64(gain), dtype=np.float64).astype(data.dtype)
+            np.maximum(var, 0, out=var)
+            err = rms[sl] ** 2
+            err += var
+            np.sqrt(err, out=out[sl])
+
+    _in_strips(strip, data.shape[0], threads)
     return out
 
 
@@ -549,17 +702,34 @@ def _to_table(cat, diam_px, zp, kron_factor) -> Table:
     return t
 
 
-def _add_sky_columns(t: Table, rms, detection_sigma: float) -> None:
-    """SKYSIG (median background RMS) and THRESHOLD (detection level at each centroid)."""
+def _median(arr: np.ndarray) -> float:
+    """``np.median(arr.astype(float))`` without the full-frame float64 copy (a second on a
+    7DT frame): the middle values are found in the array's own dtype, which orders its values
+    as float64 does, then averaged in float64."""
+    flat = np.ravel(arr)
+    n = flat.size
+    k = n // 2
+    if np.isnan(flat).any():  # as np.median
+        return math.nan
+    if n % 2:
+        return float(np.partition(flat, k)[k])
+    part = np.partition(flat, k)
+    # the (k-1)-th value is the largest of those before the k-th
+    return float((float(part[:k].max()) + float(part[k])) / 2)
+
+
+def _add_sky_columns(t: Table, rms, detection_sigma: float, sky: float | None = None) -> None:
+    """SKYSIG (median background RMS; ``sky`` when already found) and THRESHOLD (detection
+    level at each centroid)."""
     if not len(t):
         return
     x, y = _value(t["X_IMAGE"]), _value(t["Y_IMAGE"])
-    rms_at = np.asarray(rms, dtype=float)
+    rms_at = np.asarray(rms)
     if rms_at.ndim == 2:
         iy = np.clip(np.round(y).astype(int), 0, rms_at.shape[0] - 1)
         ix = np.clip(np.round(x).astype(int), 0, rms_at.shape[1] - 1)
-        local = rms_at[iy, ix]
-        sky = float(np.median(rms_at))
+        local = rms_at[iy, ix].astype(float)
+        sky = _median(rms_at) if sky is None else sky
     else:
         local = np.full(len(t), float(rms_at))
         sky = float(rms_at)
