@@ -7,6 +7,7 @@ caller in the middle of ``photutils_photometry(nproc=2)`` and watches the worker
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -74,15 +75,30 @@ def _alive(pid: int, start: int) -> bool:
     return st is not None and st[2] == start and st[1] not in ("Z", "X")
 
 
+def _session(leader: int, start: int) -> list[int]:
+    """The live processes of the caller's session: its process group (its pid, from
+    ``start_new_session``), started no earlier than the caller."""
+    return [p for p, (_, state, began, group) in _processes().items()
+            if group == leader and began >= start and state not in ("Z", "X")]
+
+
 def _kill_session(leader: int, start: int) -> None:
-    """SIGKILL what is left of the caller's session: the processes of its process group
-    (its pid: ``start_new_session``) started no earlier than it."""
-    for p, (_, state, began, group) in _processes().items():
-        if group == leader and began >= start and state not in ("Z", "X"):
-            try:
-                os.kill(p, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+    """SIGKILL what is left of the caller's session; Python's resource tracker last, once
+    the others are gone (it then unlinks the semaphores the killed caller left in /dev/shm)."""
+    def tracker(pid: int) -> bool:
+        try:
+            return b"resource_tracker" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return False
+
+    for final in (False, True):
+        for p in _session(leader, start):
+            if final or not tracker(p):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(p, signal.SIGKILL)
+        deadline = time.monotonic() + 5
+        while _session(leader, start) and time.monotonic() < deadline:
+            time.sleep(0.1)
 
 
 def test_workers_exit_when_the_caller_is_killed(dense_frame, tmp_path):
