@@ -15,7 +15,8 @@ import numpy as np
 from .exceptions import ArgumentError, ImageError
 
 __all__ = ["number", "size", "egain", "saturation_level", "seeing", "apertures_fit",
-           "positions", "background_map", "rms_map", "maps", "photometry_args"]
+           "positions", "background_map", "rms_map", "maps", "photometry_args",
+           "header_number", "ZeroPoint", "zeropoint"]
 
 # Map checks run by row blocks: no full-frame temporary arrays.
 _BLOCK_ROWS = 512
@@ -64,6 +65,100 @@ def saturation_level(value) -> float:
 def seeing(value) -> float | None:
     """Seeing FWHM in arcsec: None (from the header) or positive."""
     return number(value, "seeing", minimum=0, optional=True)
+
+
+def header_number(header, key: str, path=None, *, what: str = "") -> float:
+    """Header keyword ``key`` as a finite float.
+
+    The one reading of a number from a header (zero points: `zeropoint`,
+    `ezphot.calibration.header_zeropoint`). A missing keyword, a value that is not a number
+    (text, a FITS logical) or is not finite raises `ImageError` naming ``path`` and ``key``.
+
+    Parameters
+    ----------
+    header : astropy.io.fits.Header, mapping or None
+        The image's header.
+    key : str
+        The keyword.
+    path : path-like, optional
+        The image's file (named in the error).
+    what : str
+        What the keyword holds, for the error (``'zero-point'``).
+
+    Returns
+    -------
+    float
+        Its value.
+    """
+    where = f"{path}: " if path is not None else ""
+    if header is None or key not in header:
+        raise ImageError(f"{where}no {what + ' ' if what else ''}keyword {key!r} in the header")
+    raw = header[key]
+    try:
+        if isinstance(raw, bool | np.bool_):  # FITS T/F: float() would make it 1 or 0
+            raise TypeError(raw)
+        value = float(raw)
+    except (TypeError, ValueError) as exc:
+        raise ImageError(f"{where}header {key} = {raw!r} is not a number") from exc
+    if not math.isfinite(value):
+        raise ImageError(f"{where}header {key} = {value} is not finite")
+    return value
+
+
+class ZeroPoint(float):
+    """A zero point (a float) that carries where it came from.
+
+    Parameters
+    ----------
+    value : float
+        The zero point (mag of 1 ADU).
+    source : str
+        ``'zeropoint'`` (a number given), ``'header <KEY>'`` (the keyword named), ...: what
+        ``meta['zeropoint']`` and ``meta['depth']['source']`` of the catalogue say.
+    """
+
+    __slots__ = ("source",)
+
+    def __new__(cls, value, source: str = "zeropoint"):
+        self = super().__new__(cls, value)
+        self.source = source
+        return self
+
+    def __reduce__(self):
+        return (type(self), (float(self), self.source))
+
+
+def zeropoint(value, header=None, path=None) -> ZeroPoint:
+    """The ``zeropoint`` argument of a photometry function, resolved once.
+
+    A number (None: 0, instrumental magnitudes), or the name of the header keyword that
+    holds the image's zero point (read by `header_number`: a missing keyword or a value that
+    is not a finite number is an `ImageError` naming the file and the keyword).
+
+    Parameters
+    ----------
+    value : float, str or None
+        The argument.
+    header : astropy.io.fits.Header or mapping, optional
+        The image's header (read for a keyword).
+    path : path-like, optional
+        The image's file (named in the errors).
+
+    Returns
+    -------
+    ZeroPoint
+        The zero point; its ``source`` is ``'zeropoint'`` (a number) or ``'header <KEY>'``,
+        as `ezphot.calibration.fill_depth` records it.
+    """
+    if isinstance(value, str):
+        key = value.strip()
+        if not key:
+            raise ArgumentError("zeropoint must be a number or a header keyword, got ''")
+        return ZeroPoint(header_number(header, key, path, what="zero-point"), f"header {key}")
+    if isinstance(value, ZeroPoint):
+        return value
+    v = number(value, "zeropoint", optional=True)
+    return ZeroPoint(0.0 if v is None else v)
 
 
 def apertures_fit(diameters_px, shape: tuple[int, int], name: str, path) -> None:

@@ -67,8 +67,9 @@ import numpy as np
 from astropy.coordinates import SkyCoord
 from astropy.table import Column, Table
 
+from ._validate import header_number
 from .dataobjects import Catalog
-from .exceptions import ArgumentError, CalibrationError, ReferenceCatalogError
+from .exceptions import ArgumentError, CalibrationError, ImageError, ReferenceCatalogError
 
 log = logging.getLogger(__name__)
 
@@ -464,14 +465,10 @@ def header_zeropoint(header, keys: Sequence[str] | None = None) -> tuple[float |
     if header is None:
         return None, "none"
     for key in keys:
-        if key not in header:
-            continue
         try:
-            value = float(header[key])
-        except (TypeError, ValueError):
+            return header_number(header, key), f"header {key}"
+        except ImageError:  # absent, not a number, not finite: the next one
             continue
-        if math.isfinite(value):
-            return value, f"header {key}"
     return None, "none"
 
 

@@ -76,29 +76,31 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _zeropoint(value: str):
+    """A zero point: a finite number, or the header keyword that holds it (read per frame)."""
+    value = value.strip()
+    try:
+        number = float(value)
+    except ValueError:
+        if not value or not value.replace("_", "").replace("-", "").isalnum():
+            raise argparse.ArgumentTypeError(
+                f"not a number or a header keyword: {value!r}") from None
+        return value
+    if not math.isfinite(number):
+        raise argparse.ArgumentTypeError(f"expected a finite zero point, got {value!r}")
+    return number
+
+
 def _zeropoints(text: str):
     """A number, a header keyword, or comma-separated FILTER=VALUE (number or keyword)."""
-    def one(value: str):
-        value = value.strip()
-        try:
-            number = float(value)
-        except ValueError:
-            if not value or not value.replace("_", "").replace("-", "").isalnum():
-                raise argparse.ArgumentTypeError(
-                    f"not a number or a header keyword: {value!r}") from None
-            return value
-        if not math.isfinite(number):
-            raise argparse.ArgumentTypeError(f"expected a finite zero point, got {value!r}")
-        return number
-
     if "=" not in text:
-        return one(text)
+        return _zeropoint(text)
     pairs = {}
     for item in text.split(","):
         band, sep, value = item.partition("=")
         if not sep or not band.strip():
             raise argparse.ArgumentTypeError(f"expected FILTER=VALUE pairs, got {item!r}")
-        pairs[band.strip()] = one(value)
+        pairs[band.strip()] = _zeropoint(value)
     return pairs
 
 
@@ -120,6 +122,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="fixed aperture diameters, arcsec (comma-separated)")
     p.add_argument("--aperture-seeing", type=_positive_floats, default=[3.5, 4.5],
                    help="aperture diameters as multiples of the seeing (comma-separated)")
+    _add_zeropoint_option(p)
     _add_run_options(p)
 
     p = sub.add_parser("forced", help="forced photometry at given positions on every frame")
@@ -128,6 +131,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--dec", type=_floats, required=True, help="Dec in degrees (comma-separated)")
     p.add_argument("--aperture-arcsec", type=_positive_floats, default=[5.0, 7.0, 10.0])
     p.add_argument("--aperture-seeing", type=_positive_floats, default=[])
+    _add_zeropoint_option(p)
     _add_run_options(p)
 
     p = sub.add_parser("calibrate", help="zero points of catalogues from a reference file")
@@ -164,6 +168,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--full-size", action="store_true", help="9576x6388 frames (slow)")
     p.add_argument("--workers", type=_positive_int, default=None)
     return parser
+
+
+def _add_zeropoint_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--zeropoint", type=_zeropoint, default=0.0,
+                   help="magnitude zero point: a number, or the header keyword that holds each "
+                        "frame's (e.g. ZP; a frame without it fails); default 0: instrumental")
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
@@ -238,7 +248,7 @@ def _cmd_photometry(args) -> int:
     _check_scheduler(args.scheduler)
     paths = _search(args)
     options = dict(detection_sigma=args.detection_sigma,
-                   aperture_diameter_arcsec=args.aperture_arcsec)
+                   aperture_diameter_arcsec=args.aperture_arcsec, zeropoint=args.zeropoint)
     if "aperture_diameter_seeing" in inspect.signature(get_method(args.method).func).parameters:
         options["aperture_diameter_seeing"] = args.aperture_seeing
     summary = run_batch(paths, args.method, workers=args.workers, scheduler=args.scheduler,
@@ -264,7 +274,7 @@ def _cmd_forced(args) -> int:
                         on_error=args.on_error, resume=not args.no_resume,
                         x=args.ra, y=args.dec, unit="coord",
                         aperture_diameter_arcsec=args.aperture_arcsec,
-                        aperture_diameter_seeing=args.aperture_seeing)
+                        aperture_diameter_seeing=args.aperture_seeing, zeropoint=args.zeropoint)
     return _print_summary(summary)
 
 

@@ -92,16 +92,10 @@ def image_zeropoint(img, zeropoint=None) -> tuple[float | None, str]:
         return value, "given"
     header = img.header
     if isinstance(zeropoint, str):
-        if zeropoint not in header:
-            raise ImageError(f"{img.path}: no zero-point keyword {zeropoint!r} in the header")
-        try:
-            value = float(header[zeropoint])
-        except (TypeError, ValueError) as exc:
-            raise ImageError(f"{img.path}: header {zeropoint} = {header[zeropoint]!r} is not "
-                             "a number") from exc
-        if not math.isfinite(value):
-            raise ImageError(f"{img.path}: header {zeropoint} = {value} is not finite")
-        return value, f"header {zeropoint}"
+        from ._validate import zeropoint as resolve
+
+        value = resolve(zeropoint, header, img.path)
+        return float(value), value.source
     attr = getattr(img, "zp", None)
     if isinstance(attr, int | float) and math.isfinite(attr):
         return float(attr), "image"

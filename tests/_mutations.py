@@ -113,7 +113,7 @@ MUTATIONS = [
  ("cal-isolation", "ezphot/calibration.py", "    keep[np.unique(me[bad])] = False", "    pass", ["tests/test_calibration.py::test_isolation_excludes_blends_in_forced_catalogue"]),
  ("cal-gaia-err", "ezphot/calibration.py", "                e = 2.5 / math.log(10) * _as_float(raw[f\"{band}_flux_error\"]) \\", "                e = 2.5 * _as_float(raw[f\"{band}_flux_error\"]) \\", ["tests/test_calibration.py::test_reference_files_and_survey_mappings"]),
  ("depth-formula", "ezphot/calibration.py", "    flux5 = 0.5 * (a + math.sqrt(a * a + 4 * snr**2 * var))", "    flux5 = 0.5 * (a + math.sqrt(a * a + 4 * snr * var))", ["tests/test_calibration.py::test_depth_of_calibrated_catalogue"]),
- ("depth-given-zp", "ezphot/photometry/common.py", "    fill_depth(catalog, zeropoint, header=img.header)", "    pass", ["tests/test_calibration.py::test_depth_from_given_zero_point"]),
+ ("depth-given-zp", "ezphot/photometry/common.py", "    fill_depth(catalog, zeropoint, header=img.header, source=source)", "    pass", ["tests/test_calibration.py::test_depth_from_given_zero_point"]),
  ("lc-calibrated", "ezphot/photometry/lightcurve.py", '        t[f"MAG_APER{s}"] = t[f"MAG_APER{s}_CAL"] if r else t[f"MAG_APER{s}"] + zp', '        pass', ["tests/test_calibration.py::test_calibrated_light_curve"]),
  ("cli-cal-exit1", "ezphot/cli.py", "            print(f\"failed  {path}: {exc}\")", "            return 0", ["tests/test_calibration.py::test_cli_calibrate"]),
 # confusion term (issue 15, fourth wave)
@@ -121,6 +121,14 @@ MUTATIONS = [
  ("conf-se", "ezphot/photometry/depth.py", "    s2_err = math.sqrt(max(mu4 - s2 * s2, 0.0) / n)", "    s2_err = math.sqrt(max(mu4 - s2 * s2, 0.0) / (2 * n))", ["tests/test_confusion_seeing.py::test_excess_scatter_statistics"]),
  ("conf-noclip", "ezphot/photometry/depth.py", "    kept = sigma_clip(flux, sigma=CONFUSION_CLIP, maxiters=10, masked=False)", "    kept = flux", ["tests/test_confusion_seeing.py::test_excess_scatter_statistics"]),
  ("conf-none", "ezphot/photometry/depth.py", '"sigma_conf": math.sqrt(excess) if excess > 0 else 0.0}', '"sigma_conf": 0.0}', ["tests/test_confusion_seeing.py::test_confusion_term_added_in_quadrature"]),
+# zero point given as a header keyword (issue 13)
+ ("zp-key-resume", "ezphot/photometry/common.py", '    if isinstance(opts.get("zeropoint"), str):', "    if False:", ["tests/test_zeropoint_keyword.py::test_batch_resume_key_holds_the_keyword_value"]),
+ ("zp-key-source", "ezphot/photometry/common.py", '    source = getattr(zeropoint, "source", "zeropoint")', '    source = "zeropoint"', ["tests/test_zeropoint_keyword.py::test_keyword_is_the_number_it_names"]),
+ ("zp-ellip-depth", "ezphot/photometry/forced.py", "                          targets=targets, unit=unit, zeropoint=zeropoint)", "                          targets=targets, unit=unit)", ["tests/test_zeropoint_keyword.py::test_keyword_is_the_number_it_names"]),
+ ("zp-key-logical", "ezphot/_validate.py", "        if isinstance(raw, bool | np.bool_):", "        if False:", ["tests/test_zeropoint_keyword.py::test_header_reading_is_shared"]),
+ ("zp-cli", "ezphot/cli.py", "                   aperture_diameter_arcsec=args.aperture_arcsec, zeropoint=args.zeropoint)", "                   aperture_diameter_arcsec=args.aperture_arcsec)", ["tests/test_zeropoint_keyword.py::test_cli_zeropoint_keyword"]),
+ ("lc-arg-error", "ezphot/photometry/lightcurve.py", '        raise ArgumentError(f"zeropoint has', '        raise ValueError(f"zeropoint has', ["tests/test_zeropoint_keyword.py::test_light_curve_errors"]),
+ ("watchdog-off", "ezphot/photometry/detect.py", "    threading.Thread(target=watch, daemon=True, name=\"ezphot-caller-watchdog\").start()", "    pass", ["tests/test_worker_watchdog.py"]),
 ]
 
 # Mutants judged equivalent (no test can tell them apart on real data): listed, never run.

@@ -141,8 +141,11 @@ class AperturePhotometry:
             `ezphot.photometry.sexphot.default_parameters`).
         egain : float, optional
             GAIN in e-/ADU (default: header / telescope profile).
-        zeropoint : float
-            MAG_ZEROPOINT (default 0: instrumental magnitudes).
+        zeropoint : float or str
+            MAG_ZEROPOINT (default 0: instrumental magnitudes), or the name of the header
+            keyword that holds it (``'ZP'``...; missing or not a number: `ImageError`
+            naming the file and the keyword). Recorded in ``meta['zeropoint']``;
+            ``info.depth`` is measured on the data with it.
         seeing : float, optional
             Seeing FWHM in arcsec (default: the header's, else measured when seeing-multiple
             apertures, CLASS_STAR or a seeing-matched filter need it).
@@ -232,8 +235,11 @@ class AperturePhotometry:
             Gain in e-/ADU (default: header / telescope profile).
         seeing : float, optional
             Seeing FWHM in arcsec (default: the image's).
-        zeropoint : float
-            Magnitude zero point (default 0: instrumental magnitudes).
+        zeropoint : float or str
+            Magnitude zero point (default 0: instrumental magnitudes), or the name of the
+            header keyword that holds it (``'ZP'``...; missing or not a number: `ImageError`
+            naming the file and the keyword). Recorded in ``meta['zeropoint']``;
+            ``info.depth`` is measured on the data with it.
         nproc : int
             Processes of photutils' deblending (the catalogue does not depend on it; with
             ``nproc > 1`` a script needs the ``if __name__ == '__main__':`` guard).
@@ -287,8 +293,11 @@ class AperturePhotometry:
             Gain in e-/ADU for the source Poisson noise (default: header / telescope profile).
         seeing : float, optional
             Seeing FWHM in arcsec (default: the image's).
-        zeropoint : float
-            Magnitude zero point (default 0: instrumental magnitudes).
+        zeropoint : float or str
+            Magnitude zero point (default 0: instrumental magnitudes), or the name of the
+            header keyword that holds it (``'ZP'``...; missing or not a number: `ImageError`
+            naming the file and the keyword). Recorded in ``meta['zeropoint']``;
+            ``info.depth`` is measured on the data with it.
         save : bool
             Write the catalogue beside the image (``<frame>.<suffix>``, atomically).
         confusion_error : bool
@@ -345,8 +354,11 @@ class AperturePhotometry:
             Sub-pixels per pixel side for ``method='subpixel'``.
         egain : float, optional
             Gain in e-/ADU for the source Poisson noise (default: header / telescope profile).
-        zeropoint : float
-            Magnitude zero point (default 0: instrumental magnitudes).
+        zeropoint : float or str
+            Magnitude zero point (default 0: instrumental magnitudes), or the name of the
+            header keyword that holds it (``'ZP'``...; missing or not a number: `ImageError`
+            naming the file and the keyword). Recorded in ``meta['zeropoint']``;
+            ``info.depth`` is measured on the data with it.
         save : bool
             Write the catalogue beside the image (``<frame>.<suffix>``, atomically).
         verbose : bool

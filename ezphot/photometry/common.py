@@ -412,7 +412,8 @@ def provenance(method: str, img: BaseImage, options: Mapping) -> dict:
     Method; every option that changes the result (defaults filled in, normalised; maps by
     their file's identity or their pixels' sha256; ``use_saved_maps`` by the identity of the
     saved maps); the targets of forced photometry (sha256); the input's identity (path, HDU,
-    size, modification time); the ezphot and SExtractor (or photutils) versions.
+    size, modification time); the ezphot and SExtractor (or photutils) versions. A
+    zero point given as a header keyword enters by its name and the value it names.
 
     Parameters
     ----------
@@ -440,6 +441,13 @@ def provenance(method: str, img: BaseImage, options: Mapping) -> dict:
     if spec.targets:
         targets = targets_digest(*(opts.pop(k, None) for k in spec.targets),
                                  unit=str(opts.get("unit")))
+    if isinstance(opts.get("zeropoint"), str):
+        # a header keyword: the key holds the value it names too (a header edited under a
+        # kept modification time still changes the key)
+        from .._validate import zeropoint as resolve_zeropoint
+
+        value = resolve_zeropoint(opts["zeropoint"], img.header, img.path)
+        opts["zeropoint"] = {"keyword": opts["zeropoint"].strip(), "value": float(value)}
     excluded = spec.excluded()
     key = {"key": _KEY_VERSION, "method": method, "targets": targets,
            "options": {k: _normalise(v, k) for k, v in sorted(opts.items())
@@ -526,6 +534,9 @@ def finish_catalog(catalog: Catalog, img: BaseImage, method: str, save: bool, *,
         With a zero point (not None or 0; else one in the image's header, ZP, ZP_AUTO...),
         ``info.depth`` is measured on the data (the 5-sigma point-source limit,
         `ezphot.calibration.fill_depth`); otherwise the header's value stays.
+        Recorded in ``meta['zeropoint']`` with where it came from (its ``source`` when it is
+        a `ezphot._validate.ZeroPoint`: ``'header <KEY>'`` for a keyword named by
+        ``zeropoint=``; else ``'zeropoint'``), also ``meta['depth']['source']``.
 
     Returns
     -------
@@ -534,7 +545,10 @@ def finish_catalog(catalog: Catalog, img: BaseImage, method: str, save: bool, *,
     """
     from ..calibration import fill_depth
 
-    fill_depth(catalog, zeropoint, header=img.header)
+    source = getattr(zeropoint, "source", "zeropoint")
+    if zeropoint is not None:  # what the magnitudes carry (0: instrumental)
+        catalog.meta["zeropoint"] = {"value": float(zeropoint), "source": source}
+    fill_depth(catalog, zeropoint, header=img.header, source=source)
     if save:
         suffix = get_method(method).suffix
         if targets is not None:

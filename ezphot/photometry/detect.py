@@ -59,7 +59,7 @@ def photutils_photometry(target_img, *, target_bkg=None, target_bkgrms=None, tar
                          kron_factor: float = 2.5, minarea_pixels: int = 5,
                          deblend_contrast: float = 0.005, deblend_nlevels: int = 32,
                          egain: float | None = None, seeing: float | None = None,
-                         zeropoint: float = 0.0, nproc: int = 1,
+                         zeropoint: float | str = 0.0, nproc: int = 1,
                          save: bool = True) -> Catalog:
     """Detect with photutils and measure Kron and circular-aperture fluxes.
 
@@ -95,8 +95,10 @@ def photutils_photometry(target_img, *, target_bkg=None, target_bkgrms=None, tar
         Gain in e-/ADU (default: header / telescope profile).
     seeing : float, optional
         Seeing FWHM in arcsec (default: the image's).
-    zeropoint : float
-        Magnitude zero point.
+    zeropoint : float or str
+        Magnitude zero point, or the header keyword that holds it (``'ZP'``...; missing or
+        not a number: `ImageError`). Recorded in ``meta['zeropoint']``; ``info.depth`` is
+        measured with it.
     nproc : int
         Processes of the deblending and of the measurements.
     save : bool
@@ -113,6 +115,7 @@ def photutils_photometry(target_img, *, target_bkg=None, target_bkgrms=None, tar
         A measurement process failed or died (``nproc > 1``).
     """
     img = as_image(target_img)
+    zeropoint = validate.zeropoint(zeropoint, img.header, img.path)  # a number or a keyword
     validate.photometry_args(egain=egain, seeing=seeing, kron_factor=kron_factor,
                              detection_sigma=detection_sigma, zeropoint=zeropoint)
     minarea_pixels = validate.size(minarea_pixels, "minarea_pixels",

@@ -642,7 +642,7 @@ def circular_photometry(target_img, x, y, *, aperture_diameter_arcsec=(5, 7, 10)
                         annulus_width_arcsec: float | None = None, unit: str = "pixel",
                         target_bkg=None, target_mask=None, target_bkgrms=None,
                         method: str = "exact", subpixels: int = 5, egain: float | None = None,
-                        seeing: float | None = None, zeropoint: float = 0.0,
+                        seeing: float | None = None, zeropoint: float | str = 0.0,
                         save: bool = True, confusion_error: bool = True) -> Catalog:
     """Forced photometry in circular apertures; see `AperturePhotometry.circular_photometry`.
 
@@ -676,8 +676,10 @@ def circular_photometry(target_img, x, y, *, aperture_diameter_arcsec=(5, 7, 10)
         Gain in e-/ADU for the source Poisson noise (default: header / telescope profile).
     seeing : float, optional
         Seeing FWHM in arcsec (default: the image's).
-    zeropoint : float
-        Magnitude zero point.
+    zeropoint : float or str
+        Magnitude zero point, or the header keyword that holds it (``'ZP'``...; missing or
+        not a number: `ImageError`). Recorded in ``meta['zeropoint']``; ``info.depth`` is
+        measured with it.
     save : bool
         Write the catalogue beside the image (atomically).
     confusion_error : bool
@@ -694,7 +696,7 @@ def circular_photometry(target_img, x, y, *, aperture_diameter_arcsec=(5, 7, 10)
     img = as_image(target_img)
     validate.egain(egain)
     validate.seeing(seeing)
-    validate.number(zeropoint, "zeropoint")
+    zeropoint = validate.zeropoint(zeropoint, img.header, img.path)  # a number or a keyword
     subpixels = validate.size(subpixels, "subpixels", maximum=100)
     px, py, usable = _positions(img, x, y, unit)
     seeing = seeing if seeing is not None else img.seeing
@@ -793,7 +795,7 @@ def elliptical_photometry(target_img, x, y, a, b, theta, *,
                           unit: str = "pixel", annulus_ratio: float | None = None,
                           target_bkg=None, target_mask=None, target_bkgrms=None,
                           method: str = "exact", subpixels: int = 5, egain: float | None = None,
-                          zeropoint: float = 0.0, save: bool = True) -> Catalog:
+                          zeropoint: float | str = 0.0, save: bool = True) -> Catalog:
     """Forced photometry in elliptical apertures; see `AperturePhotometry.elliptical_photometry`.
 
     Positions are measured in chunks (bounded memory for any number of positions).
@@ -823,8 +825,10 @@ def elliptical_photometry(target_img, x, y, a, b, theta, *,
         Sub-pixels per pixel side for ``method='subpixel'``.
     egain : float, optional
         Gain in e-/ADU for the source Poisson noise (default: header / telescope profile).
-    zeropoint : float
-        Magnitude zero point.
+    zeropoint : float or str
+        Magnitude zero point, or the header keyword that holds it (``'ZP'``...; missing or
+        not a number: `ImageError`). Recorded in ``meta['zeropoint']``; ``info.depth`` is
+        measured with it.
     save : bool
         Write the catalogue beside the image (atomically).
 
@@ -837,7 +841,7 @@ def elliptical_photometry(target_img, x, y, a, b, theta, *,
 
     img = as_image(target_img)
     validate.egain(egain)
-    validate.number(zeropoint, "zeropoint")
+    zeropoint = validate.zeropoint(zeropoint, img.header, img.path)  # a number or a keyword
     subpixels = validate.size(subpixels, "subpixels", maximum=100)
     targets = (x, y, a, b, theta)  # as given: they name the catalogue file
     px, py, usable = _positions(img, x, y, unit)
@@ -912,4 +916,4 @@ def elliptical_photometry(target_img, x, y, a, b, theta, *,
     info = catalog_info(img, "elliptical", seeing=img.seeing, aperture_diameter_arcsec=None,
                         path=None)
     return finish_catalog(Catalog(table, info=info, meta=meta), img, "elliptical", save,
-                          targets=targets, unit=unit)
+                          targets=targets, unit=unit, zeropoint=zeropoint)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import numbers
 import warnings
 from collections.abc import Iterable
 
@@ -12,7 +13,8 @@ from astropy.table import Table, vstack
 from astropy.time import Time
 from tqdm.auto import tqdm
 
-from ..exceptions import SkippedInputWarning
+from .. import _validate as validate
+from ..exceptions import ArgumentError, SkippedInputWarning
 from ..imageobjects.scienceimage import progress_disable
 from .common import as_image
 from .forced import circular_photometry
@@ -37,7 +39,9 @@ def light_curve(images: Iterable, ra, dec, *, aperture_diameter_arcsec=(5,),
     aperture_diameter_arcsec, aperture_diameter_seeing : float or list
         Aperture diameters: fixed (arcsec), then multiples of each image's seeing FWHM.
     zeropoint : float, str or sequence, optional
-        Magnitude zero point, the header keyword holding it (per image), or one number per
+        Magnitude zero point, the header keyword holding it (read in each image: missing or
+        not a number there is an `ImageError` naming the file and the keyword, and the
+        image is skipped or raises as ``on_error`` says), or one number (or keyword) per
         image. Default 0 (instrumental magnitudes).
     reference : ReferenceCatalog or path, optional
         Calibrate every frame on its own: forced photometry of the reference stars on the
@@ -55,7 +59,8 @@ def light_curve(images: Iterable, ra, dec, *, aperture_diameter_arcsec=(5,),
     progress : bool, optional
         Show a tqdm progress bar (None: tqdm's default; False: none).
     on_error : {'skip', 'raise'}
-        Skip an unreadable image (logged, listed in ``meta['failed']``) or raise.
+        Skip an unreadable image (logged, listed in ``meta['failed']``) or raise. Argument
+        mistakes raise `ArgumentError` before any image is read.
     **options
         Passed to `circular_photometry` (``annulus_width_arcsec``, ``method``, ...).
 
@@ -68,18 +73,19 @@ def light_curve(images: Iterable, ra, dec, *, aperture_diameter_arcsec=(5,),
         point-source limit in the first aperture when a zero point is known, else the
         header's), FLAGS and IMAGE.
     """
-    ra = np.atleast_1d(np.asarray(ra, float))
-    dec = np.atleast_1d(np.asarray(dec, float))
+    ra, dec = validate.positions(ra, dec, "coord", names=("ra", "dec"))
+    if ra.size != dec.size:
+        raise ArgumentError(f"ra has {ra.size} values but dec {dec.size}")
+    if on_error not in ("skip", "raise"):
+        raise ArgumentError(f"on_error must be 'skip' or 'raise', got {on_error!r}")
+    validate.number(detection_snr, "detection_snr", minimum=0, strict=False)
     images = list(images)
-    if zeropoint is not None and not isinstance(zeropoint, str | int | float):
-        zeropoint = list(zeropoint)
-        if len(zeropoint) != len(images):
-            raise ValueError(f"zeropoint: {len(zeropoint)} values for {len(images)} images")
+    zeropoint = _check_zeropoints(zeropoint, len(images))
     if reference is not None:
         from ..calibration import ReferenceCatalog
 
         if zeropoint is not None:
-            raise ValueError("give zeropoint or reference, not both")
+            raise ArgumentError("give zeropoint or reference, not both")
         if not isinstance(reference, ReferenceCatalog):
             reference = ReferenceCatalog.read(reference, survey=(calibration or {}).get("survey"))
     rows, failed = [], []
@@ -87,7 +93,8 @@ def light_curve(images: Iterable, ra, dec, *, aperture_diameter_arcsec=(5,),
                                   disable=progress_disable(progress, len(images)))):
         try:
             img = as_image(item)
-            zp = _zeropoint(img, zeropoint[k] if isinstance(zeropoint, list) else zeropoint)
+            # a keyword is read from this image's header by circular_photometry
+            zp = zeropoint[k] if isinstance(zeropoint, list) else zeropoint
             opts = dict(options)
             if use_saved_maps:
                 opts.setdefault("target_bkg", img.bkgmap)
@@ -97,7 +104,8 @@ def light_curve(images: Iterable, ra, dec, *, aperture_diameter_arcsec=(5,),
             cat = circular_photometry(img, pra, pdec, unit="coord",
                                       aperture_diameter_arcsec=aperture_diameter_arcsec,
                                       aperture_diameter_seeing=aperture_diameter_seeing,
-                                      zeropoint=zp, save=False, **opts)
+                                      zeropoint=0.0 if zp is None else zp, save=False,
+                                      **opts)
             if reference is not None:
                 cat = _calibrated(cat, reference, len(ra), calibration)
         except Exception as exc:
@@ -181,14 +189,26 @@ def _calibrated(cat, reference, n_targets: int, options: dict | None):
     return cal
 
 
-def _zeropoint(img, zeropoint) -> float:
-    if zeropoint is None:
-        return 0.0
-    if isinstance(zeropoint, str):
-        if zeropoint not in img.header:
-            raise KeyError(f"{img.path}: no zero-point keyword {zeropoint!r} in the header")
-        return float(img.header[zeropoint])
-    return float(zeropoint)
+def _check_zeropoints(zeropoint, n_images: int):
+    """The ``zeropoint`` argument of `light_curve` checked before any image is read: None, a
+    finite number, a keyword name (read per image), or a list of those, one per image."""
+    def one(value, name: str):
+        if isinstance(value, str):
+            if not value.strip():
+                raise ArgumentError(f"{name} must be a number or a header keyword, got ''")
+            return value
+        return validate.number(value, name)
+
+    if zeropoint is None or isinstance(zeropoint, str | numbers.Real):
+        return None if zeropoint is None else one(zeropoint, "zeropoint")
+    try:
+        values = list(zeropoint)
+    except TypeError:
+        raise ArgumentError("zeropoint must be a number, a header keyword or one per image, "
+                            f"got {zeropoint!r}") from None
+    if len(values) != n_images:
+        raise ArgumentError(f"zeropoint has {len(values)} values for {n_images} images")
+    return [one(v, f"zeropoint[{k}]") for k, v in enumerate(values)]
 
 
 def plot_light_curve(table: Table, target: int = 0, aperture: int = 0, *, time: str = "mjd",

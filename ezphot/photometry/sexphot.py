@@ -247,7 +247,7 @@ def sex_photometry(
     kron_factor: float = 2.5,
     parameters: Sequence[str] | None = None,
     egain: float | None = None,
-    zeropoint: float = 0.0,
+    zeropoint: float | str = 0.0,
     seeing: float | None = None,
     binary: SExtractorBinary | str | None = None,
     checkimages: Sequence[str] | None = None,
@@ -281,8 +281,10 @@ def sex_photometry(
         Output parameters (default: `default_parameters`).
     egain : float, optional
         GAIN in e-/ADU (default: header / telescope profile).
-    zeropoint : float, optional
-        MAG_ZEROPOINT (default 0: instrumental magnitudes).
+    zeropoint : float or str, optional
+        MAG_ZEROPOINT (default 0: instrumental magnitudes), or the header keyword that holds
+        it (``'ZP'``...; missing or not a number: `ImageError`). Recorded in
+        ``meta['zeropoint']``; ``info.depth`` is measured with it.
     seeing : float, optional
         Seeing FWHM in arcsec (default: the header's, else measured when seeing-multiple
         apertures need it).
@@ -307,6 +309,7 @@ def sex_photometry(
         SExtractor's measurements (0-based pixel positions) with units and the info.
     """
     img = as_image(target_img)
+    zeropoint = validate.zeropoint(zeropoint, img.header, img.path)
     if saturation_level is None:  # a telescope fact: the profile's (never the header's)
         saturation_level = img.profile.saturation
     validate.photometry_args(egain=egain, saturation_level=saturation_level, seeing=seeing,
@@ -317,6 +320,9 @@ def sex_photometry(
     params = list(parameters) if parameters is not None else default_parameters()
     # a copy (never mutate theirs), every keyword, value and input file checked before any run
     user = validate_config(sex_params or {}, binary)
+    if "MAG_ZEROPOINT" in user:  # sex_params win: the magnitudes (and the depth) carry theirs
+        zeropoint = validate.ZeroPoint(_first_number(user["MAG_ZEROPOINT"]),
+                                       "sex_params MAG_ZEROPOINT")
     check_types = checkimage_types(checkimages)
     if not math.isfinite(detection_sigma) or detection_sigma <= 0:
         raise ValueError(f"detection_sigma must be positive, got {detection_sigma}")
