@@ -65,11 +65,13 @@ def photutils_photometry(target_img, *, target_bkg=None, target_bkgrms=None, tar
 
     See `AperturePhotometry.photutils_photometry`. ``nproc``: processes of the deblending
     and of the `SourceCatalog` measurements (sources dealt out to ``nproc`` worker
-    processes, each deblended and measured against the full frame and segmentation image;
-    photutils' own ``n_processes`` sends one task per source and is slower than one process
-    here). The processes start at the beginning of the call, so that their start-up overlaps
-    the detection, and read the frame's arrays from a run directory in ``/dev/shm`` when it
-    has room (else the usual one). The catalogue does not depend on ``nproc``, bit for bit.
+    processes in groups of about equal deblending cost, each group deblended and measured by
+    one worker against the full frame; photutils' own ``n_processes`` sends one task per
+    source and is slower than one process here), and threads of the subtraction, filtering
+    and error map (row strips). The processes start at the beginning of the call, so that
+    their start-up overlaps the detection, and read the frame's arrays from a run directory
+    in ``/dev/shm`` when it has room (else the usual one). The catalogue does not depend on
+    ``nproc``, bit for bit.
     The processes come from Python's fork server (``spawn`` where there is none): a script
     calling this with ``nproc > 1`` needs the usual ``if __name__ == '__main__':`` guard.
 
