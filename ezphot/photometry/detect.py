@@ -453,22 +453,24 @@ def _warm_up() -> None:
         importlib.import_module(name)
 
 
-def _watch_caller(pid: int) -> None:
+def _watch_caller(alive) -> None:
     """Initializer of the workers: exit when the calling process is gone. Killed (SIGKILL),
     it cannot shut its pool down, and the workers, children of the fork server rather than
-    of the caller, would wait for work forever."""
+    of the caller, would wait for work forever. ``alive``: the reading end of a pipe whose
+    writing end only the caller holds; the system closes it when the caller dies (before it
+    is reaped, whatever its pid becomes), and the read then ends."""
     import threading
     import time
 
     def watch() -> None:
-        while True:
-            time.sleep(0.5)
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                os._exit(1)
-            except OSError:  # exists (another user's pid, permission refused): keep on
-                pass
+        try:
+            alive.recv()  # the caller never sends: returns only at its end
+        except (EOFError, OSError):
+            pass
+        # the pool's own shutdown closes the pipe too: a worker that is leaving anyway gets
+        # the time to do so
+        time.sleep(1.0)
+        os._exit(1)
 
     threading.Thread(target=watch, daemon=True, name="ezphot-caller-watchdog").start()
 
@@ -519,8 +521,10 @@ def _worker_pool(n: int) -> Iterator:
         return
     from concurrent.futures import ProcessPoolExecutor
 
-    pool = ProcessPoolExecutor(max_workers=n, mp_context=_context(),
-                               initializer=_watch_caller, initargs=(os.getpid(),))
+    ctx = _context()
+    watched, alive = ctx.Pipe(duplex=False)  # the workers hold the first end, we the second
+    pool = ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_watch_caller,
+                               initargs=(watched,))
     try:
         for _ in range(n):
             pool.submit(_warm_up)
@@ -528,6 +532,9 @@ def _worker_pool(n: int) -> Iterator:
     except BaseException:
         pool.shutdown(wait=True, cancel_futures=True)
         raise
+    finally:
+        watched.close()
+        alive.close()
     pool.shutdown(wait=False, cancel_futures=True)
 
 
