@@ -154,11 +154,11 @@ def _detect_and_measure(img, target_bkg, target_bkgrms, target_mask, detection_s
     with ExitStack() as stack:
         run = None
         if pool is not None:
-            # the workers' arrays (filtered image, segmentation twice, data, error, mask) are
-            # made in place, in files of a run directory that they memory-map
+            # the workers' arrays (filtered image, data, error: float32; segmentation: int32;
+            # mask) are made in place, in files of a run directory that they memory-map
             ny, nx = img.shape
             run = stack.enter_context(run_directory(
-                "ezphot-detect-", parent=_shared_parent(ny * nx * (3 * 4 + 2 * 4 + 1))))
+                "ezphot-detect-", parent=_shared_parent(ny * nx * (3 * 4 + 4 + 1))))
         return _detect_into(_Arrays(run), img, target_bkg, target_bkgrms, target_mask,
                             detection_sigma, minarea_pixels, deblend_contrast,
                             deblend_nlevels, kron_factor, diam_px, zeropoint, egain, nproc,
