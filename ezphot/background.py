@@ -114,11 +114,9 @@ def _clipped_mean_meshes(img, masks: list[np.ndarray], box: int, nsigma: float =
     return centre, spread, n_ignored
 
 
-def _mesh_to_map(mesh: np.ndarray, filter_size: int, shape: tuple[int, int],
-                 box: int) -> np.ndarray:
-    """Fill empty meshes, median-filter them, and interpolate with a bicubic spline."""
+def _prepared_mesh(mesh: np.ndarray, filter_size: int) -> np.ndarray:
+    """The mesh grid the spline goes through: empty meshes filled, then median-filtered."""
     from scipy import ndimage
-    from scipy.interpolate import BSpline, RectBivariateSpline
 
     bad = ~np.isfinite(mesh)
     if bad.all():
@@ -135,28 +133,52 @@ def _mesh_to_map(mesh: np.ndarray, filter_size: int, shape: tuple[int, int],
             else np.pad(mesh, h, mode="edge")
         mesh = ndimage.median_filter(padded, size=filter_size, mode="nearest")[h:-h or None,
                                                                              h:-h or None]
+    return mesh
+
+
+def _spline(mesh: np.ndarray, shape: tuple[int, int], box: float):
+    """The bicubic spline through the (prepared) mesh levels at the meshes' centres:
+    ((knots y, knots x, coefficients (ny, nx)), (degree y, degree x))."""
+    from scipy.interpolate import RectBivariateSpline
+
     ny, nx = shape
     nby, nbx = mesh.shape
     yc = (np.arange(nby) + 0.5) * box - 0.5
     xc = (np.arange(nbx) + 0.5) * box - 0.5
-    if nby == 1 and nbx == 1:
-        return np.full(shape, mesh[0, 0], dtype=np.float32)
     ky, kx = min(3, nby - 1) or 1, min(3, nbx - 1) or 1
-    if nby == 1 or nbx == 1:  # one row/column of meshes: interpolate along the other axis
-        line = mesh.ravel()
-        centres = xc if nby == 1 else yc
-        along = np.interp(np.arange(nx if nby == 1 else ny), centres, line)
-        return np.broadcast_to(along[None, :] if nby == 1 else along[:, None], shape).astype(
-            np.float32)
     # RectBivariateSpline's first axis here is y: its "kx" is the degree along y
     spline = RectBivariateSpline(yc, xc, mesh, kx=ky, ky=kx,
                                  bbox=[min(-0.5, yc[0]), max(ny - 0.5, yc[-1]),
                                        min(-0.5, xc[0]), max(nx - 0.5, xc[-1])])
+    (ty, tx, coef), (dy, dx) = spline.tck, spline.degrees
+    return (ty, tx, coef.reshape(len(ty) - dy - 1, len(tx) - dx - 1)), (dy, dx)
+
+
+def _line_map(mesh: np.ndarray, shape: tuple[int, int], box: float) -> np.ndarray:
+    """The map of a grid of one mesh, one row or one column of meshes (no 2-D spline)."""
+    ny, nx = shape
+    nby, nbx = mesh.shape
+    if nby == 1 and nbx == 1:
+        return np.full(shape, mesh[0, 0], dtype=np.float32)
+    centres = (np.arange(nbx if nby == 1 else nby) + 0.5) * box - 0.5
+    along = np.interp(np.arange(nx if nby == 1 else ny), centres, mesh.ravel())
+    return np.broadcast_to(along[None, :] if nby == 1 else along[:, None], shape).astype(
+        np.float32)
+
+
+def _mesh_to_map(mesh: np.ndarray, filter_size: int, shape: tuple[int, int],
+                 box: int) -> np.ndarray:
+    """Fill empty meshes, median-filter them, and interpolate with a bicubic spline."""
+    from scipy.interpolate import BSpline
+
+    mesh = _prepared_mesh(mesh, filter_size)
+    if 1 in mesh.shape:  # one row/column of meshes: interpolate along the other axis
+        return _line_map(mesh, shape, box)
+    ny, nx = shape
+    (ty, tx, coef), (dy, dx) = _spline(mesh, shape, box)
     # the spline is a tensor product: map = By C Bx^T with sparse B-spline design matrices,
     # evaluated as a matrix product by row blocks (5x faster than spline(y, x) on 7DT frames;
     # deviations from the mean level keep float32 exact to ~1e-6 ADU)
-    (ty, tx, coef), (dy, dx) = spline.tck, spline.degrees
-    coef = coef.reshape(len(ty) - dy - 1, len(tx) - dx - 1)
     level = float(np.mean(mesh))
     rows = BSpline.design_matrix(np.arange(ny, dtype=float), ty, dy) @ (coef - level)
     cols = BSpline.design_matrix(np.arange(nx, dtype=float), tx, dx).toarray().T
@@ -166,6 +188,65 @@ def _mesh_to_map(mesh: np.ndarray, filter_size: int, shape: tuple[int, int],
         np.matmul(rows[y0:y0 + 256], cols, out=out[y0:y0 + 256])
     out += np.float32(level)
     return out
+
+
+class MeshSpline:
+    """The map of `_mesh_to_map` evaluated on any box of pixels instead of the whole frame.
+
+    Forced photometry needs the sky only in its apertures: cut-outs of a whole-frame
+    estimate cost microseconds each, where the two float32 maps of a 7DT frame take 0.5 s
+    and 490 MB. The spline is the same (the prepared mesh, the same knots and
+    coefficients); a box is evaluated in float64 (``By[box] C Bx[box]^T``, only the
+    coefficients whose B-splines reach it) and returned as float32 — the full map's values
+    within its float32 rounding (~1e-6 of the level).
+
+    Parameters
+    ----------
+    mesh : ndarray
+        Mesh levels (NaN: empty meshes, filled from their neighbours).
+    filter_size : int
+        Median filter of the meshes.
+    shape : (int, int)
+        The frame's shape.
+    box : int or float
+        Mesh size in pixels.
+    """
+
+    def __init__(self, mesh: np.ndarray, filter_size: int, shape: tuple[int, int],
+                 box: float):
+        from scipy.interpolate import BSpline
+
+        self.shape = tuple(shape)
+        mesh = _prepared_mesh(mesh, filter_size)
+        self._line = _line_map(mesh, self.shape, box) if 1 in mesh.shape else None
+        if self._line is not None:
+            return
+        ny, nx = self.shape
+        (ty, tx, self._coef), (dy, dx) = _spline(mesh, self.shape, box)
+        # dense design matrices (one row per pixel row/column, a few MB) and, per row, the
+        # first and last coefficient its B-splines reach
+        self._by = BSpline.design_matrix(np.arange(ny, dtype=float), ty, dy).toarray()
+        self._bx = BSpline.design_matrix(np.arange(nx, dtype=float), tx, dx).toarray()
+        self._y_first, self._y_last = self._reach(self._by)
+        self._x_first, self._x_last = self._reach(self._bx)
+
+    @staticmethod
+    def _reach(design: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        nz = design != 0
+        first = nz.argmax(axis=1)
+        last = design.shape[1] - 1 - nz[:, ::-1].argmax(axis=1)
+        return first, last
+
+    def box(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        """The map over rows ``y0:y1``, columns ``x0:x1`` (float32)."""
+        if self._line is not None:
+            return np.array(self._line[y0:y1, x0:x1])
+        if y1 <= y0 or x1 <= x0:
+            return np.empty((max(0, y1 - y0), max(0, x1 - x0)), np.float32)
+        ka, kb = int(self._y_first[y0:y1].min()), int(self._y_last[y0:y1].max()) + 1
+        la, lb = int(self._x_first[x0:x1].min()), int(self._x_last[x0:x1].max()) + 1
+        out = (self._by[y0:y1, ka:kb] @ self._coef[ka:kb, la:lb]) @ self._bx[x0:x1, la:lb].T
+        return out.astype(np.float32)
 
 
 class ArrayRows:

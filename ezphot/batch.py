@@ -21,7 +21,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 
 from astropy.table import Table
@@ -442,6 +442,30 @@ def local_pool(workers: int | None = None, *, warm_up: Iterable[str] = ()):
     finally:
         _SHARED_POOL.reset(token)
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def local_submitter() -> Callable[..., Future | None] | None:
+    """A function that submits ``fn(*args)`` to the workers of the enclosing `local_pool`
+    block, from any thread (tasks run in the order of submission: side work submitted now
+    runs before a later `run_batch`'s tasks); None outside such a block or with no workers.
+
+    For side work a later batch step profits from (`multiband_catalog` makes the frames'
+    sky while it detects). The function returns None instead of a Future once the pool is
+    broken or shut down; ``fn`` must be importable by the workers.
+    """
+    state = _SHARED_POOL.get()
+    if state is None:
+        return None
+
+    def submit(fn: Callable, *args) -> Future | None:
+        if state["broken"]:
+            return None
+        try:
+            return state["pool"].submit(fn, *args)
+        except RuntimeError:  # shut down, or broken (BrokenProcessPool is a RuntimeError)
+            return None
+
+    return submit
 
 
 def _run_local(paths, method, options, resume, workers, on_error, progress, desc,

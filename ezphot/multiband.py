@@ -26,9 +26,11 @@ fraction of the per-frame error (the usual price of inverse-variance weighting).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
+import threading
 import time
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
@@ -238,6 +240,49 @@ def usable_measurements(fluxes, errors, flags) -> np.ndarray:
 
 # -- the catalogue ---------------------------------------------------------------------------
 
+class _SkyPreparation:
+    """The frames' whole-frame sky meshes, made by the local workers while this process
+    detects (`ezphot.photometry.forced.prepare_sky_cache` into ``directory``).
+
+    At most ``limit`` are submitted at a time, and none after `stop` (the detection's end):
+    the forced photometry's tasks then come next in the workers' queue, and a frame not
+    prepared makes its own sky as it always does.
+    """
+
+    def __init__(self, submit, paths: list[str], directory: Path, limit: int):
+        self._submit, self._todo, self._directory = submit, list(paths), str(directory)
+        self._slots = threading.Semaphore(limit)
+        self._stopped = threading.Event()
+        self.futures: list = []
+        self._thread = threading.Thread(target=self._feed, daemon=True,
+                                        name="ezphot-sky-preparation")
+        self._thread.start()
+
+    def _feed(self) -> None:
+        from .photometry.forced import prepare_sky_cache
+
+        while self._todo:
+            self._slots.acquire()
+            if self._stopped.is_set():
+                return
+            future = self._submit(prepare_sky_cache, self._todo.pop(0), self._directory)
+            if future is None:  # the pool broke or is shut down
+                return
+            self.futures.append(future)
+            future.add_done_callback(lambda _: self._slots.release())
+
+    def stop(self) -> None:
+        """Submit no more (the running ones finish in the pool)."""
+        self._stopped.set()
+        self._slots.release()  # wake the feeder if it waits for a slot
+        self._thread.join()
+
+    def prepared(self) -> int:
+        """How many frames' sky was made (after the pool's tasks ran)."""
+        return sum(1 for f in self.futures
+                   if f.done() and not f.cancelled() and f.exception() is None and f.result())
+
+
 def _run(paths, method, batch, options) -> list[dict]:
     """`run_batch` over paths; the summary rows as dicts."""
     from .batch import run_batch
@@ -293,7 +338,8 @@ def multiband_catalog(images: Iterable, *, detection_image=None,
     workers, client, scheduler, on_error, resume, progress
         As `ezphot.batch.run_batch` (default: one worker process per core, each measuring
         one frame at a time; ``workers=1`` runs in this process). Local workers start with
-        the call (`ezphot.batch.local_pool`): they are ready when the detection ends. With
+        the call (`ezphot.batch.local_pool`) and, while the detection runs, make the frames'
+        whole-frame sky estimates, which the forced photometry reads (the same numbers). With
         ``on_error='skip'`` a failed frame is left out and listed in ``meta['failed']`` (the
         detection must succeed).
     output : path-like, optional
@@ -312,7 +358,9 @@ def multiband_catalog(images: Iterable, *, detection_image=None,
         central wavelength, calibrated, frames, depth), 'frames' (per frame: image, filter,
         zero point and its source, catalogue, depth), 'detection', 'failed',
         'apertures_arcsec',
-        'timing' (wall seconds of the phases: choice_s, detection_s, forced_s, combine_s).
+        'timing' (wall seconds of the phases: choice_s, detection_s, forced_s, combine_s),
+        'sky_prepared' (frames whose whole-frame sky the local workers made while the
+        detection ran).
 
     Notes
     -----
@@ -326,7 +374,8 @@ def multiband_catalog(images: Iterable, *, detection_image=None,
     for the detection, ``<frame>.circ.<hash>.cat``...): a second run with ``resume=True``
     reuses those that verify.
     """
-    from .batch import local_pool
+    from ._io import run_directory
+    from .batch import local_pool, local_submitter
     from .calibration import point_source_depth
     from .filters import central_wavelength
 
@@ -362,9 +411,27 @@ def multiband_catalog(images: Iterable, *, detection_image=None,
     # the (serial) detection, they import what the forced photometry needs; the forced
     # photometry of every frame then goes to them at once (`ezphot.batch.local_pool`).
     local = client is None and scheduler is None and len(imgs) > 1
+    # The frames' whole-frame sky (most of a forced call's time on a full frame) does not
+    # depend on the positions: local workers make it while this process detects, into a
+    # run directory of this call that the forced calls read (``sky_cache``: the same
+    # numbers). With workers=1 the circular pass stores it and the elliptical pass reads it.
+    fo = forced_options or {}
+    own_sky = (client is None and scheduler is None
+               and not any(fo.get(k) is not None
+                           for k in ("target_bkg", "target_bkgrms", "target_mask", "sky_cache"))
+               and (fo.get("annulus_width_arcsec") is None or elliptical))
     timing = {}
     t_start = time.perf_counter()
-    with local_pool(workers if local else 1, warm_up=_WARM_UP):
+    with contextlib.ExitStack() as stack:
+        run = stack.enter_context(run_directory("ezphot-multiband-")) if own_sky else None
+        n_workers = stack.enter_context(local_pool(workers if local else 1, warm_up=_WARM_UP))
+        submit = local_submitter() if n_workers and run is not None else None
+        preparation = _SkyPreparation(submit, [str(img.path) for img in imgs], run,
+                                      limit=max(1, n_workers - 1)) if submit is not None \
+            else None
+        if preparation is not None:
+            stack.callback(preparation.stop)  # on failure too, before the pool shuts down
+        sky = {"sky_cache": str(run)} if run is not None else {}
         # the detection image
         if detection_image is not None:
             det_img = _load([detection_image])[0]
@@ -399,10 +466,12 @@ def multiband_catalog(images: Iterable, *, detection_image=None,
         dec = np.asarray(dt["DELTA_J2000"], float)
 
         timing["detection_s"] = time.perf_counter() - t_start - timing["choice_s"]
+        if preparation is not None:
+            preparation.stop()
         paths = [str(img.path) for img in imgs]
         fopts = dict(forced_options or {})
         fopts.update(x=ra, y=dec, unit="coord", aperture_diameter_arcsec=diam.tolist(),
-                     aperture_diameter_seeing=[])
+                     aperture_diameter_seeing=[], **sky)
         circ_rows = _run(paths, "circular", batch, fopts)
         ell_rows = None
         if elliptical:
@@ -411,10 +480,11 @@ def multiband_catalog(images: Iterable, *, detection_image=None,
                      if k not in ("aperture_diameter_arcsec", "aperture_diameter_seeing",
                                   "annulus_width_arcsec")}
             eopts.update(x=ra, y=dec, a=a_as, b=b_as, theta=pa,
-                         unit="coord")
+                         unit="coord", **sky)
             ell_rows = _run(paths, "elliptical", batch, eopts)
         timing["forced_s"] = (time.perf_counter() - t_start - timing["choice_s"]
                               - timing["detection_s"])
+        n_prepared = preparation.prepared() if preparation is not None else 0
 
     failed = [(r["image"], r["error"]) for r in circ_rows + (ell_rows or [])
               if r["status"] == "failed"]
@@ -518,7 +588,9 @@ def multiband_catalog(images: Iterable, *, detection_image=None,
             "flux_unit": {b["filter"]: ("uJy" if b["calibrated"] else "adu")
                           for b in filters_meta},
             "elliptical": {"aperture": "detection's KRON_RADIUS x A_IMAGE, B_IMAGE"}
-            if elliptical else None}
+            if elliptical else None,
+            # frames whose whole-frame sky the local workers made during the detection
+            "sky_prepared": n_prepared}
     catalog = Catalog(table, info=info, meta=meta)
     if output is not None:
         save_multiband(catalog, output, overwrite=overwrite)

@@ -18,6 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 R = "tests/test_references.py"
 F = "tests/test_formulas.py"
+S = "tests/test_forced_sky_cache.py"
 MUTATIONS = [
  # (id, file, old, new, tests)
  ("int-shift", "ezphot/photometry/sexphot.py", "            table[name] = col - 1", "            table[name] = col", [R + "::test_integer_positions_are_the_binarys_minus_one"]),
@@ -128,6 +129,13 @@ MUTATIONS = [
  ("zp-cli", "ezphot/cli.py", "                   aperture_diameter_arcsec=args.aperture_arcsec, zeropoint=args.zeropoint)", "                   aperture_diameter_arcsec=args.aperture_arcsec)", ["tests/test_zeropoint_keyword.py::test_cli_zeropoint_keyword"]),
  ("lc-arg-error", "ezphot/photometry/lightcurve.py", '        raise ArgumentError(f"zeropoint has', '        raise ValueError(f"zeropoint has', ["tests/test_zeropoint_keyword.py::test_light_curve_errors"]),
  ("watchdog-off", "ezphot/photometry/detect.py", "    threading.Thread(target=watch, daemon=True, name=\"ezphot-caller-watchdog\").start()", "    pass", ["tests/test_worker_watchdog.py"]),
+ # the whole-frame sky of forced photometry (issue 13)
+ ("sky-plan", "ezphot/photometry/forced.py", "    est.plan(px[usable], py[usable], extent)", "    pass", [S + "::test_every_position_gets_the_same_sky"]),
+ ("sky-plan-threshold", "ezphot/photometry/forced.py", "        if area >= 0.15 * ny * nx:", "        if area >= 0.0:", [S + "::test_every_position_gets_the_same_sky"]),
+ ("spline-band", "ezphot/background.py", "        ka, kb = int(self._y_first[y0:y1].min()), int(self._y_last[y0:y1].max()) + 1", "        ka, kb = int(self._y_first[y0:y1].min()), int(self._y_last[y0:y1].max())", [S + "::test_mesh_spline_boxes_are_scipys_spline"]),
+ ("sky-cache-mtime", "ezphot/photometry/forced.py", "    return (str(path), getattr(img, \"hdu\", None), st.st_size, st.st_mtime_ns, st.st_ino)", "    return (str(path), getattr(img, \"hdu\", None), st.st_size, 0, st.st_ino)", [S + "::test_changed_file_never_served"]),
+ ("sky-cache-key", "ezphot/photometry/forced.py", "        if key != self.key or mesh.dtype != np.float64 or mesh.shape != spread.shape \\", "        if mesh.dtype != np.float64 or mesh.shape != spread.shape \\", [S + "::test_damaged_or_foreign_entry"]),
+ ("multiband-sky", "ezphot/multiband.py", "        sky = {\"sky_cache\": str(run)} if run is not None else {}", "        sky = {}", ["tests/test_multiband.py::test_two_workers_equal_one"]),
 ]
 
 # Mutants judged equivalent (no test can tell them apart on real data): listed, never run.

@@ -25,7 +25,12 @@ from ezphot.datasets import (
     make_reference_catalog,
     moffat_enclosed_fraction,
 )
-from ezphot.multiband import combine_inverse_variance, multiband_catalog, plot_sed
+from ezphot.multiband import (
+    MultibandError,
+    combine_inverse_variance,
+    multiband_catalog,
+    plot_sed,
+)
 
 FILTERS = ("m400", "m600", "g", "z")
 APERTURES = [5.0, 8.0]
@@ -380,22 +385,39 @@ def test_variable_star_and_bad_input(field, tmp_path):
     assert not list((tmp_path / "var").rglob("*.cat"))  # nothing was measured
 
 
-def test_two_workers_equal_one(field, mb):
-    """workers=2 (a local pool started with the call, warm when the detection ends) gives
-    the catalogue of workers=1 (the ``mb`` fixture, measured in this process), column for
-    column (integers exactly, floats to 1e-9 relative); the frames are measured again
-    (resume=False)."""
-    two = multiband_catalog(field.paths, zeropoints=field.zeropoints, elliptical=True,
-                            aperture_diameter_arcsec=APERTURES, detection_sigma=1.5,
-                            workers=2, progress=False, resume=False)
-    assert two.data.colnames == mb.data.colnames
-    for name in mb.data.colnames:
+def _record_run_directories(monkeypatch) -> list:
+    """Wrap `ezphot._io.run_directory`: [(path, files in it when the run ended)] of the
+    ``ezphot-multiband-`` directories."""
+    import contextlib
+
+    from ezphot import _io
+
+    seen, real = [], _io.run_directory
+
+    @contextlib.contextmanager
+    def recording(prefix="ezphot-", keep=False, *, parent=None):
+        with real(prefix, keep, parent=parent) as path:
+            try:
+                yield path
+            finally:
+                if prefix.startswith("ezphot-multiband-"):
+                    seen.append((path, sorted(p.name for p in path.iterdir())))
+
+    monkeypatch.setattr(_io, "run_directory", recording)
+    return seen
+
+
+def _same_catalogue(two, mb, names=None):
+    """Columns equal: integers exactly, floats to 1e-6 relative (magnitudes at S/N >= 5)."""
+    names = mb.data.colnames if names is None else names
+    assert two.data.colnames == names
+    for name in names:
         a, b = np.asarray(two.data[name]), np.asarray(mb.data[name])
         if a.dtype.kind == "f":
-            # the workers run one BLAS thread, this process several: the background map's
-            # interpolation (a BLAS product) then rounds differently, ~1e-4 ADU on a full
-            # frame, 1e-6 of the errors, far below any change of method (e.g. 'center'
-            # pixels: per cent); magnitudes compared where they are defined (S/N >= 5)
+            # the workers run one BLAS thread, this process several: the deep mask's first
+            # background map (a BLAS product) then rounds differently, far below any change
+            # of method (e.g. 'center' pixels: per cent); magnitudes compared where they are
+            # defined (S/N >= 5)
             if name.startswith(("MAG_", "MAGERR_")):
                 rest = name.split("_", 1)[1]
                 flux, err = (np.asarray(mb.data[f"{k}_{rest}"]) for k in ("FLUX", "FLUXERR"))
@@ -406,9 +428,60 @@ def test_two_workers_equal_one(field, mb):
             assert np.allclose(a, b, rtol=1e-6, atol=1e-7 * scale, equal_nan=True), name
         else:
             assert np.array_equal(a, b), name
+
+
+def test_two_workers_equal_one(field, mb, monkeypatch):
+    """workers=2 (a local pool started with the call, warm when the detection ends) gives
+    the catalogue of workers=1 (the ``mb`` fixture, measured in this process), column for
+    column (integers exactly, floats to 1e-6 relative); the frames are measured again
+    (resume=False). The frames' whole-frame sky — made by a worker while the call detects,
+    or by the forced call — is kept in the call's run directory (one entry per frame, read
+    by the elliptical pass), which goes with the call."""
+    runs = _record_run_directories(monkeypatch)
+    two = multiband_catalog(field.paths, zeropoints=field.zeropoints, elliptical=True,
+                            aperture_diameter_arcsec=APERTURES, detection_sigma=1.5,
+                            workers=2, progress=False, resume=False)
+    assert len(runs) == 1
+    path, files = runs[0]
+    assert not path.exists()
+    sky = [f for f in files if f.startswith("sky-") and f.endswith(".npz")]
+    assert len(sky) == len(field.paths)
+    # the first frame's is submitted before the detection starts
+    assert 1 <= two.meta["sky_prepared"] <= len(field.paths)
+    assert mb.meta["sky_prepared"] == 0  # workers=1: none made beside the detection
+    _same_catalogue(two, mb)
     assert all(f["used"] for f in two.meta["frames"]) and not two.meta["failed"]
     assert [f["depth"] for f in two.meta["frames"]] == [f["depth"] for f in mb.meta["frames"]]
     assert set(two.meta["timing"]) == {"choice_s", "detection_s", "forced_s", "combine_s"}
+
+
+def test_failed_sky_preparation_changes_nothing(field, mb, monkeypatch):
+    """Sky preparations that fail in the workers leave the run as it was (each forced call
+    makes its own sky): two filters' frames with workers=2 give ``mb``'s columns of those
+    filters; a run that fails (nothing detected) removes its run directory too."""
+    import operator
+
+    from ezphot.photometry import forced
+
+    runs = _record_run_directories(monkeypatch)
+    # pickled by name, so the workers run it too: TypeError (str / str)
+    monkeypatch.setattr(forced, "prepare_sky_cache", operator.truediv)
+    bands = ("m400", "z")
+    paths = [p for p, b in zip(field.paths, field.frames["FILTER"], strict=True) if b in bands]
+    two = multiband_catalog(paths, zeropoints=field.zeropoints,
+                            detection_image=mb.meta["detection"]["image"],
+                            aperture_diameter_arcsec=APERTURES, detection_sigma=1.5,
+                            workers=2, progress=False, resume=False)
+    assert not two.meta["failed"] and two.meta["sky_prepared"] == 0
+    names = [c for c in mb.data.colnames if not c.endswith(tuple(f"_{b}" for b in FILTERS))
+             or c.endswith(tuple(f"_{b}" for b in bands)) and "ELIP" not in c]
+    _same_catalogue(two, mb, names)
+    # nothing prepared: the forced calls stored their own (and the run's owner marker)
+    assert len(runs) == 1 and not runs[0][0].exists() and len(runs[0][1]) == len(paths) + 1
+    with pytest.raises(MultibandError, match="no source detected"):
+        multiband_catalog(paths, zeropoints=field.zeropoints, detection_sigma=1e5, workers=2,
+                          progress=False, resume=False)
+    assert len(runs) == 2 and not runs[1][0].exists()
 
 
 @pytest.mark.parametrize("user", [None, "3"])

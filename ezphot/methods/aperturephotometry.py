@@ -304,6 +304,10 @@ class AperturePhotometry:
             Add the excess scatter of blank apertures near the positions over the noise model
             (confusion by stars below the detection limit) to FLUXERR/MAGERR in quadrature;
             recorded in ``meta['confusion_error']`` (default True).
+        sky_cache : path-like, optional
+            A directory keeping the whole-frame sky estimate's meshes (no maps or mask
+            given): read when it holds them for this unchanged file, else made and stored
+            there; the same numbers.
         verbose : bool
             False lowers ezphot's logging to warnings for this call.
         visualize : bool
@@ -361,6 +365,9 @@ class AperturePhotometry:
             ``info.depth`` is measured on the data with it.
         save : bool
             Write the catalogue beside the image (``<frame>.<suffix>``, atomically).
+        sky_cache : path-like, optional
+            A directory keeping the whole-frame sky estimate's meshes, as for
+            `circular_photometry`.
         verbose : bool
             False lowers ezphot's logging to warnings for this call.
         visualize : bool

@@ -20,10 +20,14 @@ these has NaN flux, never an exception.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import math
+import os
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import astropy.units as u
 import numpy as np
@@ -41,8 +45,8 @@ from .geometry import sky_to_pixel_ellipse, to_pixel
 
 log = logging.getLogger(__name__)
 
-__all__ = ["circular_photometry", "elliptical_photometry", "FLAG_PARTIAL", "FLAG_OFF",
-           "FLAG_MASKED", "FLAG_NONFINITE", "FLAG_BADSKY"]
+__all__ = ["circular_photometry", "elliptical_photometry", "prepare_sky_cache", "FLAG_PARTIAL",
+           "FLAG_OFF", "FLAG_MASKED", "FLAG_NONFINITE", "FLAG_BADSKY"]
 
 FLAG_PARTIAL, FLAG_OFF, FLAG_MASKED, FLAG_NONFINITE = 1, 2, 4, 8
 FLAG_BADSKY = 16  # background or RMS not finite in the aperture (e.g. an all-masked tile)
@@ -68,61 +72,115 @@ def _tile_box(slc: tuple[slice, slice], shape: tuple[int, int],
 
 
 class _TileEstimate:
-    """Background and RMS estimated on tiles around the positions (cached).
+    """Background and RMS estimated on tiles around the positions (cached), or on the whole
+    frame when the tiles would cover 15 % of it.
 
     Default (issue 15): the deep-masked 4-sigma-clipped mean of `calculate_bkg` on 64-pixel
     meshes of each tile (`ezphot.background.tile_background`), unbiased for faint sources
     next to bright ones. ``estimator='sextractor'``: SExtractor's mode (sep), skew-corrected
     when the gain is known (`poisson_skew_correction`) — the former default, which the
     sources' light pulled up (blank apertures -0.4 to -1 ADU/px on 7DT-like frames).
+
+    Whole frame ('mean' only): the mesh levels of one pass over the frame, evaluated in each
+    aperture's cut-out (`ezphot.background.MeshSpline`: no frame-sized maps). `plan` decides
+    it from all the positions before the first is measured, so every position of a call gets
+    the same kind of sky. ``sky_cache``: a directory where those mesh levels are kept
+    (`_MeshCache`).
     """
 
     def __init__(self, img: BaseImage, mask: np.ndarray | None, box: int = 64, filt: int = 3,
-                 estimator: str = "mean"):
+                 estimator: str = "mean", sky_cache: Path | None = None):
         from ..background import seeing_pixels
 
         if estimator not in ("mean", "sextractor"):
             raise ValueError(f"estimator must be 'mean' or 'sextractor', got {estimator!r}")
         self.img, self.mask, self.box, self.filt = img, mask, box, filt
+        self.shape = img.shape  # (a header lookup each time it is asked)
         self.estimator = estimator
+        self.sky_cache = sky_cache
         self.gain, self.rdnoise = img.egain, img.rdnoise or 0.0
         self.fwhm = seeing_pixels(img)
         self._tiles: dict[tuple[int, int, int, int], tuple[np.ndarray, np.ndarray]] = {}
+        self._frame = None  # (MeshSpline of the level, of the RMS), or "nan": no usable mesh
 
     def label(self) -> dict:
         """What the estimate is, for the catalogue's metadata."""
         if self.estimator == "mean":
             return {"estimator": "clipped mean (4 sigma), deep source mask", "mesh": self.box,
                     "filter": self.filt, "tile": _TILE, "margin": _MARGIN,
-                    "fwhm_pixel": self.fwhm,
+                    "fwhm_pixel": self.fwhm, "whole_frame": self._frame is not None,
                     "user_mask": self.mask is not None}
         return {"estimator": "sextractor mode (sep)", "mesh": self.box, "filter": self.filt,
                 "tile": _TILE, "margin": _MARGIN,
                 "skew_correction": bool(self.gain), "user_mask": self.mask is not None}
 
+    def plan(self, px: np.ndarray, py: np.ndarray, extent: float) -> None:
+        """Use the whole frame from the start when the tiles around the positions (``px``,
+        ``py``: pixels; apertures of half size ``extent``) would cover 15 % of it."""
+        if self.estimator != "mean" or self._frame is not None or px.size == 0:
+            return
+        ny, nx = self.shape
+        if extent + 2 >= _MARGIN:  # apertures wider than the margins: a box each
+            side = 2 * (extent + 2 + 2 * self.box)
+            area = px.size * side * side
+        else:
+            ty = np.clip(np.round(py).astype(np.int64) // _TILE, 0, (ny - 1) // _TILE)
+            tx = np.clip(np.round(px).astype(np.int64) // _TILE, 0, (nx - 1) // _TILE)
+            tiles = np.unique(ty * (nx // _TILE + 1) + tx)
+            ty, tx = np.divmod(tiles, nx // _TILE + 1)
+            hy = np.minimum(ny, (ty + 1) * _TILE + _MARGIN) - np.maximum(0, ty * _TILE - _MARGIN)
+            hx = np.minimum(nx, (tx + 1) * _TILE + _MARGIN) - np.maximum(0, tx * _TILE - _MARGIN)
+            area = int(np.sum(hy * hx))
+        if area >= 0.15 * ny * nx:
+            self._use_frame()
+
     def _whole_frame(self) -> bool:
         """Once tiles cover 15 % of the frame, one pass over the whole frame is cheaper than
-        the rest of the tiles (their margins overlap): maps of the whole frame from then on."""
+        the rest of the tiles (their margins overlap): the whole frame from then on (for
+        positions `plan` did not see)."""
         if self.estimator != "mean":
             return False
-        if "frame" not in self._tiles:
-            ny, nx = self.img.shape
+        if self._frame is None:
+            ny, nx = self.shape
             area = sum((k[1] - k[0]) * (k[3] - k[2]) for k in self._tiles)
             if area < 0.15 * ny * nx:
                 return False
-            from ..background import tile_background
-
-            ignore = None if self.mask is None else self.mask
-            back, rms, _ = tile_background(self.img, ignore, box_size=self.box,
-                                           filter_size=self.filt, fwhm=self.fwhm)
-            self._tiles.clear()
-            self._tiles["frame"] = (back, rms)
+            self._use_frame()
         return True
 
+    def frame_meshes(self) -> tuple[np.ndarray, np.ndarray]:
+        """The mesh levels and spreads of the whole frame (`deep_background`, as
+        `tile_background` makes them): from ``sky_cache`` when it holds them for this file
+        and these parameters, else computed (and stored there). With a user mask they are
+        always computed."""
+        from ..background import deep_background
+
+        cache = None
+        if self.sky_cache is not None and self.mask is None:
+            cache = _MeshCache(self.sky_cache, self.img, self.box, self.filt, self.fwhm)
+            got = cache.load()
+            if got is not None:
+                return got
+        masks = [np.asarray(self.mask, bool)] if self.mask is not None and self.mask.any() \
+            else []
+        mesh, spread, _, _, _ = deep_background(self.img, masks, [], self.box, self.filt,
+                                                self.fwhm)
+        if cache is not None:
+            cache.store(mesh, spread)
+        return mesh, spread
+
+    def _use_frame(self) -> None:
+        from ..background import MeshSpline
+
+        mesh, spread = self.frame_meshes()
+        self._tiles.clear()
+        if not np.isfinite(mesh).any():
+            self._frame = "nan"
+            return
+        self._frame = (MeshSpline(mesh, self.filt, self.shape, self.box),
+                       MeshSpline(spread, self.filt, self.shape, self.box))
+
     def _tile(self, y0: int, y1: int, x0: int, x1: int):
-        if self._whole_frame():
-            back, rms = self._tiles["frame"]
-            return back[y0:y1, x0:x1], rms[y0:y1, x0:x1]
         key = (y0, y1, x0, x1)
         if key not in self._tiles:
             data = np.array(self.img.data[y0:y1, x0:x1], dtype=np.float32)
@@ -153,10 +211,153 @@ class _TileEstimate:
     def cutouts(self, slc: tuple[slice, slice]):
         """(background, rms) over the full-frame slices ``slc``."""
         ys, xs = slc
-        y0, y1, x0, x1 = _tile_box(slc, self.img.shape, self.box)
+        if self._whole_frame():
+            if self._frame == "nan":
+                nan = np.full((ys.stop - ys.start, xs.stop - xs.start), np.nan, np.float32)
+                return nan, nan
+            back, rms = self._frame
+            return (back.box(ys.start, ys.stop, xs.start, xs.stop),
+                    rms.box(ys.start, ys.stop, xs.start, xs.stop))
+        y0, y1, x0, x1 = _tile_box(slc, self.shape, self.box)
         back, rms = self._tile(y0, y1, x0, x1)
         local = (slice(ys.start - y0, ys.stop - y0), slice(xs.start - x0, xs.stop - x0))
         return back[local], rms[local]
+
+
+_MESH_CACHE_FORMAT = 1
+
+
+def _file_identity(img: BaseImage) -> tuple | None:
+    """(resolved path, HDU, size, mtime_ns, inode) of the image's file; None without one."""
+    try:
+        path = Path(img.path).resolve()
+        st = os.stat(path)
+    except (AttributeError, TypeError, OSError):
+        return None
+    return (str(path), getattr(img, "hdu", None), st.st_size, st.st_mtime_ns, st.st_ino)
+
+
+class _MeshCache:
+    """One entry of a ``sky_cache`` directory: the whole-frame mesh levels and spreads of
+    one image (kilobytes; `multiband_catalog` fills one while it detects).
+
+    The entry's name is a digest of the image file's identity (resolved path, HDU, size,
+    mtime_ns, inode), the shape, the estimate's parameters (mesh, filter, seeing FWHM) and
+    the ezphot version, which the entry also holds and which a read must match: a rewritten
+    file or other parameters never find it. It is written atomically and never replaces a
+    file already there.
+    """
+
+    def __init__(self, directory: Path, img: BaseImage, box: int, filt: int,
+                 fwhm: float | None):
+        from .. import __version__
+
+        self.img = img
+        self.identity = _file_identity(img)
+        key = {"format": _MESH_CACHE_FORMAT, "ezphot": __version__, "file": self.identity,
+               "shape": list(img.shape), "estimator": "mean", "box": int(box),
+               "filter": int(filt), "fwhm": None if fwhm is None else float(fwhm).hex()}
+        self.key = json.dumps(key, sort_keys=True)
+        digest = hashlib.sha256(self.key.encode()).hexdigest()[:40]
+        self.path = Path(directory) / f"sky-{digest}.npz"
+
+    def load(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The cached (mesh, spread), or None: no entry, or one that does not read as this
+        image's (then they are computed again)."""
+        if self.identity is None or self.identity != _file_identity(self.img):
+            return None
+        if not self.path.exists():
+            return None
+        try:
+            with np.load(self.path, allow_pickle=False) as z:
+                key, mesh, spread = str(z["key"]), z["mesh"], z["spread"]
+        except Exception as exc:  # noqa: BLE001 - zip, format or key errors: not an entry
+            log.warning("%s: not a sky cache entry (%s); the sky is computed again",
+                        self.path, exc)
+            return None
+        if key != self.key or mesh.dtype != np.float64 or mesh.shape != spread.shape \
+                or mesh.ndim != 2 or spread.dtype != np.float64:
+            log.warning("%s: not a sky cache entry of %s; the sky is computed again",
+                        self.path, self.img.path)
+            return None
+        log.debug("%s: whole-frame sky meshes from %s", self.img.path, self.path)
+        return mesh, spread
+
+    def store(self, mesh: np.ndarray, spread: np.ndarray) -> bool:
+        """Write the entry (atomically), unless the file changed while the meshes were made
+        or something is there already. A failure to write only logs (the meshes were made)."""
+        from .._io import atomic_write
+        from ..exceptions import EzphotError
+
+        if self.identity is None or self.identity != _file_identity(self.img) \
+                or os.path.lexists(self.path):
+            return False
+
+        def write(tmp: Path) -> None:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, key=np.array(self.key), mesh=np.asarray(mesh, np.float64),
+                         spread=np.asarray(spread, np.float64))
+
+        try:
+            atomic_write(self.path, write, may_replace=_keep_existing)
+        except (OSError, EzphotError) as exc:
+            log.warning("%s: sky meshes not cached in %s (%s)", self.img.path,
+                        self.path.parent, exc)
+            return False
+        return True
+
+
+def _keep_existing(path: Path) -> None:
+    from ..exceptions import OutputError
+
+    raise OutputError(f"{path}: already there (kept)")
+
+
+def _sky_cache_dir(sky_cache) -> Path | None:
+    """Validate ``sky_cache``: None or an existing directory."""
+    if sky_cache is None:
+        return None
+    try:
+        path = Path(sky_cache)
+    except TypeError as exc:
+        raise ArgumentError(f"sky_cache must be a directory, got {sky_cache!r}") from exc
+    if not path.is_dir():
+        raise ArgumentError(f"sky_cache: {path} is not a directory")
+    return path
+
+
+def prepare_sky_cache(image, sky_cache: str | os.PathLike) -> bool:
+    """Make (or find) the whole-frame sky meshes that forced photometry without maps or
+    mask would make for ``image``, in the cache directory ``sky_cache``: exactly the estimate
+    of `circular_photometry`/`elliptical_photometry` (same mesh, filter and seeing).
+
+    Parameters
+    ----------
+    image : BaseImage, ImageDescriptor or path
+        The image.
+    sky_cache : path-like
+        An existing directory.
+
+    Returns
+    -------
+    bool
+        True when the entry exists afterwards. Never raises for a bad image (a forced call
+        then meets the problem itself): logs and returns False.
+    """
+    img = None
+    try:
+        img = as_image(image)
+        est = _TileEstimate(img, None, sky_cache=_sky_cache_dir(sky_cache))
+        cache = _MeshCache(est.sky_cache, img, est.box, est.filt, est.fwhm)
+        if cache.load() is None:
+            est.frame_meshes()
+        return cache.load() is not None
+    except Exception as exc:  # noqa: BLE001 - a preparation only saves time
+        log.warning("%s: sky meshes not prepared (%s: %s)", image, type(exc).__name__, exc)
+        return False
+    finally:
+        if img is not None:
+            img.close()  # the file handle read_rows opened
 
 
 class _RegionEstimate:
@@ -600,9 +801,15 @@ def _position_table(img, px, py) -> Table:
     return table
 
 
-def _sky_source(img, bkg, rms, mask, annulus: bool):
+def _sky_source(img, bkg, rms, mask, annulus: bool, px, py, usable, extent: float,
+                sky_cache: Path | None = None) -> _Sky:
+    """The call's sky; a tile estimate decides at once whether it uses the whole frame."""
     need_estimate = (bkg is None and not annulus) or (rms is None and not annulus)
-    return _Sky(bkg, rms, _TileEstimate(img, mask) if need_estimate else None)
+    if not need_estimate:
+        return _Sky(bkg, rms, None)
+    est = _TileEstimate(img, mask, sky_cache=sky_cache)
+    est.plan(px[usable], py[usable], extent)
+    return _Sky(bkg, rms, est)
 
 
 def _bkg_details(sky: _Sky, bkg, annulus, fwhm: float | None = None) -> dict:
@@ -643,7 +850,8 @@ def circular_photometry(target_img, x, y, *, aperture_diameter_arcsec=(5, 7, 10)
                         target_bkg=None, target_mask=None, target_bkgrms=None,
                         method: str = "exact", subpixels: int = 5, egain: float | None = None,
                         seeing: float | None = None, zeropoint: float | str = 0.0,
-                        save: bool = True, confusion_error: bool = True) -> Catalog:
+                        save: bool = True, confusion_error: bool = True,
+                        sky_cache: str | os.PathLike | None = None) -> Catalog:
     """Forced photometry in circular apertures; see `AperturePhotometry.circular_photometry`.
 
     Positions are measured in chunks (bounded memory for any number of positions).
@@ -685,6 +893,12 @@ def circular_photometry(target_img, x, y, *, aperture_diameter_arcsec=(5, 7, 10)
     confusion_error : bool
         Add the blank apertures' excess scatter over the noise model to FLUXERR/MAGERR
         (see above; ``meta['confusion_error']``). False: the noise model alone.
+    sky_cache : path-like, optional
+        A directory keeping the whole-frame sky estimate (used when no ``target_bkg``/
+        ``target_bkgrms``/``target_mask`` is given and the positions' tiles would cover 15 %
+        of the frame): its mesh levels are read from there when an entry for this file
+        (path, HDU, size, mtime, inode) and estimate exists, else made and stored there
+        (atomically; kilobytes). The numbers are those made without it. Default: none.
 
     Returns
     -------
@@ -698,6 +912,7 @@ def circular_photometry(target_img, x, y, *, aperture_diameter_arcsec=(5, 7, 10)
     validate.seeing(seeing)
     zeropoint = validate.zeropoint(zeropoint, img.header, img.path)  # a number or a keyword
     subpixels = validate.size(subpixels, "subpixels", maximum=100)
+    sky_cache = _sky_cache_dir(sky_cache)
     px, py, usable = _positions(img, x, y, unit)
     seeing = seeing if seeing is not None else img.seeing
     diam_arcsec, diam_px = aperture_diameters(img, aperture_diameter_arcsec,
@@ -729,7 +944,7 @@ def circular_photometry(target_img, x, y, *, aperture_diameter_arcsec=(5, 7, 10)
         return make_masks
 
     extent = (r_in + width) if with_annulus else max(diam_px) / 2.0
-    sky = _sky_source(img, bkg, rms, mask, with_annulus)
+    sky = _sky_source(img, bkg, rms, mask, with_annulus, px, py, usable, extent, sky_cache)
     ann_fwhm = _seeing_fwhm(img, seeing) if with_annulus else None
     gain = _gain(img, egain)
     conf = None
@@ -795,7 +1010,8 @@ def elliptical_photometry(target_img, x, y, a, b, theta, *,
                           unit: str = "pixel", annulus_ratio: float | None = None,
                           target_bkg=None, target_mask=None, target_bkgrms=None,
                           method: str = "exact", subpixels: int = 5, egain: float | None = None,
-                          zeropoint: float | str = 0.0, save: bool = True) -> Catalog:
+                          zeropoint: float | str = 0.0, save: bool = True,
+                          sky_cache: str | os.PathLike | None = None) -> Catalog:
     """Forced photometry in elliptical apertures; see `AperturePhotometry.elliptical_photometry`.
 
     Positions are measured in chunks (bounded memory for any number of positions).
@@ -831,6 +1047,8 @@ def elliptical_photometry(target_img, x, y, a, b, theta, *,
         measured with it.
     save : bool
         Write the catalogue beside the image (atomically).
+    sky_cache : path-like, optional
+        A directory keeping the whole-frame sky estimate, as for `circular_photometry`.
 
     Returns
     -------
@@ -843,6 +1061,7 @@ def elliptical_photometry(target_img, x, y, a, b, theta, *,
     validate.egain(egain)
     zeropoint = validate.zeropoint(zeropoint, img.header, img.path)  # a number or a keyword
     subpixels = validate.size(subpixels, "subpixels", maximum=100)
+    sky_cache = _sky_cache_dir(sky_cache)
     targets = (x, y, a, b, theta)  # as given: they name the catalogue file
     px, py, usable = _positions(img, x, y, unit)
     n = px.size
@@ -895,7 +1114,7 @@ def elliptical_photometry(target_img, x, y, a, b, theta, *,
 
     area = np.pi * a * b
     extent = float(np.max(a[usable]) * ratio) if usable.any() else 0.0
-    sky = _sky_source(img, bkg, rms, mask, with_annulus)
+    sky = _sky_source(img, bkg, rms, mask, with_annulus, px, py, usable, extent, sky_cache)
     ann_fwhm = _seeing_fwhm(img) if with_annulus else None
     columns, flags = _chunked_measure(img, px, py, usable, make_masks, 1, extent, sky, mask,
                                       "elliptical", _gain(img, egain), zeropoint, fwhm=ann_fwhm)

@@ -85,11 +85,13 @@ METHODS: dict[str, PhotometryMethod] = {
                          versions=("sextractor",), detection=True),
         PhotometryMethod("photutils", "ezphot.photometry.detect:photutils_photometry",
                          ".phot.cat", versions=("photutils",), detection=True),
+        # sky_cache: where the whole-frame sky is kept (the same numbers without it)
         PhotometryMethod("circular", "ezphot.photometry.forced:circular_photometry",
-                         ".circ.cat", targets=("x", "y"), versions=("photutils",)),
+                         ".circ.cat", targets=("x", "y"), not_result=frozenset({"sky_cache"}),
+                         versions=("photutils",)),
         PhotometryMethod("elliptical", "ezphot.photometry.forced:elliptical_photometry",
                          ".ellip.cat", targets=("x", "y", "a", "b", "theta"),
-                         versions=("photutils",)),
+                         not_result=frozenset({"sky_cache"}), versions=("photutils",)),
     )
 }
 
