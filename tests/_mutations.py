@@ -135,7 +135,7 @@ MUTATIONS = [
  ("spline-band", "ezphot/background.py", "        ka, kb = int(self._y_first[y0:y1].min()), int(self._y_last[y0:y1].max()) + 1", "        ka, kb = int(self._y_first[y0:y1].min()), int(self._y_last[y0:y1].max())", [S + "::test_mesh_spline_boxes_are_scipys_spline"]),
  ("sky-cache-mtime", "ezphot/photometry/forced.py", "    return (str(path), getattr(img, \"hdu\", None), st.st_size, st.st_mtime_ns, st.st_ino)", "    return (str(path), getattr(img, \"hdu\", None), st.st_size, 0, st.st_ino)", [S + "::test_changed_file_never_served"]),
  ("sky-cache-key", "ezphot/photometry/forced.py", "        if key != self.key or mesh.dtype != np.float64 or mesh.shape != spread.shape \\", "        if mesh.dtype != np.float64 or mesh.shape != spread.shape \\", [S + "::test_damaged_or_foreign_entry"]),
- ("multiband-sky", "ezphot/multiband.py", "        sky = {\"sky_cache\": str(run)} if run is not None else {}", "        sky = {}", ["tests/test_multiband.py::test_two_workers_equal_one"]),
+ ("multiband-sky", "ezphot/multiband.py", "        sky = {\"sky_cache\": str(run)} if run is not None else {}", "        sky = {}", ["tests/test_multiband.py::test_failed_sky_preparation_changes_nothing"]),
 ]
 
 # Mutants judged equivalent (no test can tell them apart on real data): listed, never run.
