@@ -264,8 +264,8 @@ def bench_forced(frames_dir: Path, repeat: int) -> dict:
     new_t, old_t = [], []
     former = forced._sky_source
 
-    def mode_estimate(img_, bkg_, rms_, mask_, annulus_):
-        sky = former(img_, bkg_, rms_, mask_, annulus_)
+    def mode_estimate(img_, bkg_, rms_, mask_, annulus_, *args, **kwargs):
+        sky = former(img_, bkg_, rms_, mask_, annulus_, *args, **kwargs)
         if sky.estimate is not None:
             sky.estimate = forced._TileEstimate(img_, mask_, estimator="sextractor")
         return sky
@@ -822,7 +822,8 @@ def bench_multiband(frames_dir: Path, repeat: int) -> dict:
     """multiband_catalog over 8 full-size frames in 4 filters: 1 vs 2 local workers.
 
     The whole call is timed: the choice of the deepest frame, the detection (one frame,
-    serial; the 2 workers are started with the call and import meanwhile) and the forced
+    serial; the 2 workers are started with the call, import meanwhile, and one of them makes
+    the frames' whole-frame sky while it runs) and the forced
     photometry of every frame (the batch engine). ``resume=False``: every run measures
     everything again. The two catalogues must be equal column for column. Must run under
     ``if __name__ == '__main__'``.
