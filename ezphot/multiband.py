@@ -265,7 +265,12 @@ class _SkyPreparation:
             self._slots.acquire()
             if self._stopped.is_set():
                 return
-            future = self._submit(prepare_sky_cache, self._todo.pop(0), self._directory)
+            try:
+                future = self._submit(prepare_sky_cache, self._todo.pop(0), self._directory)
+            except Exception as exc:  # noqa: BLE001 - a preparation only saves time
+                log.warning("Multi-band: sky preparation not submitted (%s: %s)",
+                            type(exc).__name__, exc)
+                return
             if future is None:  # the pool broke or is shut down
                 return
             self.futures.append(future)
