@@ -433,15 +433,20 @@ def local_pool(workers: int | None = None, *, warm_up: Iterable[str] = ()):
     pool = _new_pool(n)
     state = {"pool": pool, "workers": n, "broken": False}
     token = _SHARED_POOL.set(state)
+    done = False
     try:
         modules = tuple(warm_up)
         with _one_blas_thread_each():  # the processes start here
             for _ in range(n):  # one task per worker: every process is spawned now
                 pool.submit(_warm_up, modules)
         yield n
+        done = True
     finally:
         _SHARED_POOL.reset(token)
-        pool.shutdown(wait=True, cancel_futures=True)
+        # after success the idle workers exit on their own (their interpreters' teardown,
+        # ~0.5 s, is not the caller's to wait for); after a failure they are waited for, so
+        # that no task outlives the caller's run directories
+        pool.shutdown(wait=not done, cancel_futures=True)
 
 
 def local_submitter() -> Callable[..., Future | None] | None:

@@ -34,6 +34,7 @@ import threading
 import time
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import wait
 from pathlib import Path
 
 import astropy.units as u
@@ -283,9 +284,11 @@ class _SkyPreparation:
         self._thread.join()
 
     def prepared(self) -> int:
-        """How many frames' sky was made (after the pool's tasks ran)."""
-        return sum(1 for f in self.futures
-                   if f.done() and not f.cancelled() and f.exception() is None and f.result())
+        """How many frames' sky was made; waits for the ones submitted (they came before
+        the forced photometry in the workers' queue: done by now)."""
+        wait(self.futures)
+        return sum(1 for f in self.futures if not f.cancelled() and f.exception() is None
+                   and f.result())
 
 
 def _run(paths, method, batch, options) -> list[dict]:
