@@ -228,13 +228,16 @@ _MESH_CACHE_FORMAT = 1
 
 
 def _file_identity(img: BaseImage) -> tuple | None:
-    """(resolved path, HDU, size, mtime_ns, inode) of the image's file; None without one."""
+    """(resolved path, HDU, size, mtime_ns, inode, ctime_ns) of the image's file; None
+    without one. The ctime: a rewrite whose mtime was put back (``os.utime``) still changes
+    it (only the kernel sets it)."""
     try:
         path = Path(img.path).resolve()
         st = os.stat(path)
     except (AttributeError, TypeError, OSError):
         return None
-    return (str(path), getattr(img, "hdu", None), st.st_size, st.st_mtime_ns, st.st_ino)
+    return (str(path), getattr(img, "hdu", None), st.st_size, st.st_mtime_ns, st.st_ino,
+            st.st_ctime_ns)
 
 
 class _MeshCache:
@@ -242,9 +245,9 @@ class _MeshCache:
     one image (kilobytes; `multiband_catalog` fills one while it detects).
 
     The entry's name is a digest of the image file's identity (resolved path, HDU, size,
-    mtime_ns, inode), the shape, the estimate's parameters (mesh, filter, seeing FWHM) and
-    the ezphot version, which the entry also holds and which a read must match: a rewritten
-    file or other parameters never find it. It is written atomically and never replaces a
+    mtime_ns, inode, ctime_ns), the shape, the estimate's parameters (mesh, filter, seeing
+    FWHM) and the ezphot version, which the entry also holds and which a read must match: a
+    rewritten file or other parameters never find it. It is written atomically and never replaces a
     file already there.
     """
 
@@ -292,6 +295,10 @@ class _MeshCache:
         if self.identity is None or self.identity != _file_identity(self.img) \
                 or os.path.lexists(self.path):
             return False
+        if not self.path.parent.is_dir():  # removed meanwhile: atomic_write would remake it
+            log.warning("%s: sky meshes not cached: %s is gone", self.img.path,
+                        self.path.parent)
+            return False
 
         def write(tmp: Path) -> None:
             with open(tmp, "wb") as fh:
@@ -317,6 +324,9 @@ def _sky_cache_dir(sky_cache) -> Path | None:
     """Validate ``sky_cache``: None or an existing directory."""
     if sky_cache is None:
         return None
+    if isinstance(sky_cache, str) and not sky_cache.strip():
+        # Path("") is the current directory: never fill it unasked
+        raise ArgumentError(f"sky_cache must be a directory, got {sky_cache!r}")
     try:
         path = Path(sky_cache)
     except TypeError as exc:
@@ -897,7 +907,7 @@ def circular_photometry(target_img, x, y, *, aperture_diameter_arcsec=(5, 7, 10)
         A directory keeping the whole-frame sky estimate (used when no ``target_bkg``/
         ``target_bkgrms``/``target_mask`` is given and the positions' tiles would cover 15 %
         of the frame): its mesh levels are read from there when an entry for this file
-        (path, HDU, size, mtime, inode) and estimate exists, else made and stored there
+        (path, HDU, size, mtime, inode, ctime) and estimate exists, else made and stored there
         (atomically; kilobytes). The numbers are those made without it. Default: none.
 
     Returns

