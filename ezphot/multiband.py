@@ -541,7 +541,9 @@ def multiband_catalog(images: Iterable, *, detection_image=None,
                            for t, s in zip(ft, scale, strict=True)]).reshape(shape)
             fe = np.array([np.asarray(t[f"FLUXERR_{kind}"], float) * s
                            for t, s in zip(ft, scale, strict=True)]).reshape(shape)
-            fg = np.array([np.asarray(t["FLAGS"], np.int32) for t in ft]).reshape(shape)
+            # int32 also when every frame of the band failed (an empty list is float64)
+            fg = np.array([np.asarray(t["FLAGS"], np.int32) for t in ft],
+                          np.int32).reshape(shape)
             use = usable_measurements(fl, fe, fg)
             flux, err, nfr = combine_inverse_variance(np.where(use, fl, np.nan), fe)
             unit = u.uJy if calibrated else u.ct

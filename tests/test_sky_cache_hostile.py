@@ -87,3 +87,26 @@ def test_vanished_cache_directory_is_not_remade(small, tmp_path):
     assert not cache.store(mesh, spread)
     assert not cache_dir.exists()
     img.close()
+
+
+def test_band_whose_only_frame_fails_is_skipped(tmp_path):
+    """on_error='skip' with the only frame of a band unreadable: the catalogue is made (the
+    band's combination has no frame: NaN, NFRAMES 0), the frame listed in meta['failed'];
+    it crashed with a numpy TypeError (the band's FLAGS array of no frame was float64)."""
+    from ezphot.datasets import FrameSpec, make_multiband_field
+    from ezphot.multiband import multiband_catalog
+
+    spec = FrameSpec(shape=(400, 500), star_density=2.5, mag_range=(12.0, 21.0))
+    field = make_multiband_field(tmp_path / "scidata", ("m400", "g"), spec=spec, seed=5)
+    bands = list(field.frames["FILTER"])
+    good, bad = (str(field.paths[bands.index(b)]) for b in ("m400", "g"))
+    with open(bad, "r+b") as fh:
+        fh.truncate(20000)
+    cat = multiband_catalog([good, bad], detection_image=good, zeropoints=field.zeropoints,
+                            aperture_diameter_arcsec=[5.0], detection_sigma=1.5, workers=1,
+                            on_error="skip", progress=False, resume=False)
+    assert [f for f, _ in cat.meta["failed"]] == [bad]
+    assert len(cat.data) > 0
+    assert np.all(np.isnan(np.asarray(cat.data["FLUX_APER_g"])))
+    assert np.all(np.asarray(cat.data["NFRAMES_g"]) == 0)
+    assert np.isfinite(np.asarray(cat.data["FLUX_APER_m400"])).any()
