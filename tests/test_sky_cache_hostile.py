@@ -110,3 +110,37 @@ def test_band_whose_only_frame_fails_is_skipped(tmp_path):
     assert np.all(np.isnan(np.asarray(cat.data["FLUX_APER_g"])))
     assert np.all(np.asarray(cat.data["NFRAMES_g"]) == 0)
     assert np.isfinite(np.asarray(cat.data["FLUX_APER_m400"])).any()
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+def test_pixels_of_a_replaced_file_never_stored_as_the_new_ones(small, tmp_path, compressed):
+    """An image object whose pixels were opened (a read handle, or a tile-compressed HDU's
+    decompressed pixels) before its path got another file (os.replace: new inode): its
+    forced call with a cache must not store the old file's meshes under the new file's
+    identity (later calls on the new file would get the old sky: here +40 ADU apart)."""
+    from ezphot.imageobjects import ScienceImage
+
+    src, x, y = small
+    header, data = fits.getheader(src), fits.getdata(src)
+
+    def write(path, pixels):
+        if compressed:
+            fits.HDUList([fits.PrimaryHDU(), fits.CompImageHDU(
+                pixels, header, compression_type="GZIP_2")]).writeto(path)
+        else:
+            fits.writeto(path, pixels, header)
+
+    path, cache = tmp_path / "frame.fits", tmp_path / "cache"
+    cache.mkdir()
+    write(path, data)
+    img = ScienceImage(path)
+    if compressed:
+        assert img.data is not None
+    else:
+        img.read_rows(0, 2)
+    write(tmp_path / "new.fits", data + np.float32(40.0))
+    os.replace(tmp_path / "new.fits", path)
+    circular_photometry(img, x, y, sky_cache=cache, **Q)
+    img.close()
+    _equal(circular_photometry(path, x, y, **Q).data,
+           circular_photometry(path, x, y, sky_cache=cache, **Q).data)

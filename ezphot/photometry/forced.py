@@ -158,6 +158,12 @@ class _TileEstimate:
         cache = None
         if self.sky_cache is not None and self.mask is None:
             cache = _MeshCache(self.sky_cache, self.img, self.box, self.filt, self.fwhm)
+            # the entry is the file's at the path now: drop a read handle (or decompressed
+            # pixels) of an earlier file there, or its meshes would be kept under this one's
+            # identity (and the call would measure the one with the other's sky)
+            self.img.close()
+            if getattr(self.img, "compressed", False):
+                self.img.clear()
             got = cache.load()
             if got is not None:
                 return got
