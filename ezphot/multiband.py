@@ -162,13 +162,19 @@ def _load(images) -> list:
     out, seen = [], set()
     for item in images:
         img = as_image(item)
-        if str(img.path) in seen:
-            raise ArgumentError(f"{img.path}: given twice")
-        seen.add(str(img.path))
+        if _label(img) in seen:
+            raise ArgumentError(f"{_label(img)}: given twice")
+        seen.add(_label(img))
         out.append(img)
     if not out:
         raise ArgumentError("multiband_catalog needs at least one image")
     return out
+
+
+def _label(img) -> str:
+    """The image as `run_batch` and the workers take it: its path, with ``[HDU]`` when the
+    file holds several images (the path alone is the first image HDU)."""
+    return img.descriptor().label
 
 
 def _check_image(img) -> str:
@@ -426,7 +432,7 @@ def multiband_catalog(images: Iterable, *, detection_image=None,
         run = stack.enter_context(run_directory("ezphot-multiband-")) if own_sky else None
         n_workers = stack.enter_context(local_pool(workers if local else 1, warm_up=_WARM_UP))
         submit = local_submitter() if n_workers and run is not None else None
-        preparation = _SkyPreparation(submit, [str(img.path) for img in imgs], run,
+        preparation = _SkyPreparation(submit, [_label(img) for img in imgs], run,
                                       limit=max(1, n_workers - 1)) if submit is not None \
             else None
         if preparation is not None:
@@ -454,7 +460,7 @@ def multiband_catalog(images: Iterable, *, detection_image=None,
         det_opts.setdefault("aperture_diameter_arcsec", diam.tolist())
         det_opts.setdefault("aperture_diameter_seeing", [])
         det_opts.setdefault("detection_sigma", detection_sigma)
-        row = _run([str(det_img.path)], "sextractor", {**batch, "workers": 1}, det_opts)[0]
+        row = _run([_label(det_img)], "sextractor", {**batch, "workers": 1}, det_opts)[0]
         if row["status"] == "failed":
             raise MultibandError(f"{det_img.path}: detection failed: {row['error']}")
         detcat = Catalog(row["catalog"])
@@ -468,7 +474,7 @@ def multiband_catalog(images: Iterable, *, detection_image=None,
         timing["detection_s"] = time.perf_counter() - t_start - timing["choice_s"]
         if preparation is not None:
             preparation.stop()
-        paths = [str(img.path) for img in imgs]
+        paths = [_label(img) for img in imgs]
         fopts = dict(forced_options or {})
         fopts.update(x=ra, y=dec, unit="coord", aperture_diameter_arcsec=diam.tolist(),
                      aperture_diameter_seeing=[], **sky)

@@ -144,3 +144,32 @@ def test_pixels_of_a_replaced_file_never_stored_as_the_new_ones(small, tmp_path,
     img.close()
     _equal(circular_photometry(path, x, y, **Q).data,
            circular_photometry(path, x, y, sky_cache=cache, **Q).data)
+
+
+def test_multiband_measures_the_hdu_it_was_given(tmp_path):
+    """Two filters' frames as the two image HDUs of one file: `multiband_catalog` measures
+    (and prepares the sky of) the HDU each image names — the same columns as the frames in
+    files of their own. It measured the path's first image HDU (the m400 pixels as m600:
+    silently wrong) and refused both HDUs as one image given twice."""
+    from ezphot.datasets import FrameSpec, make_multiband_field
+    from ezphot.imageobjects import ScienceImage
+    from ezphot.multiband import multiband_catalog
+
+    spec = FrameSpec(shape=(400, 500), star_density=2.5, mag_range=(12.0, 21.0))
+    field = make_multiband_field(tmp_path / "scidata", ("m400", "m600", "g"), spec=spec,
+                                 seed=5)
+    bands = list(field.frames["FILTER"])
+    m400, m600, g = (str(field.paths[bands.index(b)]) for b in ("m400", "m600", "g"))
+    mef = tmp_path / "mef.fits"
+    fits.HDUList([fits.PrimaryHDU()] + [fits.ImageHDU(fits.getdata(p), fits.getheader(p))
+                                        for p in (m400, m600)]).writeto(mef)
+    opts = dict(detection_image=g, zeropoints=field.zeropoints, aperture_diameter_arcsec=[5.0],
+                detection_sigma=1.5, workers=1, progress=False, resume=False)
+    ref = multiband_catalog([m400, m600, g], **opts).data
+    both = multiband_catalog([ScienceImage(mef, hdu=1), ScienceImage(mef, hdu=2), g],
+                             **opts).data
+    one = multiband_catalog([ScienceImage(mef, hdu=2), g], **opts).data
+    for name in ("FLUX_APER_m400", "FLUX_APER_m600", "FLUX_APER_g"):
+        np.testing.assert_array_equal(np.asarray(both[name]), np.asarray(ref[name]))
+    np.testing.assert_array_equal(np.asarray(one["FLUX_APER_m600"]),
+                                  np.asarray(ref["FLUX_APER_m600"]))
