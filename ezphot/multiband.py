@@ -159,12 +159,17 @@ def image_depth(img, zeropoint: float | None, aperture_diameter_arcsec: float, *
 def _load(images) -> list:
     from .photometry.common import as_image
 
-    out, seen = [], set()
+    out, seen = [], {}
     for item in images:
         img = as_image(item)
-        if _label(img) in seen:
-            raise ArgumentError(f"{_label(img)}: given twice")
-        seen.add(_label(img))
+        try:  # one file under two names (a link) is one image too: measured once
+            st = os.stat(img.path)
+            key = (st.st_dev, st.st_ino, img.hdu)
+        except OSError:
+            key = (os.path.realpath(img.path), img.hdu)
+        if key in seen:
+            raise ArgumentError(f"{_label(img)}: given twice (as {seen[key]})")
+        seen[key] = _label(img)
         out.append(img)
     if not out:
         raise ArgumentError("multiband_catalog needs at least one image")

@@ -140,6 +140,7 @@ MUTATIONS = [
  ("sky-cache-empty", "ezphot/photometry/forced.py", "    if isinstance(sky_cache, str) and not sky_cache.strip():", "    if False:", [H + "::test_empty_sky_cache_is_refused"]),
  ("sky-cache-gone", "ezphot/photometry/forced.py", "        if not self.path.parent.is_dir():", "        if False:", [H + "::test_vanished_cache_directory_is_not_remade"]),
  ("multiband-hdu", "ezphot/multiband.py", "        paths = [_label(img) for img in imgs]", "        paths = [str(img.path) for img in imgs]", [H + "::test_multiband_measures_the_hdu_it_was_given"]),
+ ("multiband-link", "ezphot/multiband.py", "            key = (st.st_dev, st.st_ino, img.hdu)", "            key = (img.path, img.hdu)", [H + "::test_multiband_refuses_one_file_under_two_names"]),
  ("multiband-no-frame", "ezphot/multiband.py", "                          np.int32).reshape(shape)", "                          ).reshape(shape)", [H + "::test_band_whose_only_frame_fails_is_skipped"]),
  ("sky-cache-key", "ezphot/photometry/forced.py", "        if key != self.key or mesh.dtype != np.float64 or mesh.shape != spread.shape \\", "        if mesh.dtype != np.float64 or mesh.shape != spread.shape \\", [S + "::test_damaged_or_foreign_entry"]),
  ("multiband-sky", "ezphot/multiband.py", "        sky = {\"sky_cache\": str(run)} if run is not None else {}", "        sky = {}", ["tests/test_multiband.py::test_failed_sky_preparation_changes_nothing"]),

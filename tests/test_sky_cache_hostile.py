@@ -146,20 +146,44 @@ def test_pixels_of_a_replaced_file_never_stored_as_the_new_ones(small, tmp_path,
            circular_photometry(path, x, y, sky_cache=cache, **Q).data)
 
 
-def test_multiband_measures_the_hdu_it_was_given(tmp_path):
+@pytest.fixture(scope="module")
+def field3(tmp_path_factory):
+    """Three filters' frames (400x500): paths of m400, m600, g, and the field."""
+    from ezphot.datasets import FrameSpec, make_multiband_field
+
+    spec = FrameSpec(shape=(400, 500), star_density=2.5, mag_range=(12.0, 21.0))
+    field = make_multiband_field(tmp_path_factory.mktemp("field3") / "scidata",
+                                 ("m400", "m600", "g"), spec=spec, seed=5)
+    bands = list(field.frames["FILTER"])
+    return tuple(str(field.paths[bands.index(b)]) for b in ("m400", "m600", "g")), field
+
+
+def test_multiband_refuses_one_file_under_two_names(field3, tmp_path):
+    """A frame and a symbolic or hard link to it are one image: refused as given twice
+    (it was measured twice and entered its filter's combination twice: errors 1/sqrt(2)
+    too small)."""
+    from ezphot.exceptions import ArgumentError
+    from ezphot.multiband import multiband_catalog
+
+    (m400, m600, g), field = field3
+    for kind in ("symlink", "hardlink"):
+        link = tmp_path / f"{kind}.fits"
+        (link.symlink_to if kind == "symlink" else link.hardlink_to)(m400)
+        with pytest.raises(ArgumentError, match="given twice"):
+            multiband_catalog([m400, str(link), g], zeropoints=field.zeropoints,
+                              aperture_diameter_arcsec=[5.0], detection_sigma=1.5,
+                              workers=1, progress=False, resume=False)
+
+
+def test_multiband_measures_the_hdu_it_was_given(field3, tmp_path):
     """Two filters' frames as the two image HDUs of one file: `multiband_catalog` measures
     (and prepares the sky of) the HDU each image names — the same columns as the frames in
     files of their own. It measured the path's first image HDU (the m400 pixels as m600:
     silently wrong) and refused both HDUs as one image given twice."""
-    from ezphot.datasets import FrameSpec, make_multiband_field
     from ezphot.imageobjects import ScienceImage
     from ezphot.multiband import multiband_catalog
 
-    spec = FrameSpec(shape=(400, 500), star_density=2.5, mag_range=(12.0, 21.0))
-    field = make_multiband_field(tmp_path / "scidata", ("m400", "m600", "g"), spec=spec,
-                                 seed=5)
-    bands = list(field.frames["FILTER"])
-    m400, m600, g = (str(field.paths[bands.index(b)]) for b in ("m400", "m600", "g"))
+    (m400, m600, g), field = field3
     mef = tmp_path / "mef.fits"
     fits.HDUList([fits.PrimaryHDU()] + [fits.ImageHDU(fits.getdata(p), fits.getheader(p))
                                         for p in (m400, m600)]).writeto(mef)
