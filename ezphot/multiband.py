@@ -317,7 +317,9 @@ def multiband_catalog(images: Iterable, *, detection_image=None,
     Parameters
     ----------
     images : ImageSet or iterable of images/paths
-        The frames (each with a WCS and a FILTER); any number per filter.
+        The frames (each with a WCS and a FILTER); any number per filter. An image of a
+        file of several images is measured in its own HDU (``meta['frames']`` names it
+        ``path[HDU]``); one file under two names (a link) is refused as given twice.
     detection_image : image or path, optional
         Where to detect. Default: the deepest of ``images`` — the highest 5σ point-source
         depth in the first aperture, ``ZP − 2.5 log10(5 σ_pix √N_pix)`` (`image_depth`;
