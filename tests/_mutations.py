@@ -139,6 +139,7 @@ MUTATIONS = [
  ("sky-cache-reopen", "ezphot/photometry/forced.py", "            self.img.close()", "            pass", [H + "::test_pixels_of_a_replaced_file_never_stored_as_the_new_ones"]),
  ("sky-cache-empty", "ezphot/photometry/forced.py", "    if isinstance(sky_cache, str) and not sky_cache.strip():", "    if False:", [H + "::test_empty_sky_cache_is_refused"]),
  ("sky-cache-gone", "ezphot/photometry/forced.py", "        if not self.path.parent.is_dir():", "        if False:", [H + "::test_vanished_cache_directory_is_not_remade"]),
+ ("sky-cache-grid", "ezphot/photometry/forced.py", "                or mesh.shape != grid or spread.dtype != np.float64:", "                or spread.dtype != np.float64:", [H + "::test_entry_of_another_mesh_grid_is_not_used"]),
  ("multiband-hdu", "ezphot/multiband.py", "        paths = [_label(img) for img in imgs]", "        paths = [str(img.path) for img in imgs]", [H + "::test_multiband_measures_the_hdu_it_was_given"]),
  ("multiband-link", "ezphot/multiband.py", "            key = (st.st_dev, st.st_ino, img.hdu)", "            key = (img.path, img.hdu)", [H + "::test_multiband_refuses_one_file_under_two_names"]),
  ("multiband-no-frame", "ezphot/multiband.py", "                          np.int32).reshape(shape)", "                          ).reshape(shape)", [H + "::test_band_whose_only_frame_fails_is_skipped"]),

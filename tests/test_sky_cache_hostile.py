@@ -197,3 +197,23 @@ def test_multiband_measures_the_hdu_it_was_given(field3, tmp_path):
         np.testing.assert_array_equal(np.asarray(both[name]), np.asarray(ref[name]))
     np.testing.assert_array_equal(np.asarray(one["FLUX_APER_m600"]),
                                   np.asarray(ref["FLUX_APER_m600"]))
+
+
+def test_entry_of_another_mesh_grid_is_not_used(small, tmp_path, caplog):
+    """An entry under the right name and key whose meshes are not the frame's grid (edited,
+    or written by other code) is warned about and not used: the uncached numbers."""
+    import logging
+
+    src, x, y = small
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    plain = circular_photometry(src, x, y, **Q).data
+    circular_photometry(src, x, y, sky_cache=cache, **Q)
+    (entry,) = cache.iterdir()
+    with np.load(entry) as z:
+        key, mesh, spread = z["key"], z["mesh"], z["spread"]
+    with open(entry, "wb") as fh:
+        np.savez(fh, key=key, mesh=mesh[:2, :2], spread=spread[:2, :2])
+    with caplog.at_level(logging.WARNING, logger="ezphot"):
+        _equal(plain, circular_photometry(src, x, y, sky_cache=cache, **Q).data)
+    assert any(str(entry) in r.getMessage() for r in caplog.records)

@@ -261,7 +261,7 @@ class _MeshCache:
                  fwhm: float | None):
         from .. import __version__
 
-        self.img = img
+        self.img, self.box = img, int(box)
         self.identity = _file_identity(img)
         key = {"format": _MESH_CACHE_FORMAT, "ezphot": __version__, "file": self.identity,
                "shape": list(img.shape), "estimator": "mean", "box": int(box),
@@ -284,8 +284,10 @@ class _MeshCache:
             log.warning("%s: not a sky cache entry (%s); the sky is computed again",
                         self.path, exc)
             return None
+        ny, nx = self.img.shape
+        grid = (-(-ny // self.box), -(-nx // self.box))  # the meshes of deep_background
         if key != self.key or mesh.dtype != np.float64 or mesh.shape != spread.shape \
-                or mesh.ndim != 2 or spread.dtype != np.float64:
+                or mesh.shape != grid or spread.dtype != np.float64:
             log.warning("%s: not a sky cache entry of %s; the sky is computed again",
                         self.path, self.img.path)
             return None
