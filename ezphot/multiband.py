@@ -160,16 +160,27 @@ def image_depth(img, zeropoint: float | None, aperture_diameter_arcsec: float, *
 def _load(images) -> list:
     from .photometry.common import as_image
 
-    out, seen = [], set()
+    out, seen = [], {}
     for item in images:
         img = as_image(item)
-        if str(img.path) in seen:
-            raise ArgumentError(f"{img.path}: given twice")
-        seen.add(str(img.path))
+        try:  # one file under two names (a link) is one image too: measured once
+            st = os.stat(img.path)
+            key = (st.st_dev, st.st_ino, img.hdu)
+        except OSError:
+            key = (os.path.realpath(img.path), img.hdu)
+        if key in seen:
+            raise ArgumentError(f"{_label(img)}: given twice (as {seen[key]})")
+        seen[key] = _label(img)
         out.append(img)
     if not out:
         raise ArgumentError("multiband_catalog needs at least one image")
     return out
+
+
+def _label(img) -> str:
+    """The image as `run_batch` and the workers take it: its path, with ``[HDU]`` when the
+    file holds several images (the path alone is the first image HDU)."""
+    return img.descriptor().label
 
 
 def _check_image(img) -> str:
@@ -314,7 +325,9 @@ def multiband_catalog(images: Iterable, *, detection_image=None,
     Parameters
     ----------
     images : ImageSet or iterable of images/paths
-        The frames (each with a WCS and a FILTER); any number per filter.
+        The frames (each with a WCS and a FILTER); any number per filter. An image of a
+        file of several images is measured in its own HDU (``meta['frames']`` names it
+        ``path[HDU]``); one file under two names (a link) is refused as given twice.
     detection_image : image or path, optional
         Where to detect. Default: the deepest of ``images`` — the highest 5σ point-source
         depth in the first aperture, ``ZP − 2.5 log10(5 σ_pix √N_pix)`` (`image_depth`;
@@ -434,7 +447,7 @@ def multiband_catalog(images: Iterable, *, detection_image=None,
         run = stack.enter_context(run_directory("ezphot-multiband-")) if own_sky else None
         n_workers = stack.enter_context(local_pool(workers if local else 1, warm_up=_WARM_UP))
         submit = local_submitter() if n_workers and run is not None else None
-        preparation = _SkyPreparation(submit, [str(img.path) for img in imgs], run,
+        preparation = _SkyPreparation(submit, [_label(img) for img in imgs], run,
                                       limit=max(1, n_workers - 1)) if submit is not None \
             else None
         if preparation is not None:
@@ -462,7 +475,7 @@ def multiband_catalog(images: Iterable, *, detection_image=None,
         det_opts.setdefault("aperture_diameter_arcsec", diam.tolist())
         det_opts.setdefault("aperture_diameter_seeing", [])
         det_opts.setdefault("detection_sigma", detection_sigma)
-        row = _run([str(det_img.path)], "sextractor", {**batch, "workers": 1}, det_opts)[0]
+        row = _run([_label(det_img)], "sextractor", {**batch, "workers": 1}, det_opts)[0]
         if row["status"] == "failed":
             raise MultibandError(f"{det_img.path}: detection failed: {row['error']}")
         detcat = Catalog(row["catalog"])
@@ -476,7 +489,7 @@ def multiband_catalog(images: Iterable, *, detection_image=None,
         timing["detection_s"] = time.perf_counter() - t_start - timing["choice_s"]
         if preparation is not None:
             preparation.stop()
-        paths = [str(img.path) for img in imgs]
+        paths = [_label(img) for img in imgs]
         fopts = dict(forced_options or {})
         fopts.update(x=ra, y=dec, unit="coord", aperture_diameter_arcsec=diam.tolist(),
                      aperture_diameter_seeing=[], **sky)
@@ -549,7 +562,9 @@ def multiband_catalog(images: Iterable, *, detection_image=None,
                            for t, s in zip(ft, scale, strict=True)]).reshape(shape)
             fe = np.array([np.asarray(t[f"FLUXERR_{kind}"], float) * s
                            for t, s in zip(ft, scale, strict=True)]).reshape(shape)
-            fg = np.array([np.asarray(t["FLAGS"], np.int32) for t in ft]).reshape(shape)
+            # int32 also when every frame of the band failed (an empty list is float64)
+            fg = np.array([np.asarray(t["FLAGS"], np.int32) for t in ft],
+                          np.int32).reshape(shape)
             use = usable_measurements(fl, fe, fg)
             flux, err, nfr = combine_inverse_variance(np.where(use, fl, np.nan), fe)
             unit = u.uJy if calibrated else u.ct

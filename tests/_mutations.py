@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 R = "tests/test_references.py"
 F = "tests/test_formulas.py"
 S = "tests/test_forced_sky_cache.py"
+H = "tests/test_sky_cache_hostile.py"
 MUTATIONS = [
  # (id, file, old, new, tests)
  ("int-shift", "ezphot/photometry/sexphot.py", "            table[name] = col - 1", "            table[name] = col", [R + "::test_integer_positions_are_the_binarys_minus_one"]),
@@ -133,7 +134,15 @@ MUTATIONS = [
  ("sky-plan", "ezphot/photometry/forced.py", "    est.plan(px[usable], py[usable], extent)", "    pass", [S + "::test_every_position_gets_the_same_sky"]),
  ("sky-plan-threshold", "ezphot/photometry/forced.py", "        if area >= 0.15 * ny * nx:", "        if area >= 0.0:", [S + "::test_every_position_gets_the_same_sky"]),
  ("spline-band", "ezphot/background.py", "        ka, kb = int(self._y_first[y0:y1].min()), int(self._y_last[y0:y1].max()) + 1", "        ka, kb = int(self._y_first[y0:y1].min()), int(self._y_last[y0:y1].max())", [S + "::test_mesh_spline_boxes_are_scipys_spline"]),
- ("sky-cache-mtime", "ezphot/photometry/forced.py", "    return (str(path), getattr(img, \"hdu\", None), st.st_size, st.st_mtime_ns, st.st_ino)", "    return (str(path), getattr(img, \"hdu\", None), st.st_size, 0, st.st_ino)", [S + "::test_changed_file_never_served"]),
+ # ctime: a rewrite whose mtime was put back (the mtime alone is now covered by the ctime)
+ ("sky-cache-ctime", "ezphot/photometry/forced.py", "            st.st_ctime_ns)", "            0)", [H + "::test_rewrite_with_mtime_put_back_is_not_served"]),
+ ("sky-cache-reopen", "ezphot/photometry/forced.py", "            self.img.close()", "            pass", [H + "::test_pixels_of_a_replaced_file_never_stored_as_the_new_ones"]),
+ ("sky-cache-empty", "ezphot/photometry/forced.py", "    if isinstance(sky_cache, str) and not sky_cache.strip():", "    if False:", [H + "::test_empty_sky_cache_is_refused"]),
+ ("sky-cache-gone", "ezphot/photometry/forced.py", "        if not self.path.parent.is_dir():", "        if False:", [H + "::test_vanished_cache_directory_is_not_remade"]),
+ ("sky-cache-grid", "ezphot/photometry/forced.py", "                or mesh.shape != grid or spread.dtype != np.float64:", "                or spread.dtype != np.float64:", [H + "::test_entry_of_another_mesh_grid_is_not_used"]),
+ ("multiband-hdu", "ezphot/multiband.py", "        paths = [_label(img) for img in imgs]", "        paths = [str(img.path) for img in imgs]", [H + "::test_multiband_measures_the_hdu_it_was_given"]),
+ ("multiband-link", "ezphot/multiband.py", "            key = (st.st_dev, st.st_ino, img.hdu)", "            key = (img.path, img.hdu)", [H + "::test_multiband_refuses_one_file_under_two_names"]),
+ ("multiband-no-frame", "ezphot/multiband.py", "                          np.int32).reshape(shape)", "                          ).reshape(shape)", [H + "::test_band_whose_only_frame_fails_is_skipped"]),
  ("sky-cache-key", "ezphot/photometry/forced.py", "        if key != self.key or mesh.dtype != np.float64 or mesh.shape != spread.shape \\", "        if mesh.dtype != np.float64 or mesh.shape != spread.shape \\", [S + "::test_damaged_or_foreign_entry"]),
  ("multiband-sky", "ezphot/multiband.py", "        sky = {\"sky_cache\": str(run)} if run is not None else {}", "        sky = {}", ["tests/test_multiband.py::test_failed_sky_preparation_changes_nothing"]),
 ]

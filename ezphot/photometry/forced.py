@@ -158,6 +158,12 @@ class _TileEstimate:
         cache = None
         if self.sky_cache is not None and self.mask is None:
             cache = _MeshCache(self.sky_cache, self.img, self.box, self.filt, self.fwhm)
+            # the entry is the file's at the path now: drop a read handle (or decompressed
+            # pixels) of an earlier file there, or its meshes would be kept under this one's
+            # identity (and the call would measure the one with the other's sky)
+            self.img.close()
+            if getattr(self.img, "compressed", False):
+                self.img.clear()
             got = cache.load()
             if got is not None:
                 return got
@@ -228,13 +234,16 @@ _MESH_CACHE_FORMAT = 1
 
 
 def _file_identity(img: BaseImage) -> tuple | None:
-    """(resolved path, HDU, size, mtime_ns, inode) of the image's file; None without one."""
+    """(resolved path, HDU, size, mtime_ns, inode, ctime_ns) of the image's file; None
+    without one. The ctime: a rewrite whose mtime was put back (``os.utime``) still changes
+    it (only the kernel sets it)."""
     try:
         path = Path(img.path).resolve()
         st = os.stat(path)
     except (AttributeError, TypeError, OSError):
         return None
-    return (str(path), getattr(img, "hdu", None), st.st_size, st.st_mtime_ns, st.st_ino)
+    return (str(path), getattr(img, "hdu", None), st.st_size, st.st_mtime_ns, st.st_ino,
+            st.st_ctime_ns)
 
 
 class _MeshCache:
@@ -242,9 +251,9 @@ class _MeshCache:
     one image (kilobytes; `multiband_catalog` fills one while it detects).
 
     The entry's name is a digest of the image file's identity (resolved path, HDU, size,
-    mtime_ns, inode), the shape, the estimate's parameters (mesh, filter, seeing FWHM) and
-    the ezphot version, which the entry also holds and which a read must match: a rewritten
-    file or other parameters never find it. It is written atomically and never replaces a
+    mtime_ns, inode, ctime_ns), the shape, the estimate's parameters (mesh, filter, seeing
+    FWHM) and the ezphot version, which the entry also holds and which a read must match: a
+    rewritten file or other parameters never find it. It is written atomically and never replaces a
     file already there.
     """
 
@@ -252,7 +261,7 @@ class _MeshCache:
                  fwhm: float | None):
         from .. import __version__
 
-        self.img = img
+        self.img, self.box = img, int(box)
         self.identity = _file_identity(img)
         key = {"format": _MESH_CACHE_FORMAT, "ezphot": __version__, "file": self.identity,
                "shape": list(img.shape), "estimator": "mean", "box": int(box),
@@ -275,8 +284,10 @@ class _MeshCache:
             log.warning("%s: not a sky cache entry (%s); the sky is computed again",
                         self.path, exc)
             return None
+        ny, nx = self.img.shape
+        grid = (-(-ny // self.box), -(-nx // self.box))  # the meshes of deep_background
         if key != self.key or mesh.dtype != np.float64 or mesh.shape != spread.shape \
-                or mesh.ndim != 2 or spread.dtype != np.float64:
+                or mesh.shape != grid or spread.dtype != np.float64:
             log.warning("%s: not a sky cache entry of %s; the sky is computed again",
                         self.path, self.img.path)
             return None
@@ -291,6 +302,10 @@ class _MeshCache:
 
         if self.identity is None or self.identity != _file_identity(self.img) \
                 or os.path.lexists(self.path):
+            return False
+        if not self.path.parent.is_dir():  # removed meanwhile: atomic_write would remake it
+            log.warning("%s: sky meshes not cached: %s is gone", self.img.path,
+                        self.path.parent)
             return False
 
         def write(tmp: Path) -> None:
@@ -317,6 +332,9 @@ def _sky_cache_dir(sky_cache) -> Path | None:
     """Validate ``sky_cache``: None or an existing directory."""
     if sky_cache is None:
         return None
+    if isinstance(sky_cache, str) and not sky_cache.strip():
+        # Path("") is the current directory: never fill it unasked
+        raise ArgumentError(f"sky_cache must be a directory, got {sky_cache!r}")
     try:
         path = Path(sky_cache)
     except TypeError as exc:
@@ -897,7 +915,7 @@ def circular_photometry(target_img, x, y, *, aperture_diameter_arcsec=(5, 7, 10)
         A directory keeping the whole-frame sky estimate (used when no ``target_bkg``/
         ``target_bkgrms``/``target_mask`` is given and the positions' tiles would cover 15 %
         of the frame): its mesh levels are read from there when an entry for this file
-        (path, HDU, size, mtime, inode) and estimate exists, else made and stored there
+        (path, HDU, size, mtime, inode, ctime) and estimate exists, else made and stored there
         (atomically; kilobytes). The numbers are those made without it. Default: none.
 
     Returns
